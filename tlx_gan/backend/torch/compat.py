@@ -1,0 +1,126 @@
+"""Shims that run TLX 0.5.8's PyTorch backend on torch 2.x (tested on 2.13, CPU wheel)."""
+
+from __future__ import annotations
+
+import inspect
+
+from tlx_gan.compat import new_module, patch_after, substitute
+
+# The TLX torch optimizers that wrap a torch.optim optimizer, and the attribute holding it.
+_TLX_TORCH_OPTIMIZERS = {
+    "Adadelta": "optimizer_adadelta",
+    "Adagrad": "optimizer_adagrad",
+    "Adam": "optimizer_adam",
+    "Adamax": "optimizer_adamax",
+    "RMSprop": "optimizer_rmsprop",
+    "SGD": "optimizer_sgd",
+    "Momentum": "optimizer_momentum",
+}
+
+
+def _torchvision_unusable() -> bool:
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # absent, or PyPI's build that fails beside the CPU torch wheel
+        return True
+    return False
+
+
+@substitute("tensorlayerx.vision.ops.torch_ops", backend="torch", needed=_torchvision_unusable)
+def torch_vision_ops_without_torchvision(name: str):
+    """tensorlayerx/vision/ops/torch_ops.py imports torchvision at module level, so ``import
+    tensorlayerx`` fails where torchvision is missing or broken (PyPI's torchvision does not import beside
+    the torch 2.x CPU wheel). Provides its three functions (box_area, box_iou, nms) in plain torch."""
+    import torch
+
+    def box_area(boxes):
+        return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+    def box_iou(boxes1, boxes2):
+        top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
+        bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
+        overlap = (bottom_right - top_left).clamp(min=0).prod(dim=2)
+        return overlap / (box_area(boxes1)[:, None] + box_area(boxes2)[None, :] - overlap)
+
+    def nms(boxes, scores, iou_threshold):
+        order = torch.argsort(scores, descending=True)
+        keep = []
+        while order.numel() > 0:
+            best = order[0]
+            keep.append(best)
+            ious = box_iou(boxes[best][None], boxes[order[1:]])[0]
+            order = order[1:][ious <= iou_threshold]
+        return torch.stack(keep) if keep else torch.empty(0, dtype=torch.int64)
+
+    return new_module(
+        name, "torchvision-free box ops (tlx_gan compat)",
+        __all__=["box_area", "box_iou", "nms"], box_area=box_area, box_iou=box_iou, nms=nms,
+    )
+
+
+def _named_members_takes_remove_duplicate() -> bool:
+    import torch
+
+    return "remove_duplicate" in inspect.signature(torch.nn.Module._named_members).parameters
+
+
+@patch_after("tensorlayerx.nn.core.core_torch", backend="torch", needed=_named_members_takes_remove_duplicate)
+def torch_named_members_remove_duplicate() -> None:
+    """tensorlayerx/nn/core/core_torch.py overrides ``Module._named_members`` without the
+    ``remove_duplicate`` argument that torch 2.0 passes from ``named_parameters``, so
+    ``trainable_weights``, ``parameters()`` and ``state_dict`` raise TypeError. Wraps TLX's override
+    (keeping its ``layer_name/weight`` naming) and honours the argument."""
+    from tensorlayerx.nn.core import core_torch
+
+    tlx_named_members = core_torch.Module._named_members
+
+    def _named_members(self, get_members_fn, prefix="", recurse=True, remove_duplicate=True):
+        if remove_duplicate:
+            yield from tlx_named_members(self, get_members_fn, prefix, recurse)
+            return
+        modules = self.named_modules(prefix=prefix, remove_duplicate=False) if recurse else [(prefix, self)]
+        for _, module in modules:
+            for key, value in get_members_fn(module):
+                if value is not None:
+                    yield module.name + "/" + key, value
+
+    core_torch.Module._named_members = _named_members
+
+
+def _functional_optimizers_changed() -> bool:
+    from torch.optim import _functional
+
+    required = {
+        n for n, p in inspect.signature(_functional.adam).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and p.default is p.empty
+    }
+    return "maximize" in required
+
+
+@patch_after("tensorlayerx.optimizers.torch_optimizers", backend="torch", needed=_functional_optimizers_changed)
+def torch_optimizers_step_via_torch_optim() -> None:
+    """tensorlayerx/optimizers/torch_optimizers.py re-implements every ``apply_gradients`` by calling
+    ``torch.optim._functional`` with torch 1.10's signatures (integer step counts, no ``maximize``);
+    torch 1.12/2.x changed them, so Adam, SGD, Momentum, RMSprop, Adagrad, Adadelta and Adamax raise.
+    Applies the step through the ``torch.optim`` optimizer TLX already builds in ``gradient()``,
+    with the learning rate (or LR scheduler value) TLX holds, and honours the gradients passed in."""
+    import torch
+    from tensorlayerx.optimizers import torch_optimizers
+
+    def make_apply(attribute: str):
+        @torch.no_grad()
+        def apply_gradients(self, grads_and_vars=None, closure=None):
+            if not self.init_optim:
+                raise AttributeError("Can not apply gradients before zero_grad call.")
+            inner = getattr(self, attribute)
+            for grad, param in grads_and_vars or ():
+                if grad is not None and grad is not param.grad:
+                    param.grad = grad
+            for group in inner.param_groups:
+                group["lr"] = torch_optimizers.get_lr(self.lr)
+            return inner.step(closure)
+
+        return apply_gradients
+
+    for class_name, attribute in _TLX_TORCH_OPTIMIZERS.items():
+        getattr(torch_optimizers, class_name).apply_gradients = make_apply(attribute)
