@@ -27,4 +27,13 @@ for make in (lambda: tlx.optimizers.Adam(lr=0.1), lambda: tlx.optimizers.SGD(lr=
     opt.apply_gradients(zip(grads, [w]))
     assert bool((w.detach().abs() < torch.tensor([1.0, 2.0])).all()), (type(opt).__name__, w)
 """,
+    "torch_conv_transpose_same_padding": """
+import torch
+deconv = tlx.nn.ConvTranspose2d(out_channels=1, in_channels=1, kernel_size=(4, 4), stride=(2, 2), padding="SAME",
+                                b_init=None, W_init=tlx.nn.initializers.Ones())
+out = tlx.convert_to_numpy(deconv(tlx.convert_to_tensor(np.ones((1, 7, 7, 1), np.float32))))
+assert out.shape == (1, 14, 14, 1), out.shape
+# interior pixels of a stride-2, kernel-4 all-ones transposed conv each receive 4 taps
+assert np.allclose(out[0, 2:-2, 2:-2, 0], 4.0), out[0, :, :, 0]
+""",
 }

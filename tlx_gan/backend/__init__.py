@@ -1,0 +1,118 @@
+"""Backend selection and a thin dispatch to the per-backend modules.
+
+Each backend has a package with the same module names (``compat``, ``runtime``, ``native``, ``fast``)
+and the same function names in each, as in Keras 3's ``keras/src/backend/<name>/``. Code outside
+``tlx_gan/backend`` never branches on the backend: it calls ``backend.module("runtime").sync()``.
+
+TL_BACKEND is read once, when tensorlayerx is imported, so a process runs one backend; anything that
+spans backends runs each in its own process (see :mod:`tlx_gan.isolate`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from types import ModuleType
+
+from tlx_gan.errors import UserError
+
+BACKENDS = ("torch", "paddle", "tensorflow")
+# TLX's own default when TL_BACKEND is unset (tensorlayerx/backend/ops/load_backend.py).
+TLX_DEFAULT = "tensorflow"
+_IMPORT_NAME = {"torch": "torch", "paddle": "paddle", "tensorflow": "tensorflow"}
+# Distributions that provide each framework; the first installed one is reported.
+_DISTRIBUTIONS = {
+    "torch": ("torch",),
+    "paddle": ("paddlepaddle", "paddlepaddle-gpu"),
+    "tensorflow": ("tensorflow-cpu", "tensorflow", "tensorflow-gpu", "tf-nightly"),
+}
+_PRETTY = {"torch": "PyTorch", "paddle": "PaddlePaddle", "tensorflow": "TensorFlow"}
+
+
+def pretty(name: str) -> str:
+    return _PRETTY[name]
+
+
+def validate(name: str, what: str = "backend") -> str:
+    """``name`` if it is a known backend, else a UserError listing the valid names."""
+    if name not in BACKENDS:
+        raise UserError(f"unknown {what} {name!r}: valid backends are {', '.join(BACKENDS)}")
+    return name
+
+
+def parse_list(text: str) -> list[str]:
+    """``"torch,paddle"`` -> ["torch", "paddle"], validated, order kept, duplicates dropped."""
+    names = [validate(n.strip()) for n in text.split(",") if n.strip()]
+    if not names:
+        raise UserError(f"--backends {text!r} names no backend: use a comma-separated list of {', '.join(BACKENDS)}")
+    return list(dict.fromkeys(names))
+
+
+def resolve(flag: str | None = None) -> str:
+    """The backend to use: the ``--backend`` flag wins over TL_BACKEND, then TLX's default."""
+    if flag:
+        return validate(flag)
+    env = os.environ.get("TL_BACKEND", "").strip()
+    if env:
+        return validate(env, "TL_BACKEND value")
+    return TLX_DEFAULT
+
+
+def is_installed(name: str) -> bool:
+    return importlib.util.find_spec(_IMPORT_NAME[name]) is not None
+
+
+def require_installed(name: str) -> None:
+    if not is_installed(name):
+        raise UserError(
+            f"backend {name!r} needs {pretty(name)}, which is not installed: "
+            f"pip install 'tlx-gan[{name}]'"
+        )
+
+
+def framework_version(name: str) -> str | None:
+    """The installed framework's version, read from package metadata (no import)."""
+    for dist in _DISTRIBUTIONS[name]:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def framework_distribution(name: str) -> str | None:
+    for dist in _DISTRIBUTIONS[name]:
+        try:
+            importlib.metadata.version(dist)
+            return dist
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def activate(name: str) -> None:
+    """Make this process run ``name``: sets TL_BACKEND before tensorlayerx is imported."""
+    require_installed(name)
+    loaded = sys.modules.get("tensorlayerx")
+    if loaded is not None and loaded.BACKEND != name:
+        raise UserError(
+            f"tensorlayerx is already running {loaded.BACKEND!r} in this process; "
+            f"start a new process with TL_BACKEND={name}"
+        )
+    os.environ["TL_BACKEND"] = name
+    import tlx_gan  # noqa: F401  (installs the compat layer before TLX loads)
+
+
+def current() -> str:
+    """The backend tensorlayerx runs in this process (imports it if needed)."""
+    import tensorlayerx
+
+    return tensorlayerx.BACKEND
+
+
+def module(part: str, name: str | None = None) -> ModuleType:
+    """``tlx_gan.backend.<name>.<part>`` for the given or the current backend."""
+    return importlib.import_module(f"tlx_gan.backend.{name or current()}.{part}")

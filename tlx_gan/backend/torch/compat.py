@@ -124,3 +124,33 @@ def torch_optimizers_step_via_torch_optim() -> None:
 
     for class_name, attribute in _TLX_TORCH_OPTIMIZERS.items():
         getattr(torch_optimizers, class_name).apply_gradients = make_apply(attribute)
+
+
+def _same_deconv_output_is_wrong() -> bool:
+    import torch
+    from tensorlayerx.backend.ops import torch_nn
+
+    deconv = torch_nn.Conv2d_transpose(strides=(2, 2), padding="SAME", data_format="NCHW", dilations=(1, 1))
+    out = deconv(torch.zeros(1, 1, 7, 7), torch.zeros(1, 1, 4, 4), None)
+    return tuple(out.shape[2:]) != (14, 14)
+
+
+@patch_after("tensorlayerx.backend.ops.torch_nn", backend="torch", needed=_same_deconv_output_is_wrong)
+def torch_conv_transpose_same_padding() -> None:
+    """tensorlayerx/backend/ops/torch_nn.py ``Conv2d_transpose`` with padding="SAME" returns the wrong
+    size (16x16 instead of 14x14 for a 7x7 input, kernel 4, stride 2) on every torch release: a TLX
+    0.5.8 bug, not a torch change, found by the dcgan parity test. Computes SAME as TensorFlow and
+    Paddle do: output = input * stride, the full transposed convolution cropped by
+    (kernel - stride) // 2 at the start and the rest at the end."""
+    import torch.nn.functional as F
+    from tensorlayerx.backend.ops import torch_nn
+
+    def conv2d_transpose_same(self, input, filters):
+        full = F.conv_transpose2d(input, weight=filters, stride=self.strides, dilation=self.dilations,
+                                  groups=self.groups)
+        rows, cols = (size * stride for size, stride in zip(input.shape[2:], self.strides))
+        top = (full.shape[2] - rows) // 2
+        left = (full.shape[3] - cols) // 2
+        return full[:, :, top:top + rows, left:left + cols]
+
+    torch_nn.Conv2d_transpose.conv2d_transpore_same = conv2d_transpose_same

@@ -1,0 +1,79 @@
+"""Runtime services for the tensorflow backend (same names in every backend's runtime module)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+import tensorlayerx as tlx
+
+NAME = "tensorflow"
+# TLX's TF layers keep conv filters HWIO and deconv filters HW(out)(in); canonical is OIHW / IOHW.
+_TO_CANONICAL = {"conv": (3, 2, 0, 1), "deconv": (3, 2, 0, 1)}
+_FROM_CANONICAL = {"conv": (2, 3, 1, 0), "deconv": (2, 3, 1, 0)}
+
+
+def assign(variable, value: np.ndarray) -> None:
+    variable.assign(value)
+
+
+def to_canonical(kind: str, value: np.ndarray) -> np.ndarray:
+    return np.transpose(value, _TO_CANONICAL[kind]) if kind in _TO_CANONICAL else value
+
+
+def from_canonical(kind: str, value: np.ndarray) -> np.ndarray:
+    return np.transpose(value, _FROM_CANONICAL[kind]) if kind in _FROM_CANONICAL else value
+
+
+def clear_grads(weights) -> None:
+    """GradientTape computes fresh gradients for the requested weights only: nothing accumulates."""
+
+
+def gpu_available() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def devices() -> list[str]:
+    return [d.name for d in tf.config.list_logical_devices()]
+
+
+def use_device(device: str) -> str:
+    tlx.set_device("GPU" if device == "gpu" else "CPU")
+    return "/GPU:0" if device == "gpu" else "/CPU:0"
+
+
+def sync() -> None:
+    """Wait for queued device work (TF 2.14+ has sync_devices; eager CPU work is synchronous)."""
+    if gpu_available():
+        tf.test.experimental.sync_devices()
+
+
+def set_threads(n: int) -> None:
+    # Must run before TF executes its first op; later calls raise RuntimeError, which we surface.
+    tf.config.threading.set_intra_op_parallelism_threads(n)
+    tf.config.threading.set_inter_op_parallelism_threads(n)
+
+
+def threads() -> int:
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
+def peak_device_memory() -> int | None:
+    if not gpu_available():
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+
+def versions() -> dict[str, str | None]:
+    build = tf.sysconfig.get_build_info()
+    return {"tensorflow": tf.__version__, "keras": _keras_version(),
+            "cuda": build.get("cuda_version"), "cudnn": build.get("cudnn_version")}
+
+
+def _keras_version() -> str | None:
+    try:
+        import keras
+
+        return keras.__version__
+    except ImportError:
+        return None
