@@ -1,0 +1,1 @@
+"""Parity: float64 NumPy references that the framework runs are checked against."""
