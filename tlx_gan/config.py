@@ -27,12 +27,14 @@ class Normalization:
     leaky_slope: float | None = 0.2
     # Adam's eps. TLX's default is 1e-7 on tensorflow, 1e-8 elsewhere; None keeps the backend's.
     adam_eps: float | None = 1e-8
+    # Keras 3's Adam adds eps to sqrt(v), torch and paddle to sqrt(v_hat): use the latter everywhere.
+    adam_eps_bias_corrected: bool = True
     # Paddle's TrainOneStep keeps gradients that the other network's loss left on shared weights.
     isolate_gradients: bool = True
 
     @classmethod
     def tutorial(cls) -> Normalization:
-        return cls(leaky_slope=None, adam_eps=None, isolate_gradients=False)
+        return cls(leaky_slope=None, adam_eps=None, adam_eps_bias_corrected=False, isolate_gradients=False)
 
 
 @dataclass(frozen=True)

@@ -69,9 +69,10 @@ class IsolatedTrainOneStep(TrainOneStep):
         return super().__call__(data, label, *args, **kwargs)
 
 
-def _adam(settings, eps: float | None):
-    kwargs = {} if eps is None else {"eps": eps}
-    return tlx.optimizers.Adam(lr=settings.lr, beta_1=settings.beta1, beta_2=settings.beta2, **kwargs)
+def _adam(settings, norm):
+    return backend.module("runtime").adam(
+        settings.lr, settings.beta1, settings.beta2, norm.adam_eps, norm.adam_eps_bias_corrected
+    )
 
 
 @dataclass
@@ -107,8 +108,8 @@ def build(config: GanConfig) -> Gan:
     G.set_train()
     D.set_train()
     loss_fn = _LOSS_FNS[config.loss]
-    optimizer_g = _adam(config.adam_g, norm.adam_eps)
-    optimizer_d = _adam(config.adam_d, norm.adam_eps)
+    optimizer_g = _adam(config.adam_g, norm)
+    optimizer_d = _adam(config.adam_d, norm)
     with_loss_g = WithLossG(G, D, loss_fn)
     with_loss_d = WithLossD(G, D, loss_fn)
     if norm.isolate_gradients:

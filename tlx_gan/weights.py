@@ -92,3 +92,28 @@ def write(state: dict[str, np.ndarray], *networks, source: str = "weights") -> N
     check_compatible(state, expected_shapes(*networks), source)
     for name, (var, kind) in targets.items():
         runtime.assign(var, runtime.from_canonical(kind, state[name].astype(np.float32)))
+
+
+# Same scale as TLX's default initializers (truncated normal, stddev 0.05; zero biases); drawn with
+# numpy so that every backend starts from the same numbers for the same seed.
+INIT_STDDEV = 0.05
+
+
+def initial_state(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int) -> dict[str, np.ndarray]:
+    """Deterministic initial weights for the given canonical shapes (backend-independent)."""
+    rng = np.random.default_rng([seed, 0x1A17])
+    state: dict[str, np.ndarray] = {}
+    for name in sorted(shapes):
+        shape, _ = shapes[name]
+        suffix = name.rsplit("/", 1)[-1]
+        if suffix == "W":
+            # truncated at two standard deviations, as TLX's TruncatedNormal
+            value = rng.standard_normal(shape)
+            while (outside := np.abs(value) > 2.0).any():
+                value[outside] = rng.standard_normal(int(outside.sum()))
+            state[name] = (value * INIT_STDDEV).astype(np.float32)
+        elif suffix in ("gamma", "var"):
+            state[name] = np.ones(shape, dtype=np.float32)
+        else:  # biases, beta, running mean
+            state[name] = np.zeros(shape, dtype=np.float32)
+    return state

@@ -97,7 +97,7 @@ def activate(name: str) -> None:
     """Make this process run ``name``: sets TL_BACKEND before tensorlayerx is imported."""
     require_installed(name)
     loaded = sys.modules.get("tensorlayerx")
-    if loaded is not None and loaded.BACKEND != name:
+    if loaded is not None and name != loaded.BACKEND:
         raise UserError(
             f"tensorlayerx is already running {loaded.BACKEND!r} in this process; "
             f"start a new process with TL_BACKEND={name}"

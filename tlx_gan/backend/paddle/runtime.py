@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import paddle
-
 import tensorlayerx as tlx
 
 NAME = "paddle"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-
 import tensorlayerx as tlx
 
 NAME = "tensorflow"
@@ -77,3 +76,56 @@ def _keras_version() -> str | None:
         return keras.__version__
     except ImportError:
         return None
+
+
+class _BiasCorrectedEpsAdam(tf.keras.optimizers.Adam):
+    """Keras 3's Adam adds eps to sqrt(v); torch and paddle add it to sqrt(v_hat), i.e. use
+    eps * sqrt(1 - beta2^t) in Keras' form. Same moments, same step count: only the denominator."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        step = tf.cast(self.iterations + 1, variable.dtype)
+        correction = tf.sqrt(1.0 - tf.pow(tf.cast(self.beta_2, variable.dtype), step))
+        keras_eps = self.epsilon
+        self.epsilon = keras_eps * correction
+        try:
+            super().update_step(gradient, variable, learning_rate)
+        finally:
+            self.epsilon = keras_eps
+
+
+def adam(lr: float, beta1: float, beta2: float, eps: float | None, bias_corrected_eps: bool):
+    """A TLX Adam; with ``bias_corrected_eps`` its Keras optimizer uses torch's eps convention."""
+    kwargs = {} if eps is None else {"eps": eps}
+    optimizer = tlx.optimizers.Adam(lr=lr, beta_1=beta1, beta_2=beta2, **kwargs)
+    if bias_corrected_eps:
+        optimizer.adam = _BiasCorrectedEpsAdam(
+            learning_rate=optimizer.lr, beta_1=beta1, beta_2=beta2, epsilon=optimizer.eps
+        )
+    return optimizer
+
+
+def _keras(optimizer):
+    return optimizer.adam
+
+
+def adam_state(optimizer, named: dict[str, tuple[object, str]]) -> dict[str, np.ndarray]:
+    """Adam's moments per canonical weight name and its step count (empty before the first step)."""
+    keras_opt = _keras(optimizer)
+    if not keras_opt.built:
+        return {}
+    state: dict[str, np.ndarray] = {"step": np.asarray(int(keras_opt.iterations.numpy()), dtype=np.int64)}
+    for name, (var, kind) in named.items():
+        index = keras_opt._get_variable_index(var)
+        state[f"m/{name}"] = to_canonical(kind, keras_opt._momentums[index].numpy())
+        state[f"v/{name}"] = to_canonical(kind, keras_opt._velocities[index].numpy())
+    return state
+
+
+def set_adam_state(optimizer, named: dict[str, tuple[object, str]], state: dict[str, np.ndarray]) -> None:
+    keras_opt = _keras(optimizer)
+    keras_opt.build([var for var, _ in named.values()])
+    keras_opt.iterations.assign(int(state["step"]))
+    for name, (var, kind) in named.items():
+        index = keras_opt._get_variable_index(var)
+        keras_opt._momentums[index].assign(from_canonical(kind, state[f"m/{name}"]))
+        keras_opt._velocities[index].assign(from_canonical(kind, state[f"v/{name}"]))

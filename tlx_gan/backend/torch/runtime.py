@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-
 import tensorlayerx as tlx
+import torch
 
 NAME = "torch"
 
@@ -65,3 +64,46 @@ def versions() -> dict[str, str | None]:
     cuda = torch.version.cuda
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {"torch": torch.__version__, "cuda": cuda, "cudnn": str(cudnn) if cudnn else None}
+
+
+def adam(lr: float, beta1: float, beta2: float, eps: float | None, bias_corrected_eps: bool):
+    """A TLX Adam (torch.optim.Adam underneath, which already adds eps to sqrt(v_hat))."""
+    kwargs = {} if eps is None else {"eps": eps}
+    return tlx.optimizers.Adam(lr=lr, beta_1=beta1, beta_2=beta2, **kwargs)
+
+
+def _ensure_inner(optimizer, weights) -> torch.optim.Adam:
+    """TLX builds its torch.optim.Adam lazily in gradient(); build it now the same way if needed."""
+    if not optimizer.init_optim:
+        optimizer.optimizer_adam = torch.optim.Adam(
+            params=weights, lr=optimizer.lr, betas=(optimizer.beta_1, optimizer.beta_2),
+            eps=optimizer.eps, weight_decay=optimizer.weight_decay,
+        )
+        optimizer.init_optim = True
+    return optimizer.optimizer_adam
+
+
+def adam_state(optimizer, named: dict[str, tuple[object, str]]) -> dict[str, np.ndarray]:
+    """Adam's moments per canonical weight name and its step count (empty before the first step)."""
+    if not optimizer.init_optim:
+        return {}
+    inner = optimizer.optimizer_adam
+    state: dict[str, np.ndarray] = {}
+    for name, (var, kind) in named.items():
+        entry = inner.state.get(var)
+        if not entry:
+            return {}
+        state[f"m/{name}"] = to_canonical(kind, entry["exp_avg"].detach().cpu().numpy())
+        state[f"v/{name}"] = to_canonical(kind, entry["exp_avg_sq"].detach().cpu().numpy())
+        state["step"] = np.asarray(int(entry["step"]), dtype=np.int64)
+    return state
+
+
+def set_adam_state(optimizer, named: dict[str, tuple[object, str]], state: dict[str, np.ndarray]) -> None:
+    inner = _ensure_inner(optimizer, [var for var, _ in named.values()])
+    for name, (var, kind) in named.items():
+        inner.state[var] = {
+            "step": torch.tensor(float(state["step"])),
+            "exp_avg": torch.from_numpy(from_canonical(kind, state[f"m/{name}"]).copy()).to(var.device),
+            "exp_avg_sq": torch.from_numpy(from_canonical(kind, state[f"v/{name}"]).copy()).to(var.device),
+        }

