@@ -105,10 +105,9 @@ def _decide(shim: Shim) -> bool:
 
 def _run_patches(module_name: str) -> None:
     for shim in _SHIMS.values():
-        if shim.kind == "patch" and shim.module == module_name and shim.status == "pending":
-            if _decide(shim):
-                shim.func()
-                shim.status = "applied"
+        if shim.kind == "patch" and shim.module == module_name and shim.status == "pending" and _decide(shim):
+            shim.func()
+            shim.status = "applied"
 
 
 class _PatchingLoader(importlib.abc.Loader):
