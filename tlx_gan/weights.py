@@ -47,8 +47,9 @@ def read(*networks) -> dict[str, np.ndarray]:
     import tensorlayerx as tlx
 
     runtime = backend.module("runtime")
+    # np.array copies: on torch, convert_to_numpy shares memory with the live parameter
     return {
-        name: np.asarray(runtime.to_canonical(kind, tlx.convert_to_numpy(var)), dtype=np.float32)
+        name: np.array(runtime.to_canonical(kind, tlx.convert_to_numpy(var)), dtype=np.float32)
         for name, (var, kind) in variables(*networks).items()
     }
 

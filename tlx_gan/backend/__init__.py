@@ -62,7 +62,10 @@ def resolve(flag: str | None = None) -> str:
 
 
 def is_installed(name: str) -> bool:
-    return importlib.util.find_spec(_IMPORT_NAME[name]) is not None
+    module_name = _IMPORT_NAME[name]
+    if module_name in sys.modules and sys.modules[module_name] is None:  # import blocked on purpose
+        return False
+    return importlib.util.find_spec(module_name) is not None
 
 
 def require_installed(name: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import paddle
 import tensorlayerx as tlx
@@ -48,14 +50,16 @@ def sync() -> None:
 
 
 def set_threads(n: int) -> None:
-    # Paddle's CPU kernels size their pools from OMP/MKL settings read at start-up; the benchmark
-    # sets OMP_NUM_THREADS in the child's environment, this only records the intent.
-    paddle.set_flags({"FLAGS_paddle_num_threads": n}) if "FLAGS_paddle_num_threads" in paddle.get_flags(
-        ["FLAGS_paddle_num_threads"]) else None
+    """Paddle's CPU math libraries size their thread pools from OMP_NUM_THREADS at start-up; the
+    benchmark sets it in each child's environment, and this sets paddle's own math-library count."""
+    from paddle.base import core
+
+    core.set_num_threads(n)
 
 
 def threads() -> int:
-    return int(paddle.get_flags(["FLAGS_paddle_num_threads"]).get("FLAGS_paddle_num_threads", 0) or 0)
+    """Paddle does not report its count; OMP_NUM_THREADS is what its CPU kernels were started with."""
+    return int(os.environ.get("OMP_NUM_THREADS", 0)) or (os.cpu_count() or 1)
 
 
 def peak_device_memory() -> int | None:
@@ -66,3 +70,52 @@ def versions() -> dict[str, str | None]:
     cuda = paddle.version.cuda() if paddle.device.is_compiled_with_cuda() else None
     cudnn = paddle.version.cudnn() if paddle.device.is_compiled_with_cuda() else None
     return {"paddle": paddle.__version__, "cuda": cuda, "cudnn": cudnn}
+
+
+def adam(lr: float, beta1: float, beta2: float, eps: float | None, bias_corrected_eps: bool):
+    """A TLX Adam (paddle.optimizer.Adam underneath, which already adds eps to sqrt(v_hat))."""
+    kwargs = {} if eps is None else {"eps": eps}
+    return tlx.optimizers.Adam(lr=lr, beta_1=beta1, beta_2=beta2, **kwargs)
+
+
+def _ensure_inner(optimizer, weights) -> paddle.optimizer.Adam:
+    """TLX builds its paddle.optimizer.Adam lazily in gradient(); build it now the same way if needed,
+    with its accumulators, so they can be filled."""
+    if not optimizer.init_optim:
+        optimizer.adam = paddle.optimizer.Adam(
+            learning_rate=optimizer.lr, beta1=optimizer.beta_1, beta2=optimizer.beta_2,
+            epsilon=optimizer.eps, parameters=weights, grad_clip=optimizer.grad_clip,
+            weight_decay=optimizer.weight_decay,
+        )
+        optimizer.init_optim = True
+    inner = optimizer.adam
+    if not inner._accumulators.get("moment1"):
+        inner._create_accumulators(paddle.static.default_main_program().global_block(), weights)
+    return inner
+
+
+def adam_state(optimizer, named: dict[str, tuple[object, str]]) -> dict[str, np.ndarray]:
+    """Adam's moments per canonical weight name and its step count (empty before the first step).
+
+    Paddle keeps beta1^(t+1), the power for the *next* step, instead of a step count."""
+    if not optimizer.init_optim or not optimizer.adam._accumulators.get("moment1"):
+        return {}
+    acc = optimizer.adam._accumulators
+    state: dict[str, np.ndarray] = {}
+    for name, (var, kind) in named.items():
+        state[f"m/{name}"] = to_canonical(kind, acc["moment1"][var.name].numpy())
+        state[f"v/{name}"] = to_canonical(kind, acc["moment2"][var.name].numpy())
+        power = float(acc["beta1_pow_acc"][var.name].numpy().ravel()[0])
+        state["step"] = np.asarray(round(np.log(power) / np.log(optimizer.beta_1)) - 1, dtype=np.int64)
+    return state
+
+
+def set_adam_state(optimizer, named: dict[str, tuple[object, str]], state: dict[str, np.ndarray]) -> None:
+    inner = _ensure_inner(optimizer, [var for var, _ in named.values()])
+    acc = inner._accumulators
+    step = int(state["step"])
+    for name, (var, kind) in named.items():
+        acc["moment1"][var.name].set_value(from_canonical(kind, state[f"m/{name}"]).astype(np.float32))
+        acc["moment2"][var.name].set_value(from_canonical(kind, state[f"v/{name}"]).astype(np.float32))
+        acc["beta1_pow_acc"][var.name].set_value(np.full([1], optimizer.beta_1 ** (step + 1), np.float32))
+        acc["beta2_pow_acc"][var.name].set_value(np.full([1], optimizer.beta_2 ** (step + 1), np.float32))

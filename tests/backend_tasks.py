@@ -1,0 +1,87 @@
+"""Functions the tests run inside one backend's process, through ``tlx_gan.isolate.call``.
+
+Each returns plain JSON (lists, floats) so the pytest process, which never imports tensorlayerx,
+can compare backends with each other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _fixed_inputs(n: int = 16):
+    rng = np.random.default_rng(1234)
+    z = rng.standard_normal((n, 100)).astype(np.float32)
+    from tlx_gan import data
+
+    x = data.to_model_input(data.load_mnist(None, "test").images[:n])
+    return z, x
+
+
+def train_fixed_batches(configs: list[list[str]], steps: int = 40) -> dict:
+    """``train_fixed_batch`` for each [model, loss]; keyed "model/loss"."""
+    return {f"{model}/{loss}": train_fixed_batch(model, loss, steps) for model, loss in configs}
+
+
+def train_fixed_batch(model: str = "mlp", loss: str = "mse", steps: int = 40) -> dict:
+    """Train on one fixed real batch; report losses, weight movement and D's verdict on real vs noise."""
+    import tensorlayerx as tlx
+
+    from tlx_gan import data, gan, weights
+    from tlx_gan.config import GanConfig
+
+    g = gan.build(GanConfig(model=model, loss=loss))
+    weights.write(weights.initial_state(weights.expected_shapes(g.G, g.D), seed=0), g.G, g.D)
+    before = weights.read(g.G, g.D)
+    real = data.to_model_input(data.load_mnist(None, "train").images[:64])
+    noise_images = np.random.default_rng(7).uniform(-1, 1, real.shape).astype(np.float32)
+    rng = np.random.default_rng(0)
+    losses = [g.train_step(tlx.convert_to_tensor(real), tlx.convert_to_tensor(gan.noise_batch(rng, 64)))
+              for _ in range(steps)]
+    after = weights.read(g.G, g.D)
+    g.D.set_eval()
+    score_real = tlx.convert_to_numpy(g.D(tlx.convert_to_tensor(real)))
+    score_noise = tlx.convert_to_numpy(g.D(tlx.convert_to_tensor(noise_images)))
+    if loss == "bce":  # D gives logits for bce
+        score_real, score_noise = 1 / (1 + np.exp(-score_real)), 1 / (1 + np.exp(-score_noise))
+    return {
+        "losses": [list(pair) for pair in losses],
+        "changed": {k: float(np.abs(after[k] - before[k]).max()) for k in before},
+        "d_real": float(score_real.mean()),
+        "d_noise": float(score_noise.mean()),
+    }
+
+
+def checkpoint_outputs(path: str) -> dict:
+    """G(z) and D(x) of a checkpoint's model, on this backend, for fixed inputs."""
+    import tensorlayerx as tlx
+
+    from tlx_gan import sampling
+
+    model, _ = sampling.gan_from_checkpoint(path)
+    z, x = _fixed_inputs()
+    model.G.set_eval()
+    model.D.set_eval()
+    return {
+        "g": tlx.convert_to_numpy(model.G(tlx.convert_to_tensor(z))).tolist(),
+        "d": tlx.convert_to_numpy(model.D(tlx.convert_to_tensor(x))).tolist(),
+    }
+
+
+def save_trained_checkpoint(path: str, model: str = "mlp", steps: int = 3) -> dict:
+    """A few training steps, then a checkpoint, then this backend's outputs for the fixed inputs."""
+    import tensorlayerx as tlx
+
+    from tlx_gan import backend, checkpoint, gan, train, weights
+    from tlx_gan.config import GanConfig
+
+    config = GanConfig(model=model)
+    g = gan.build(config)
+    weights.write(weights.initial_state(weights.expected_shapes(g.G, g.D), seed=3), g.G, g.D)
+    z, x = _fixed_inputs(32)
+    for step in range(steps):
+        noise = train.step_noise(0, step, 32, "normal")
+        g.train_step(tlx.convert_to_tensor(x), tlx.convert_to_tensor(noise))
+    meta = {"kind": "train", "step": steps, "config": config.to_dict(), "backend": backend.current()}
+    checkpoint.save(path, checkpoint.Checkpoint(meta, weights.read(g.G, g.D), train.optimizer_states(g)))
+    return checkpoint_outputs(path)
