@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import sys
 import types
+import warnings
 from collections.abc import Iterator
 
 from tlx_gan.compat import module_exists, new_module, patch_after, substitute
@@ -27,19 +29,19 @@ def _fluid_missing() -> bool:
 
 
 # Adapters with fluid.layers' old signatures (``dim``/``keep_dim``) over today's paddle API.
-def _reduce_sum(input, dim=None, keep_dim=False, name=None):  # noqa: A002 - fluid's argument name
+def _reduce_sum(input, dim=None, keep_dim=False, name=None):  # fluid's argument names
     import paddle
 
     return paddle.sum(input, axis=dim, keepdim=keep_dim, name=name)
 
 
-def _reduce_mean(input, dim=None, keep_dim=False, name=None):  # noqa: A002
+def _reduce_mean(input, dim=None, keep_dim=False, name=None):
     import paddle
 
     return paddle.mean(input, axis=dim, keepdim=keep_dim, name=name)
 
 
-def _fill_constant_batch_size_like(input, shape, dtype, value, input_dim_idx=0, output_dim_idx=0,  # noqa: A002
+def _fill_constant_batch_size_like(input, shape, dtype, value, input_dim_idx=0, output_dim_idx=0,
                                    force_cpu=False):
     import paddle
 
@@ -58,14 +60,15 @@ def _no_program_desc_tracing(enable: bool) -> Iterator[None]:
 def paddle_fluid_alias_tree(name: str) -> types.ModuleType:
     """tensorlayerx/backend/ops/paddle_nn.py, paddle_backend.py, nn/core/core_paddle.py,
     nn/initializers/paddle_initializers.py and losses/paddle_cost.py import ``paddle.fluid``, which
-    paddle 2.5 removed, so ``import tensorlayerx`` fails. Rebuilds the names TLX uses: fluid.framework,
-    .core, .unique_name, .data_feeder -> paddle.base.*; fluid.initializer -> paddle.nn.initializer (its
-    *Initializer classes keep their signatures); fluid.dygraph.Layer/LayerList -> paddle.nn;
-    fluid.dygraph.base.param_guard -> paddle.base.dygraph.base (program_desc_tracing_guard, gone with
-    the old tracer, becomes a no-op); fluid.dygraph.parallel_helper -> paddle.distributed;
-    fluid.layers.utils -> paddle.utils.layers_utils; fluid.layers.reduce_sum/reduce_mean (old
-    ``dim``/``keep_dim`` arguments), square_error_cost and fill_constant_batch_size_like as adapters;
-    fluid.program_guard/default_main_program/default_startup_program -> paddle.base."""
+    paddle 2.5 deprecated and 2.6 removed (renamed paddle.base), so ``import tensorlayerx`` fails.
+    Rebuilds the names TLX uses: fluid.framework, .core, .unique_name, .data_feeder -> paddle.base.*;
+    fluid.initializer -> paddle.nn.initializer (its *Initializer classes keep their signatures);
+    fluid.dygraph.Layer/LayerList -> paddle.nn; fluid.dygraph.base.param_guard -> paddle.base.dygraph.base
+    (program_desc_tracing_guard, gone with the old tracer, becomes a no-op);
+    fluid.dygraph.parallel_helper -> paddle.distributed; fluid.layers.utils -> paddle.utils.layers_utils;
+    fluid.layers.reduce_sum/reduce_mean (old ``dim``/``keep_dim`` arguments), square_error_cost and
+    fill_constant_batch_size_like as adapters; fluid.program_guard/default_main_program/
+    default_startup_program -> paddle.base."""
     import paddle
     import paddle.base
     import paddle.base.dygraph.base as dygraph_base
@@ -97,3 +100,94 @@ def paddle_fluid_alias_tree(name: str) -> types.ModuleType:
         parent, _, leaf = f"{name}.{old}".rpartition(".")
         setattr(sys.modules[parent], leaf, module)
     return fluid
+
+
+def _legacy_random_op_fails() -> bool:
+    """Whether appending ``uniform_random`` the way TLX does (dtype attr ``int(var.dtype)``) fails."""
+    import paddle
+    from paddle.base import framework
+
+    probe = paddle.zeros([1])
+    try:
+        with warnings.catch_warnings():  # paddle's "append_op under dynamic mode" deprecation notice
+            warnings.simplefilter("ignore", DeprecationWarning)
+            framework.default_main_program().global_block().append_op(
+                type="uniform_random", outputs={"Out": probe}, stop_gradient=True,
+                attrs={"shape": [1], "dtype": int(probe.dtype), "min": 0.0, "max": 1.0, "seed": 1},
+            )
+    except (RuntimeError, ValueError, TypeError, NotImplementedError):
+        return True
+    return False
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_backend", backend="paddle", needed=_legacy_random_op_fails)
+def paddle_fan_initializers_via_paddle_initializers() -> None:
+    """tensorlayerx/backend/ops/paddle_backend.py's he_normal, he_uniform, xavier_normal and
+    xavier_uniform (behind tlx.nn.initializers.HeNormal, HeUniform, XavierNormal, XavierUniform) append
+    the legacy ``gaussian_random``/``uniform_random`` ops to a Block with ``dtype=int(var.dtype)``;
+    paddle 3.0 made ``Tensor.dtype`` a ``paddle.dtype`` whose int is no VarType code, so the ops find "no
+    kernels registered" and the initializers raise. Keeps TLX's fan and gain arithmetic
+    (``_compute_fans``, ``calculate_gain``, seed from the program) and draws through paddle's own
+    NormalInitializer/UniformInitializer."""
+    import math
+
+    from paddle.nn.initializer import NormalInitializer, UniformInitializer
+    from tensorlayerx.backend.ops import paddle_backend as pb
+
+    def draw(var, std: float, uniform: bool, seed, block):
+        block = pb._check_block(block)
+        seed = block.program.random_seed if seed is None else seed
+        if uniform:
+            limit = math.sqrt(3.0) * std  # a uniform on [-limit, limit] has standard deviation std
+            return UniformInitializer(-limit, limit, seed)(var, block)
+        return NormalInitializer(0.0, std, seed)(var, block)
+
+    def he_std(var, a, mode, nonlinearity) -> float:
+        fan_in, fan_out = pb._compute_fans(var)
+        return pb.calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+
+    def xavier_std(var, gain) -> float:
+        fan_in, fan_out = pb._compute_fans(var)
+        return gain * math.sqrt(2.0 / float(fan_in + fan_out))
+
+    def he_normal(var, a=0, mode="fan_in", nonlinearity="leaky_relu", dtype="float32", seed=None, block=None):
+        return draw(var, he_std(var, a, mode, nonlinearity), False, seed, block)
+
+    def he_uniform(var, a=0, mode="fan_in", nonlinearity="leaky_relu", dtype="float32", seed=None, block=None):
+        return draw(var, he_std(var, a, mode, nonlinearity), True, seed, block)
+
+    def xavier_normal(var, gain=1.0, dtype="float32", seed=None, block=None):
+        return draw(var, xavier_std(var, gain), False, seed, block)
+
+    def xavier_uniform(var, gain=1.0, dtype="float32", seed=None, block=None):
+        return draw(var, xavier_std(var, gain), True, seed, block)
+
+    pb.he_normal, pb.he_uniform = he_normal, he_uniform
+    pb.xavier_normal, pb.xavier_uniform = xavier_normal, xavier_uniform
+
+
+def _truncation_bounds_absolute() -> bool:
+    from paddle.nn.initializer import TruncatedNormalInitializer
+
+    return "a" in inspect.signature(TruncatedNormalInitializer.__init__).parameters
+
+
+@patch_after("tensorlayerx.nn.initializers.paddle_initializers", backend="paddle",
+             needed=_truncation_bounds_absolute)
+def paddle_truncated_normal_two_stddev_bounds() -> None:
+    """tensorlayerx/nn/initializers/paddle_initializers.py's TruncatedNormal (every Linear/Conv
+    layer's default ``W_init``) relies on paddle truncating at mean +- 2 stddev; paddle 3.0 made
+    the cut-offs absolute arguments ``a=-2.0, b=2.0``, so a stddev-0.02 init is no longer truncated at
+    all (values reach ~4 stddev). Re-initialises the paddle base with ``a, b = mean -+ 2 * stddev``."""
+    from paddle.nn.initializer import TruncatedNormalInitializer
+    from tensorlayerx.nn.initializers import paddle_initializers
+
+    tlx_init = paddle_initializers.TruncatedNormal.__init__
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=0):
+        tlx_init(self, mean=mean, stddev=stddev, seed=seed)
+        TruncatedNormalInitializer.__init__(
+            self, loc=mean, scale=stddev, seed=seed, a=mean - 2.0 * stddev, b=mean + 2.0 * stddev
+        )
+
+    paddle_initializers.TruncatedNormal.__init__ = __init__
