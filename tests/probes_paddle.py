@@ -37,4 +37,11 @@ w = tlx.convert_to_numpy(
 )
 assert 0.0 - 1e-6 <= w.min() and w.max() <= 2.0 + 1e-6 and abs(w.mean() - 1.0) < 0.01, (w.min(), w.max())
 """,
+    "paddle_conv_transpose_same_output_size": """
+deconv = tlx.nn.ConvTranspose2d(out_channels=1, in_channels=1, kernel_size=(4, 4), stride=(2, 2), padding="SAME",
+                                b_init=None, W_init=tlx.nn.initializers.Ones())
+out = tlx.convert_to_numpy(deconv(tlx.convert_to_tensor(np.ones((1, 7, 7, 1), np.float32))))
+assert out.shape == (1, 14, 14, 1), out.shape
+assert np.allclose(out[0, 2:-2, 2:-2, 0], 4.0), out[0, :, :, 0]
+""",
 }

@@ -191,3 +191,31 @@ def paddle_truncated_normal_two_stddev_bounds() -> None:
         )
 
     paddle_initializers.TruncatedNormal.__init__ = __init__
+
+
+def _same_deconv_output_is_wrong() -> bool:
+    import paddle
+    from tensorlayerx.backend.ops import paddle_nn
+
+    deconv = paddle_nn.Conv2d_transpose(strides=(2, 2), padding="SAME", data_format="NCHW", dilations=(1, 1))
+    out = deconv(paddle.zeros([1, 1, 7, 7]), paddle.zeros([1, 1, 4, 4]), None)
+    return tuple(out.shape[2:]) != (14, 14)
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_nn", backend="paddle", needed=_same_deconv_output_is_wrong)
+def paddle_conv_transpose_same_output_size() -> None:
+    """tensorlayerx/backend/ops/paddle_nn.py ``Conv2d_transpose`` with padding="SAME" and no output_size
+    lets paddle pick the smallest size that convolves back (13x13 for a 7x7 input, stride 2), where
+    TensorFlow and torch give input * stride (14x14): a TLX 0.5.8 gap on every paddle release, found by
+    the dcgan parity test. Asks paddle for input * stride, TensorFlow's SAME size."""
+    from tensorlayerx.backend.ops import paddle_nn
+
+    tlx_call = paddle_nn.Conv2d_transpose.__call__
+
+    def __call__(self, input, filters, output_size):
+        if output_size is None and self.padding == "SAME":
+            spatial = input.shape[1:3] if self.data_format == "NHWC" else input.shape[2:4]
+            output_size = [size * stride for size, stride in zip(spatial, self.strides)]
+        return tlx_call(self, input, filters, output_size)
+
+    paddle_nn.Conv2d_transpose.__call__ = __call__

@@ -119,3 +119,11 @@ def set_adam_state(optimizer, named: dict[str, tuple[object, str]], state: dict[
         acc["moment2"][var.name].set_value(from_canonical(kind, state[f"v/{name}"]).astype(np.float32))
         acc["beta1_pow_acc"][var.name].set_value(np.full([1], optimizer.beta_1 ** (step + 1), np.float32))
         acc["beta2_pow_acc"][var.name].set_value(np.full([1], optimizer.beta_2 ** (step + 1), np.float32))
+
+
+def gradients(compute_loss, weights) -> tuple[float, list[np.ndarray]]:
+    """The loss and d(loss)/d(weight) for each weight, by paddle.grad (no optimizer involved)."""
+    loss = compute_loss()
+    grads = paddle.grad(loss, list(weights), allow_unused=True)
+    return float(loss), [np.zeros(tuple(w.shape), np.float32) if g is None else g.numpy()
+                         for g, w in zip(grads, weights)]
