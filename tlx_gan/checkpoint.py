@@ -4,8 +4,9 @@ Layout of the archive (all plain numeric arrays):
 
 * ``__meta__``: uint8 bytes of a JSON object (format, kind, step, config, backend, versions, ...);
 * ``<canonical weight name>`` (``G/fc1/W`` ...): the weights, float32, one layout on every backend;
-* ``opt_g/m/<name>``, ``opt_g/v/<name>``, ``opt_g/step`` (and ``opt_d/...``): Adam's moments and step
-  count in canonical form, so ``--resume`` continues the same run, on any backend.
+* ``opt_g/m/<name>``, ``opt_g/v/<name>`` (and ``opt_d/...``): Adam's moments in canonical form; each
+  optimizer has taken one update per training step, so with ``step`` they let ``--resume`` continue
+  the same run, on any backend.
 
 Files are written to a temporary file in the same directory and renamed over the target, so a crash or
 Ctrl-C mid-save leaves the previous checkpoint intact. Loading uses ``allow_pickle=False`` and checks

@@ -90,6 +90,32 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", default="grid.png")
     generate.add_argument("--device", type=_choice(DEVICES), default="cpu")
+
+    evaluate = verbs.add_parser("eval", help="sample-quality metrics of a checkpoint, on any backend")
+    _add_backend(evaluate)
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--n", type=_positive, default=5000, help="generated samples (compared with up to as "
+                          "many held-out real digits as the data has)")
+    evaluate.add_argument("--data", default=None, help="real digits to compare with (as train --data)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+
+    parity = verbs.add_parser("parity", help="prove the backends compute the same GAN, level by level")
+    _add_backends(parity)
+    parity.add_argument("--model", type=_choice(MODEL_NAMES), default="mlp")
+    parity.add_argument("--loss", type=_choice(LOSS_NAMES), default="mse")
+    parity.add_argument("--steps", type=_non_negative, default=100, help="K, the L5 trajectory length")
+    parity.add_argument("--outcome-steps", type=_non_negative, default=None,
+                        help="L6 training steps (default 600 for mlp, 0 (off) for dcgan)")
+    parity.add_argument("--batch-size", type=_positive, default=64)
+    parity.add_argument("--seed", type=int, default=0)
+    parity.add_argument("--tutorial", action="store_true",
+                        help="switch every normalization off, as the tutorial runs: shows what each one fixes")
+    parity.add_argument("--json", default=None, help="also write the report as JSON here")
+    parity.add_argument("--no-matrix", action="store_true", help="don't update backends_matrix/")
+
+    matrix = verbs.add_parser("matrix", help="check this environment's backends and record them in backends_matrix/")
+    _add_backends(matrix)
     return parser
 
 
@@ -195,7 +221,59 @@ def cmd_generate(args) -> int:
     return 0
 
 
-COMMANDS = {"info": cmd_info, "exec": cmd_exec, "train": cmd_train, "generate": cmd_generate}
+def cmd_eval(args) -> int:
+    name = _selected_backend(args)
+    backend.activate(name)
+    import json
+
+    from tlx_gan import metrics, sampling
+
+    model, ckpt = sampling.gan_from_checkpoint(args.checkpoint)
+    result = metrics.evaluate(sampling.sample(model, args.n, args.seed), real_source=args.data, seed=args.seed)
+    result.update(checkpoint=str(args.checkpoint), backend=name, trained_on=ckpt.meta.get("backend"),
+                  step=ckpt.step, generated=args.n)
+    print(json.dumps(result, indent=2) if args.json else
+          f"{args.checkpoint} (trained on {result['trained_on']}, step {ckpt.step}), sampled on {name}:\n"
+          + metrics.format_table(result))
+    return 0
+
+
+def cmd_parity(args) -> int:
+    from tlx_gan import matrix
+    from tlx_gan.config import Normalization
+    from tlx_gan.parity import suite
+
+    names = _backends_arg(args)
+    for name in names:
+        backend.require_installed(name)
+    outcome = args.outcome_steps if args.outcome_steps is not None else (600 if args.model == "mlp" else 0)
+    report = suite.run(names, model=args.model, loss=args.loss, steps=args.steps, batch=args.batch_size,
+                       seed=args.seed, normalization=Normalization.tutorial() if args.tutorial else None,
+                       outcome_steps=outcome)
+    print(suite.format_table(report))
+    if args.json:
+        suite.save(report, Path(args.json), None)
+    if not args.no_matrix:
+        written = matrix.record_parity(report)
+        print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0 if report.passed else 1
+
+
+def cmd_matrix(args) -> int:
+    from tlx_gan import matrix
+
+    cells = matrix.record_cells(_backends_arg(args))
+    for cell in cells:
+        print(f"{cell['backend']:<11} {cell['framework']} {cell['framework_version']} numpy {cell['numpy']}: "
+              f"imports {'yes' if cell['imports'] else 'NO'}, trains {'yes' if cell['trains'] else 'NO'}")
+    print(f"wrote {matrix.directory() / 'cells.json'} and README.md")
+    return 0 if all(c["imports"] and c["trains"] for c in cells) else 1
+
+
+COMMANDS = {
+    "info": cmd_info, "exec": cmd_exec, "train": cmd_train, "generate": cmd_generate, "eval": cmd_eval,
+    "parity": cmd_parity, "matrix": cmd_matrix,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

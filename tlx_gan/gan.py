@@ -82,6 +82,8 @@ class Gan:
     D: Module
     optimizer_g: object
     optimizer_d: object
+    loss_g: WithLossG
+    loss_d: WithLossD
     step_g: TrainOneStep
     step_d: TrainOneStep
 
@@ -119,7 +121,7 @@ def build(config: GanConfig) -> Gan:
     else:
         step_g = TrainOneStep(with_loss_g, optimizer_g, G.trainable_weights)
         step_d = TrainOneStep(with_loss_d, optimizer_d, D.trainable_weights)
-    return Gan(config, G, D, optimizer_g, optimizer_d, step_g, step_d)
+    return Gan(config, G, D, optimizer_g, optimizer_d, with_loss_g, with_loss_d, step_g, step_d)
 
 
 def noise_batch(rng: np.random.Generator, n: int, kind: str = "normal", latent_dim: int = LATENT_DIM) -> np.ndarray:

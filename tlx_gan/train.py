@@ -198,7 +198,7 @@ def _load_start(opts: TrainOptions, gan, config: GanConfig):
             state = ckpt.optimizers.get(prefix)
             if state:
                 _check_optimizer_state(state, named, opts.resume)
-                runtime.set_adam_state(optimizer, named, state)
+                runtime.set_adam_state(optimizer, named, state, ckpt.step)
         return ckpt.step, ckpt
     if opts.init_weights:
         init = checkpoint.load(opts.init_weights)
@@ -214,7 +214,7 @@ def _trainable(named: dict) -> dict:
 
 
 def _check_optimizer_state(state: dict, named: dict, source) -> None:
-    expected = {"step"} | {f"{kind}/{name}" for name in named for kind in ("m", "v")}
+    expected = {f"{kind}/{name}" for name in named for kind in ("m", "v")}
     if set(state) != expected:
         raise UserError(f"{source}: optimizer state does not match the model's weights")
 

@@ -95,9 +95,7 @@ def _ensure_inner(optimizer, weights) -> paddle.optimizer.Adam:
 
 
 def adam_state(optimizer, named: dict[str, tuple[object, str]]) -> dict[str, np.ndarray]:
-    """Adam's moments per canonical weight name and its step count (empty before the first step).
-
-    Paddle keeps beta1^(t+1), the power for the *next* step, instead of a step count."""
+    """Adam's moments per canonical weight name (empty before the first step)."""
     if not optimizer.init_optim or not optimizer.adam._accumulators.get("moment1"):
         return {}
     acc = optimizer.adam._accumulators
@@ -105,15 +103,15 @@ def adam_state(optimizer, named: dict[str, tuple[object, str]]) -> dict[str, np.
     for name, (var, kind) in named.items():
         state[f"m/{name}"] = to_canonical(kind, acc["moment1"][var.name].numpy())
         state[f"v/{name}"] = to_canonical(kind, acc["moment2"][var.name].numpy())
-        power = float(acc["beta1_pow_acc"][var.name].numpy().ravel()[0])
-        state["step"] = np.asarray(round(np.log(power) / np.log(optimizer.beta_1)) - 1, dtype=np.int64)
     return state
 
 
-def set_adam_state(optimizer, named: dict[str, tuple[object, str]], state: dict[str, np.ndarray]) -> None:
+def set_adam_state(optimizer, named: dict[str, tuple[object, str]], state: dict[str, np.ndarray],
+                   step: int) -> None:
+    """Restore the moments, as if ``step`` updates had been taken. Paddle keeps no step count but
+    beta^(step+1), the powers for the *next* step (they underflow to 0 in float32, as paddle's own do)."""
     inner = _ensure_inner(optimizer, [var for var, _ in named.values()])
     acc = inner._accumulators
-    step = int(state["step"])
     for name, (var, kind) in named.items():
         acc["moment1"][var.name].set_value(from_canonical(kind, state[f"m/{name}"]).astype(np.float32))
         acc["moment2"][var.name].set_value(from_canonical(kind, state[f"v/{name}"]).astype(np.float32))

@@ -109,11 +109,11 @@ def _keras(optimizer):
 
 
 def adam_state(optimizer, named: dict[str, tuple[object, str]]) -> dict[str, np.ndarray]:
-    """Adam's moments per canonical weight name and its step count (empty before the first step)."""
+    """Adam's moments per canonical weight name (empty before the first step)."""
     keras_opt = _keras(optimizer)
     if not keras_opt.built:
         return {}
-    state: dict[str, np.ndarray] = {"step": np.asarray(int(keras_opt.iterations.numpy()), dtype=np.int64)}
+    state: dict[str, np.ndarray] = {}
     for name, (var, kind) in named.items():
         index = keras_opt._get_variable_index(var)
         state[f"m/{name}"] = to_canonical(kind, keras_opt._momentums[index].numpy())
@@ -121,11 +121,22 @@ def adam_state(optimizer, named: dict[str, tuple[object, str]]) -> dict[str, np.
     return state
 
 
-def set_adam_state(optimizer, named: dict[str, tuple[object, str]], state: dict[str, np.ndarray]) -> None:
+def set_adam_state(optimizer, named: dict[str, tuple[object, str]], state: dict[str, np.ndarray],
+                   step: int) -> None:
+    """Restore the moments, as if ``step`` updates had been taken."""
     keras_opt = _keras(optimizer)
     keras_opt.build([var for var, _ in named.values()])
-    keras_opt.iterations.assign(int(state["step"]))
+    keras_opt.iterations.assign(step)
     for name, (var, kind) in named.items():
         index = keras_opt._get_variable_index(var)
         keras_opt._momentums[index].assign(from_canonical(kind, state[f"m/{name}"]))
         keras_opt._velocities[index].assign(from_canonical(kind, state[f"v/{name}"]))
+
+
+def gradients(compute_loss, weights) -> tuple[float, list[np.ndarray]]:
+    """The loss and d(loss)/d(weight) for each weight, by a GradientTape (no optimizer involved)."""
+    with tf.GradientTape() as tape:
+        loss = compute_loss()
+    grads = tape.gradient(loss, list(weights))
+    return float(loss), [np.zeros(tuple(w.shape), np.float32) if g is None else g.numpy()
+                         for g, w in zip(grads, weights)]

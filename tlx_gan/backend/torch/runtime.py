@@ -84,7 +84,7 @@ def _ensure_inner(optimizer, weights) -> torch.optim.Adam:
 
 
 def adam_state(optimizer, named: dict[str, tuple[object, str]]) -> dict[str, np.ndarray]:
-    """Adam's moments per canonical weight name and its step count (empty before the first step)."""
+    """Adam's moments per canonical weight name (empty before the first step)."""
     if not optimizer.init_optim:
         return {}
     inner = optimizer.optimizer_adam
@@ -95,15 +95,29 @@ def adam_state(optimizer, named: dict[str, tuple[object, str]]) -> dict[str, np.
             return {}
         state[f"m/{name}"] = to_canonical(kind, entry["exp_avg"].detach().cpu().numpy())
         state[f"v/{name}"] = to_canonical(kind, entry["exp_avg_sq"].detach().cpu().numpy())
-        state["step"] = np.asarray(int(entry["step"]), dtype=np.int64)
     return state
 
 
-def set_adam_state(optimizer, named: dict[str, tuple[object, str]], state: dict[str, np.ndarray]) -> None:
+def set_adam_state(optimizer, named: dict[str, tuple[object, str]], state: dict[str, np.ndarray],
+                   step: int) -> None:
+    """Restore the moments, as if ``step`` updates had been taken."""
     inner = _ensure_inner(optimizer, [var for var, _ in named.values()])
     for name, (var, kind) in named.items():
         inner.state[var] = {
-            "step": torch.tensor(float(state["step"])),
+            "step": torch.tensor(float(step)),
             "exp_avg": torch.from_numpy(from_canonical(kind, state[f"m/{name}"]).copy()).to(var.device),
             "exp_avg_sq": torch.from_numpy(from_canonical(kind, state[f"v/{name}"]).copy()).to(var.device),
         }
+
+
+def gradients(compute_loss, weights) -> tuple[float, list[np.ndarray]]:
+    """The loss and d(loss)/d(weight) for each weight, by plain autograd (no optimizer involved)."""
+    loss = compute_loss()
+    grads = torch.autograd.grad(loss, list(weights), allow_unused=True)
+    return float(loss), [np.zeros(tuple(w.shape), np.float32) if g is None else g.detach().cpu().numpy()
+                         for g, w in zip(grads, weights)]
+
+
+def inner_optimizer(optimizer, weights) -> torch.optim.Adam:
+    """The torch.optim.Adam under a TLX Adam, built now (as TLX would lazily) if it does not exist yet."""
+    return _ensure_inner(optimizer, list(weights))

@@ -1,0 +1,131 @@
+"""``backends_matrix/``: which backend x framework version x device cells are supported, with the
+latest parity and benchmark results. Everything in it is written from runs, never by hand:
+
+* ``cells.json``: one record per cell (backend, framework and version, numpy, Python, device) with
+  whether TLX imports and the GAN trains there, the pins that installed it and the shims applied;
+  ``tlx-gan matrix`` adds or refreshes the cells of the environment it runs in (run it from
+  each venv to fill the other cells);
+* ``parity-<model>-<loss>.{md,json}``: the latest parity report per model and loss;
+* ``bench-cpu.{md,json,png}``: the latest CPU benchmark;
+* ``README.md``: the table of all of it, regenerated from the files above.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+from tlx_gan import backend, checkpoint, info
+
+CELLS = "cells.json"
+
+
+def directory() -> Path:
+    """The checkout's backends_matrix/ when tlx_gan runs from one, else ./backends_matrix."""
+    checkout = Path(__file__).resolve().parents[1] / "backends_matrix"
+    return checkout if checkout.parent.joinpath("pyproject.toml").is_file() else Path.cwd() / "backends_matrix"
+
+
+def _write(path: Path, text: str) -> Path:
+    return checkpoint.atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def _cell_key(cell: dict) -> str:
+    return "|".join(str(cell[k]) for k in ("backend", "framework", "framework_version", "numpy", "python", "device"))
+
+
+def load_cells(folder: Path | None = None) -> list[dict]:
+    path = (folder or directory()) / CELLS
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def record_cells(names: list[str], folder: Path | None = None) -> list[dict]:
+    """Check every installed backend in this environment (import + a short training run) and store it."""
+    folder = folder or directory()
+    cells = {_cell_key(c): c for c in load_cells(folder)}
+    fresh = []
+    for row in info.gather(names, check=True):
+        if not row["installed"]:
+            continue
+        cell = {
+            "backend": row["backend"],
+            "framework": row.get("framework") or backend.framework_distribution(row["backend"]),
+            "framework_version": row["framework_version"],
+            "numpy": row.get("numpy", "?"),
+            "python": row.get("python", platform.python_version()),
+            "device": "gpu" if any(("gpu" in d.lower() or "cuda" in d.lower()) for d in row.get("devices", []))
+            else "cpu",
+            "tensorlayerx": row.get("tensorlayerx", "0.5.8"),
+            "imports": bool(row["tlx_imports"]),
+            "trains": bool(row.get("check", {}).get("ok", False)),
+            "error": row.get("error", ""),
+            "shims_applied": [s["name"] for s in row.get("shims", []) if s["status"] == "applied"],
+            "check": row.get("check"),
+            "checked_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{platform.machine()}, {row.get('cpu', '?')}",
+        }
+        cell["pins"] = f"{cell['framework']}=={cell['framework_version']} numpy=={cell['numpy']} tensorlayerx==0.5.8"
+        cells[_cell_key(cell)] = cell
+        fresh.append(cell)
+    ordered = sorted(cells.values(), key=lambda c: (backend.BACKENDS.index(c["backend"]), c["framework_version"],
+                                                    c["numpy"], c["device"]))
+    _write(folder / CELLS, json.dumps(ordered, indent=2) + "\n")
+    render_readme(folder)
+    return fresh
+
+
+def record_parity(report, folder: Path | None = None) -> list[Path]:
+    from tlx_gan.parity import suite
+
+    folder = folder or directory()
+    stem = folder / f"parity-{report.model}-{report.loss}"
+    versions = ", ".join(f"{name} {backend.framework_version(name)}" for name in report.backends)
+    line = (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} "
+            f"({platform.python_version()}; {versions}).")
+    suite.save(report, stem.with_suffix(".json"), stem.with_suffix(".md"), line)
+    render_readme(folder)
+    return [stem.with_suffix(".md"), stem.with_suffix(".json")]
+
+
+def _parity_rows(folder: Path) -> list[str]:
+    rows = []
+    for path in sorted(folder.glob("parity-*.json")):
+        report = json.loads(path.read_text())
+        levels = sorted({c["level"] for c in report["comparisons"]})
+        rows.append(f"| [{report['model']} / {report['loss']}]({path.with_suffix('.md').name}) | "
+                    f"{', '.join(report['backends'])} | {', '.join(levels)} | "
+                    f"{'PASS' if report['passed'] else 'FAIL'} |")
+    return rows
+
+
+def render_readme(folder: Path | None = None) -> Path:
+    folder = folder or directory()
+    cells = load_cells(folder)
+    out = [
+        "# Backends matrix",
+        "",
+        "Written by tlx-gan from runs (`tlx-gan matrix`, `tlx-gan parity`, `tlx-gan bench`); do not edit by hand.",
+        "A cell is supported when TLX 0.5.8 imports under the compat layer *and* the GAN trains there.",
+        "",
+        "## Cells",
+        "",
+        "| backend | framework | numpy | Python | device | imports | trains | shims applied | pins | checked |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        out.append(
+            f"| {c['backend']} | {c['framework']} {c['framework_version']} | {c['numpy']} | {c['python']} | "
+            f"{c['device']} | {'yes' if c['imports'] else 'NO'} | {'yes' if c['trains'] else 'NO'} | "
+            f"{len(c['shims_applied'])} | `{c['pins']}` | {c['checked_at']} |"
+        )
+    if not cells:
+        out.append("| (no cell recorded yet: run `tlx-gan matrix`) |||||||||")
+    out += ["", "Not checked here (no machine to run them): GPU cells of every backend; tensorflow 2.16-2.20.",
+            "", "## Parity (latest)", "", "| model / loss | backends | levels | result |", "|---|---|---|---|"]
+    out += _parity_rows(folder) or ["| (none yet: run `tlx-gan parity`) ||||"]
+    bench = folder / "bench-cpu.md"
+    out += ["", "## Benchmark (latest CPU run)", ""]
+    out.append("See [bench-cpu.md](bench-cpu.md)." if bench.is_file() else "(none yet: run `tlx-gan bench`)")
+    return _write(folder / "README.md", "\n".join(out) + "\n")

@@ -1,0 +1,122 @@
+"""The backend side of the parity suite: runs inside one backend's process (tlx_gan.isolate).
+
+Every level starts from the same canonical weights and the same inputs, both written by the parent
+to files, and writes its numbers (canonical names and layouts) to an ``.npz`` the parent compares.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tlx_gan import backend, checkpoint
+from tlx_gan.config import GanConfig, Normalization
+
+
+def _build(model: str, loss: str, normalization: dict, state: dict[str, np.ndarray]):
+    from tlx_gan import gan, weights
+
+    g = gan.build(GanConfig(model=model, loss=loss, normalization=Normalization(**normalization)))
+    weights.write(state, g.G, g.D, source="parity initial weights")
+    return g
+
+
+def _grads(g, with_loss, args, net) -> dict[str, np.ndarray]:
+    from tlx_gan import weights
+
+    runtime = backend.module("runtime")
+    named = {k: v for k, v in weights.variables(net).items() if not k.endswith(("/mean", "/var"))}
+    _, grads = runtime.gradients(lambda: with_loss(*args), [var for var, _ in named.values()])
+    return {name: runtime.to_canonical(kind, grad) for (name, (_, kind)), grad in zip(named.items(), grads)}
+
+
+def levels(init: str, inputs: str, out: str, model: str, loss: str, normalization: dict,
+           snapshot_every: int) -> dict:
+    """L1-L5 on this backend; arrays go to ``out`` (npz), a small summary is returned."""
+    import tensorlayerx as tlx
+
+    from tlx_gan import weights
+
+    state = checkpoint.load(init).weights
+    with np.load(inputs, allow_pickle=False) as archive:
+        data = {k: archive[k] for k in archive.files}
+    z = tlx.convert_to_tensor(data["z"])
+    x = tlx.convert_to_tensor(data["x"])
+    result: dict[str, np.ndarray] = {}
+
+    # L1 forward and L2 losses: training mode, as the steps run them
+    g = _build(model, loss, normalization, state)
+    result["L1/G(z)"] = tlx.convert_to_numpy(g.G(z))
+    g = _build(model, loss, normalization, state)
+    result["L1/D(x)"] = tlx.convert_to_numpy(g.D(x))
+    g = _build(model, loss, normalization, state)
+    result["L2/d_loss"] = np.asarray(float(g.loss_d(x, z)))
+    g = _build(model, loss, normalization, state)
+    result["L2/g_loss"] = np.asarray(float(g.loss_g(z, None)))
+
+    # L3 gradients of each TrainOneStep's loss with respect to the weights it trains
+    g = _build(model, loss, normalization, state)
+    for name, grad in _grads(g, g.loss_d, (x, z), g.D).items():
+        result[f"L3/d/{name}"] = grad
+    g = _build(model, loss, normalization, state)
+    for name, grad in _grads(g, g.loss_g, (z, None), g.G).items():
+        result[f"L3/g/{name}"] = grad
+
+    # L4 one TLX TrainOneStep of D, then of G, exactly as training runs them
+    g = _build(model, loss, normalization, state)
+    result["L4/d_loss"] = np.asarray(float(g.step_d(x, z)))
+    for name, value in weights.read(g.G, g.D).items():
+        result[f"L4/after_d/{name}"] = value
+    result["L4/g_loss"] = np.asarray(float(g.step_g(z, None)))
+    for name, value in weights.read(g.G, g.D).items():
+        result[f"L4/after_g/{name}"] = value
+
+    # L5 trajectory: K full GAN steps on the given batches and noise
+    if "traj_x" in data:
+        g = _build(model, loss, normalization, state)
+        losses = []
+        for k in range(len(data["traj_x"])):
+            losses.append(g.train_step(tlx.convert_to_tensor(data["traj_x"][k]),
+                                       tlx.convert_to_tensor(data["traj_z"][k])))
+            if (k + 1) % snapshot_every == 0:
+                for name, value in weights.read(g.G, g.D).items():
+                    result[f"L5/step{k + 1}/{name}"] = value
+        result["L5/losses"] = np.asarray(losses, dtype=np.float64)
+
+    checkpoint.atomic_write(out, lambda fh: np.savez(fh, **result))
+    return {"backend": backend.current(), "arrays": len(result)}
+
+
+def outcome(init: str, out: str, model: str, loss: str, steps: int, batch_size: int, seed: int,
+            eval_samples: int) -> dict:
+    """L6: a short real training run from the shared initial weights, then the quality metrics."""
+    from tlx_gan import metrics, train
+
+    opts = train.TrainOptions(model=model, loss=loss, steps=steps, batch_size=batch_size, seed=seed,
+                              out=out, init_weights=init, sample_every=0, checkpoint_every=0,
+                              progress=False)
+    run = train.train(opts, backend.current())
+    history = train.History.from_csv(Path(out) / "losses.csv")
+    tail = max(1, len(history.step) // 5)
+    from tlx_gan import sampling
+
+    model_, _ = sampling.gan_from_checkpoint(Path(out) / "checkpoint.npz")
+    quality = metrics.evaluate(sampling.sample(model_, eval_samples, seed), n=min(eval_samples, 500))
+    return {
+        "d_loss": float(np.mean(history.d_loss[-tail:])),
+        "g_loss": float(np.mean(history.g_loss[-tail:])),
+        "steps": run["step"],
+        "metrics": quality,
+    }
+
+
+def write_init(path: str, model: str, seed: int) -> dict:
+    """The shared initial weights (numpy-drawn, so the same whichever backend writes them)."""
+    from tlx_gan import gan, weights
+    from tlx_gan.config import GanConfig
+
+    g = gan.build(GanConfig(model=model))
+    state = weights.initial_state(weights.expected_shapes(g.G, g.D), seed)
+    checkpoint.save(path, checkpoint.Checkpoint({"kind": "init", "model": model, "seed": seed}, state))
+    return {"tensors": len(state)}

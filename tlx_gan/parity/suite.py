@@ -1,0 +1,405 @@
+"""``tlx-gan parity``: does every backend compute the same GAN? Level by level, from identical weights,
+inputs and noise, each backend in its own process:
+
+* L1 forward (G(z), D(x)); L2 losses; L3 gradients of each step's loss w.r.t. the weights it trains;
+  L4 one TrainOneStep of D then of G — against the float64 oracle (mlp) and pairwise;
+* L5 a K-step trajectory (losses and weights, with the drift curve) and L6 the outcome of a short
+  training run (final losses and sample quality) — pairwise.
+
+Errors are scaled so one tolerance fits a whole level: forward values, losses and gradients by the
+reference's largest magnitude; weight updates by the largest *update* (weights move by ~lr per step,
+so comparing the weights themselves would hide a wrong update a thousand times over).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tlx_gan import checkpoint, data, isolate
+from tlx_gan.config import Normalization
+from tlx_gan.errors import UserError
+from tlx_gan.parity import oracle
+
+REPORT_SCHEMA = "tlx-gan-parity"
+REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    value: float
+    reason: str
+
+
+# One table, each bound with its reason. Measured errors are reported next to them in every report.
+TOLERANCES = {
+    "L1": Tolerance(2e-5, "float32 forward: 784- and 256-term dot products summed in each BLAS's own order "
+                          "(~1e-7 relative per op, a few ops deep)"),
+    "L2": Tolerance(2e-5, "float32 losses: the forward error above, then a mean over the batch"),
+    "L3": Tolerance(2e-4, "float32 gradients, scaled by each tensor's largest entry: sums over the batch cancel, "
+                          "so small entries carry the absolute rounding error of the large ones"),
+    "L4": Tolerance(2e-2, "one Adam step, scaled by the largest update (~lr): Adam's first step is lr*g/(|g|+eps), so "
+                          "entries whose gradient is near eps (~1e-8) turn the ~1e-10 float32 gradient error into "
+                          "up to a few 1e-3 of lr; entries with |g| > 1e-6 agree to ~1e-5"),
+    "L5": Tolerance(1e-1, "K-step trajectory: float32 rounding (different but equivalent formulas, e.g. torch's Adam "
+                          "vs paddle's) compounds through the adversarial game, roughly doubling every 20 steps; "
+                          "relative L2 of the accumulated weight change, and each step's losses"),
+    "L6": Tolerance(0.25, "short training outcome: relative difference of the last-fifth mean losses, and of the "
+                          "Fréchet distance; coverage within one class"),
+}
+
+
+@dataclass
+class Comparison:
+    level: str
+    subject: str  # a backend
+    reference: str  # "oracle" or another backend
+    error: float
+    worst: str  # which value or tensor gave the error
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.error) and self.error <= self.tolerance)
+
+
+@dataclass
+class Report:
+    model: str
+    loss: str
+    backends: list[str]
+    normalization: dict
+    steps: int
+    comparisons: list[Comparison] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # backend -> why it produced nothing
+    known_differences: list[dict] = field(default_factory=list)
+    drift: dict[str, list[list[float]]] = field(default_factory=dict)  # pair -> [[step, drift], ...]
+    outcome: dict[str, dict] = field(default_factory=dict)
+    environment: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and all(c.passed for c in self.comparisons)
+
+    def cell(self, level: str, backend_name: str) -> tuple[float, bool] | None:
+        """Worst error at ``level`` of any comparison involving ``backend_name``."""
+        mine = [c for c in self.comparisons if c.level == level and backend_name in (c.subject, c.reference)]
+        if not mine:
+            return None
+        worst = max(mine, key=lambda c: c.error if np.isfinite(c.error) else np.inf)
+        return worst.error, all(c.passed for c in mine)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["schema"], out["schema_version"] = REPORT_SCHEMA, REPORT_VERSION
+        out["passed"] = self.passed
+        out["tolerances"] = {k: asdict(v) for k, v in TOLERANCES.items()}
+        for c, raw in zip(self.comparisons, out["comparisons"]):
+            raw["passed"] = c.passed
+        return out
+
+
+def scaled_error(a: np.ndarray, ref: np.ndarray) -> float:
+    a, ref = np.asarray(a, np.float64), np.asarray(ref, np.float64)
+    if a.shape != ref.shape:
+        return float("inf")
+    diff = float(np.max(np.abs(a - ref))) if a.size else 0.0
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    if scale == 0.0:
+        return 0.0 if diff == 0.0 else float("inf")
+    return diff / scale
+
+
+def worst_of(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, str]:
+    worst, name = 0.0, ""
+    for key, (a, ref) in pairs.items():
+        err = scaled_error(a, ref)
+        if not err <= worst:  # also catches NaN/inf
+            worst, name = err, key
+    return worst, name
+
+
+# Running batch-norm variance is a known difference (torch uses the unbiased batch variance); it is
+# measured and reported, not held to L4's tolerance.
+RUNNING_VARIANCE = "/var"
+
+
+def _update_pairs(result: dict, ref: dict, init: dict, stage: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {
+        f"{stage}:{name}": (result[f"L4/{stage}/{name}"] - init[name], ref[f"L4/{stage}/{name}"] - init[name])
+        for name in init if not name.endswith(RUNNING_VARIANCE)
+    }
+
+
+def compare_levels(subject: str, result: dict, reference: str, ref: dict, init: dict,
+                   levels=("L1", "L2", "L3", "L4")) -> list[Comparison]:
+    out = []
+    for level in levels:
+        if level == "L4":
+            pairs = {**_update_pairs(result, ref, init, "after_d"), **_update_pairs(result, ref, init, "after_g")}
+            pairs.update({k: (result[k], ref[k]) for k in ("L4/d_loss", "L4/g_loss")})
+        else:
+            pairs = {k: (result[k], ref[k]) for k in ref if k.startswith(level + "/")}
+        error, worst = worst_of(pairs)
+        out.append(Comparison(level, subject, reference, error, worst, TOLERANCES[level].value))
+    return out
+
+
+def oracle_levels(init: dict, inputs: dict, loss: str, norm: Normalization, backend_name: str) -> dict:
+    """The float64 oracle's L1-L4 numbers, keyed like the backends' (mlp only).
+
+    It follows the project's normalizations; where one is switched off, it keeps the project's
+    choice, so a backend left on its own default shows up as a failure."""
+    slope = norm.leaky_slope if norm.leaky_slope is not None else oracle.DEFAULT_SLOPE
+    eps = norm.adam_eps if norm.adam_eps is not None else 1e-8
+    w = {k: v.astype(np.float64) for k, v in init.items()}
+    z, x = inputs["z"].astype(np.float64), inputs["x"].astype(np.float64)
+    logits, probs = oracle.discriminator(w, x, slope)
+    out = {"L1/G(z)": oracle.generator(w, z), "L1/D(x)": logits if loss == "bce" else probs}
+    d_loss, d_grads = oracle.d_loss_and_grads(w, x, z, loss, slope)
+    g_loss, g_grads = oracle.g_loss_and_grads(w, z, loss, slope)
+    out["L2/d_loss"], out["L2/g_loss"] = np.asarray(d_loss), np.asarray(g_loss)
+    out.update({f"L3/d/{k}": v for k, v in d_grads.items()})
+    out.update({f"L3/g/{k}": v for k, v in g_grads.items()})
+    config = oracle.GanConfig(loss=loss, slope=slope,
+                              g_adam=oracle.AdamConfig(beta1=0.5, eps=eps), d_adam=oracle.AdamConfig(eps=eps))
+    state = oracle.init_opt_state(w)
+    after_d, d_state, d_step_loss = oracle.train_step_d(w, state.d, x, z, config)
+    after_g, _, g_step_loss = oracle.train_step_g(after_d, state.g, z, config)
+    out.update({f"L4/after_d/{k}": v for k, v in after_d.items()})
+    out.update({f"L4/after_g/{k}": v for k, v in after_g.items()})
+    out["L4/d_loss"], out["L4/g_loss"] = np.asarray(d_step_loss), np.asarray(g_step_loss)
+    return out
+
+
+def _inputs(batch: int, steps: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng([seed, 0xA11])
+    test = data.load_mnist(None, "test")
+    train = data.load_mnist(None, "train")
+    picked = rng.choice(len(test), batch, replace=False)
+    inputs = {
+        "z": rng.standard_normal((batch, 100), dtype=np.float32),
+        "x": data.to_model_input(test.images[picked]),
+    }
+    if steps:
+        epochs = -(-steps * batch // len(train))  # as many shuffled passes as the K batches need
+        order = np.concatenate([rng.permutation(len(train)) for _ in range(epochs)])[: steps * batch]
+        inputs["traj_x"] = data.to_model_input(train.images[order]).reshape(steps, batch, -1)
+        inputs["traj_z"] = rng.standard_normal((steps, batch, 100), dtype=np.float32)
+    return inputs
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        return {k: archive[k] for k in archive.files}
+
+
+def relative_l2(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> float:
+    """||a - b|| / ||b|| over all the tensors together."""
+    num = sum(float(np.sum((np.asarray(a, np.float64) - b) ** 2)) for a, b in pairs.values())
+    den = sum(float(np.sum(np.asarray(b, np.float64) ** 2)) for _, b in pairs.values())
+    return float(np.sqrt(num / den)) if den else (0.0 if num == 0 else float("inf"))
+
+
+def trajectory_drift(a: dict, b: dict, init: dict) -> tuple[float, list[list[float]], float]:
+    """Worst drift of the accumulated update (relative L2 over all weights: one flipped sign in a
+    tiny tensor should not dominate), the drift curve, and the worst per-step loss difference."""
+    steps = sorted({int(k.split("/")[1][4:]) for k in a if k.startswith("L5/step")})
+    curve = []
+    for step in steps:
+        pairs = {name: (a[f"L5/step{step}/{name}"] - init[name], b[f"L5/step{step}/{name}"] - init[name])
+                 for name in init if not name.endswith(RUNNING_VARIANCE)}
+        curve.append([step, relative_l2(pairs)])
+    la, lb = a["L5/losses"], b["L5/losses"]
+    loss_drift = float(np.max(np.abs(la - lb) / np.maximum(np.abs(lb), 1e-12))) if len(la) == len(lb) else np.inf
+    return max((d for _, d in curve), default=0.0), curve, loss_drift
+
+
+def run(backends: list[str], model: str = "mlp", loss: str = "mse", steps: int = 100, batch: int = 64,
+        seed: int = 0, normalization: Normalization | None = None, outcome_steps: int = 0,
+        outcome_batch: int = 64, workdir: str | None = None, timeout: float = 1800) -> Report:
+    """Run the levels on each backend (own process each) and compare."""
+    norm = normalization or Normalization()
+    report = Report(model, loss, list(backends), asdict(norm), steps)
+    with tempfile.TemporaryDirectory(prefix="tlx-gan-parity-", dir=workdir) as tmp:
+        tmp = Path(tmp)
+        made = isolate.call(backends[0], "tlx_gan.parity.probe:write_init",
+                            {"path": str(tmp / "init.npz"), "model": model, "seed": seed}, timeout=timeout)
+        if not made.ok:
+            raise UserError(f"parity: could not build the {model} model on {backends[0]}: {made.error}")
+        init = checkpoint.load(tmp / "init.npz").weights
+        inputs = _inputs(batch, steps, seed)
+        np.savez(tmp / "inputs.npz", **inputs)
+        results: dict[str, dict] = {}
+        for name in backends:
+            outcome = isolate.call(name, "tlx_gan.parity.probe:levels", {
+                "init": str(tmp / "init.npz"), "inputs": str(tmp / "inputs.npz"), "out": str(tmp / f"{name}.npz"),
+                "model": model, "loss": loss, "normalization": asdict(norm),
+                "snapshot_every": max(1, steps // 10)}, timeout=timeout)
+            if outcome.ok:
+                results[name] = _load_npz(tmp / f"{name}.npz")
+            else:
+                report.failures[name] = outcome.error
+        if model == "mlp":
+            for name, result in results.items():
+                ref = oracle_levels(init, inputs, loss, norm, name)
+                report.comparisons += compare_levels(name, result, "oracle", ref, init)
+        for a, b in itertools.combinations(results, 2):
+            report.comparisons += compare_levels(a, results[a], b, results[b], init)
+            if steps:
+                drift, curve, loss_drift = trajectory_drift(results[a], results[b], init)
+                report.drift[f"{a}~{b}"] = curve
+                error = max(drift, loss_drift)
+                worst = "accumulated weight update" if drift >= loss_drift else "per-step losses"
+                report.comparisons.append(Comparison("L5", a, b, error, worst, TOLERANCES["L5"].value))
+        report.known_differences += _measure_known(results, init)
+        if outcome_steps:
+            _outcome(report, backends, tmp, model, loss, outcome_steps, outcome_batch, seed, timeout)
+    return report
+
+
+def _measure_known(results: dict[str, dict], init: dict) -> list[dict]:
+    """Differences the project reports rather than normalizes, with their measured size."""
+    known = []
+    var_names = [n for n in init if n.endswith(RUNNING_VARIANCE)]
+    if var_names:
+        for a, b in itertools.combinations(results, 2):
+            pairs = {n: (results[a][f"L4/after_d/{n}"] - init[n], results[b][f"L4/after_d/{n}"] - init[n])
+                     for n in var_names}
+            error, worst = worst_of(pairs)
+            known.append({"name": "batch-norm running variance", "pair": f"{a}~{b}", "measured": error,
+                          "where": worst, "explanation": KNOWN_DIFFERENCES["bn_running_variance"]})
+    return known
+
+
+# Differences these tests found between the backends as TLX runs them, and what the project does.
+# Each normalization has a test that fails without it (tests/test_parity.py, tests/test_compat.py).
+NORMALIZED = (
+    ("leaky_slope", "tlx.LeakyReLU (the tutorial's D activation) has slope 0.01 on torch, 0.2 on paddle and "
+                    "tensorflow: the models pass negative_slope=0.2 explicitly. Found by L1."),
+    ("adam_eps", "TLX's Adam defaults eps to 1e-7 on tensorflow, 1e-8 on torch and paddle: the project passes "
+                 "1e-8. Found by L4."),
+    ("adam_eps_bias_corrected", "Keras 3's Adam adds eps to sqrt(v), torch and paddle to sqrt(v_hat) (an "
+                                "effective eps 1/sqrt(1-beta2^t) larger on tensorflow, ~30x at step 1): the TF "
+                                "backend uses the torch convention. Found by L4."),
+    ("isolate_gradients", "TLX's paddle TrainOneStep clears only the gradients of the weights it trains, so the "
+                          "D loss's gradients on G's weights are added into the next G step (and the G loss's into "
+                          "the next D step): every step clears all gradients first. Found by L4."),
+    ("random streams", "tlx.set_seed seeds each framework's own generator, so initial weights, noise and data "
+                       "order would differ: all three are drawn with numpy on the host instead."),
+    ("SAME transposed convolution", "TLX's ConvTranspose2d with padding SAME gives 16x16 (torch) and 13x13 "
+                                    "(paddle) from 7x7 at stride 2, TF gives 14x14: compat patches make torch "
+                                    "and paddle give TF's size and values. Found by dcgan L1."),
+)
+
+KNOWN_DIFFERENCES = {
+    "bn_running_variance": (
+        "torch's BatchNorm updates its running variance with the unbiased batch variance (n/(n-1) times the "
+        "biased one); TensorFlow and Paddle use the biased one. Training (batch statistics) is unaffected; "
+        "only eval-mode outputs of the dcgan see it, by about 1/(batch-1) of each update."),
+}
+
+
+def _outcome(report: Report, backends, tmp: Path, model, loss, steps, batch, seed, timeout) -> None:
+    for name in backends:
+        if name in report.failures:
+            continue
+        result = isolate.call(name, "tlx_gan.parity.probe:outcome", {
+            "init": str(tmp / "init.npz"), "out": str(tmp / f"outcome-{name}"), "model": model, "loss": loss,
+            "steps": steps, "batch_size": batch, "seed": seed, "eval_samples": 500}, timeout=timeout)
+        if result.ok:
+            report.outcome[name] = result.value
+        else:
+            report.failures[name] = f"L6: {result.error}"
+    tol = TOLERANCES["L6"].value
+    for a, b in itertools.combinations(report.outcome, 2):
+        oa, ob = report.outcome[a], report.outcome[b]
+        rel = {
+            "d_loss": abs(oa["d_loss"] - ob["d_loss"]) / max(abs(ob["d_loss"]), 1e-12),
+            "g_loss": abs(oa["g_loss"] - ob["g_loss"]) / max(abs(ob["g_loss"]), 1e-12),
+            "frechet_distance": abs(oa["metrics"]["frechet_distance"] - ob["metrics"]["frechet_distance"])
+            / max(ob["metrics"]["frechet_distance"], 1e-12),
+            # one class either way is within the band: scaled so that 1 class == the tolerance
+            "classes_covered": abs(oa["metrics"]["classes_covered"] - ob["metrics"]["classes_covered"]) * tol,
+        }
+        worst = max(rel, key=rel.get)
+        report.comparisons.append(Comparison("L6", a, b, rel[worst], worst, tol))
+
+
+def format_table(report: Report) -> str:
+    levels = [lv for lv in TOLERANCES if any(c.level == lv for c in report.comparisons)]
+    width = 20
+    lines = [f"parity: {report.model}/{report.loss}, {len(report.backends)} backends, K={report.steps}",
+             "level  tolerance " + "".join(f"{b:>{width}}" for b in report.backends)]
+    for level in levels:
+        row = f"{level:<6} {TOLERANCES[level].value:>9.0e} "
+        for name in report.backends:
+            cell = report.cell(level, name)
+            text = "-" if cell is None else f"{cell[0]:.1e} {'PASS' if cell[1] else 'FAIL'}"
+            row += f"{text:>{width}}"
+        lines.append(row)
+    for name, why in report.failures.items():
+        lines.append(f"{name}: FAILED to run: {why}")
+    failed = [c for c in report.comparisons if not c.passed]
+    for c in failed:
+        lines.append(f"FAIL {c.level} {c.subject} vs {c.reference}: {c.error:.3g} > {c.tolerance:g} at {c.worst}")
+    for k in report.known_differences:
+        lines.append(f"known difference: {k['name']} ({k['pair']}): {k['measured']:.3g} relative, at {k['where']}")
+    lines.append("PASS" if report.passed else "FAIL")
+    return "\n".join(lines)
+
+
+def format_markdown(report: Report, environment_line: str = "") -> str:
+    out = [f"# Parity report: {report.model} / {report.loss}", ""]
+    if environment_line:
+        out += [environment_line, ""]
+    out += [f"Verdict: **{'PASS' if report.passed else 'FAIL'}** — levels x backends, worst scaled error of any "
+            f"comparison involving the backend (against the float64 oracle for L1-L4 on mlp, and pairwise).", ""]
+    out.append("| level | tolerance | " + " | ".join(report.backends) + " |")
+    out.append("|---|---|" + "---|" * len(report.backends))
+    for level in TOLERANCES:
+        cells = [report.cell(level, b) for b in report.backends]
+        if all(c is None for c in cells):
+            continue
+        text = [("-" if c is None else f"{c[0]:.2e} {'PASS' if c[1] else 'FAIL'}") for c in cells]
+        out.append(f"| {level} | {TOLERANCES[level].value:g} | " + " | ".join(text) + " |")
+    out += ["", "## Tolerances", ""]
+    out += [f"- **{level}** ({tol.value:g}): {tol.reason}" for level, tol in TOLERANCES.items()]
+    out += ["", "## Every comparison", "", "| level | backend | against | error | worst at | result |",
+            "|---|---|---|---|---|---|"]
+    for c in report.comparisons:
+        out.append(f"| {c.level} | {c.subject} | {c.reference} | {c.error:.2e} | `{c.worst}` | "
+                   f"{'PASS' if c.passed else 'FAIL'} |")
+    if report.outcome:
+        out += ["", "## L6 outcome", "", "| backend | d_loss | g_loss | Fréchet distance | classes | MNIST score |",
+                "|---|---|---|---|---|---|"]
+        for name, o in report.outcome.items():
+            m = o["metrics"]
+            out.append(f"| {name} | {o['d_loss']:.4f} | {o['g_loss']:.4f} | {m['frechet_distance']:.2f} | "
+                       f"{m['classes_covered']} | {m['mnist_score']:.2f} |")
+    out += ["", "## Differences found and normalized", ""]
+    out += [f"- **{name}**{' (off in this run)' if report.normalization.get(name) in (None, False) else ''}: {text}"
+            for name, text in NORMALIZED]
+    if report.known_differences:
+        out += ["", "## Known differences (measured, not normalized)", ""]
+        for k in report.known_differences:
+            out.append(f"- {k['name']} ({k['pair']}): {k['measured']:.3g} relative at `{k['where']}`. "
+                       f"{k['explanation']}")
+    if report.failures:
+        out += ["", "## Backends that failed to run", ""]
+        out += [f"- {name}: {why}" for name, why in report.failures.items()]
+    return "\n".join(out) + "\n"
+
+
+def save(report: Report, json_path: Path | None, markdown_path: Path | None, environment_line: str = "") -> None:
+    if json_path:
+        text = json.dumps(report.to_dict(), indent=2, default=float)
+        checkpoint.atomic_write(json_path, lambda fh: fh.write(text.encode()))
+    if markdown_path:
+        text = format_markdown(report, environment_line)
+        checkpoint.atomic_write(markdown_path, lambda fh: fh.write(text.encode()))
