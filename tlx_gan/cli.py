@@ -106,11 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--loss", type=_choice(LOSS_NAMES), default="mse")
     parity.add_argument("--steps", type=_non_negative, default=100, help="K, the L5 trajectory length")
     parity.add_argument("--outcome-steps", type=_non_negative, default=None,
-                        help="L6 training steps (default 600 for mlp, 0 (off) for dcgan)")
+                        help="L6 training steps (default 1500 for mlp, 0 (off) for dcgan)")
     parity.add_argument("--batch-size", type=_positive, default=64)
     parity.add_argument("--seed", type=int, default=0)
     parity.add_argument("--tutorial", action="store_true",
-                        help="switch every normalization off, as the tutorial runs: shows what each one fixes")
+                        help="the tutorial's settings with every normalization off: shows what each one fixes")
     parity.add_argument("--json", default=None, help="also write the report as JSON here")
     parity.add_argument("--no-matrix", action="store_true", help="don't update backends_matrix/")
 
@@ -127,7 +127,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=_positive)
     length.add_argument("--steps", type=_positive)
-    p.add_argument("--batch-size", type=_positive, default=128)
+    p.add_argument("--batch-size", type=_positive, default=16,
+                   help="default 16: enough steps for the 4,500 embedded digits to give digits in 30 epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", type=_choice(DEVICES), default="cpu")
     p.add_argument("--data", default=None,
@@ -135,7 +136,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pixel-range", type=_choice(("tanh", "tutorial")), default="tanh",
                    help="tanh: [-1, 1] to match G's Tanh (default); tutorial: [0, 1) as the tutorial feeds")
     p.add_argument("--tutorial", action="store_true",
-                   help="the tutorial as written: backend defaults, [0,1) pixels, U[0,1) noise")
+                   help="the tutorial as written: its Adam settings and TLX's init, backend defaults, "
+                        "[0,1) pixels, U[0,1) noise")
     p.add_argument("--out", default=None, help="output directory (default runs/<backend>-<model>-<loss>)")
     p.add_argument("--resume", default=None, help="continue from this checkpoint")
     p.add_argument("--init-weights", default=None, help="start from these weights (a checkpoint or init file)")
@@ -240,16 +242,17 @@ def cmd_eval(args) -> int:
 
 def cmd_parity(args) -> int:
     from tlx_gan import matrix
-    from tlx_gan.config import Normalization
+    from tlx_gan.config import GanConfig
     from tlx_gan.parity import suite
 
     names = _backends_arg(args)
     for name in names:
         backend.require_installed(name)
-    outcome = args.outcome_steps if args.outcome_steps is not None else (600 if args.model == "mlp" else 0)
-    report = suite.run(names, model=args.model, loss=args.loss, steps=args.steps, batch=args.batch_size,
-                       seed=args.seed, normalization=Normalization.tutorial() if args.tutorial else None,
-                       outcome_steps=outcome)
+    outcome = args.outcome_steps
+    if outcome is None:
+        outcome = suite.DEFAULT_OUTCOME_STEPS if args.model == "mlp" else 0
+    config = (GanConfig.tutorial if args.tutorial else GanConfig)(model=args.model, loss=args.loss)
+    report = suite.run(names, config, steps=args.steps, batch=args.batch_size, seed=args.seed, outcome_steps=outcome)
     print(suite.format_table(report))
     if args.json:
         suite.save(report, Path(args.json), None)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tlx_gan import backend, checkpoint, data, images
-from tlx_gan.config import GanConfig, Normalization
+from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
 
 SAMPLE_GRID = 64
@@ -45,7 +45,7 @@ class TrainOptions:
     tutorial: bool = False  # the TLX tutorial as written: backend defaults, [0,1) pixels, U[0,1) noise
     epochs: int | None = None
     steps: int | None = None
-    batch_size: int = 128
+    batch_size: int = 16
     seed: int = 0
     device: str = "cpu"
     out: str = "runs/train"
@@ -58,10 +58,14 @@ class TrainOptions:
     eval_samples: int = 1000
     progress: bool = True
     fault_nan_at_step: int | None = None  # test aid: make this step's loss NaN
+    config: GanConfig | None = None  # overrides model/loss/noise/tutorial (the parity suite's L6)
 
     def gan_config(self) -> GanConfig:
-        normalization = Normalization.tutorial() if self.tutorial else Normalization()
-        return GanConfig(model=self.model, loss=self.loss, noise=self.noise, normalization=normalization)
+        if self.config is not None:
+            return self.config
+        if self.tutorial:
+            return GanConfig.tutorial(self.model, self.loss)
+        return GanConfig(model=self.model, loss=self.loss, noise=self.noise)
 
 
 @dataclass
@@ -204,7 +208,8 @@ def _load_start(opts: TrainOptions, gan, config: GanConfig):
         init = checkpoint.load(opts.init_weights)
         weights.write(init.weights, gan.G, gan.D, source=str(opts.init_weights))
         return 0, None
-    weights.write(weights.initial_state(weights.expected_shapes(gan.G, gan.D), opts.seed), gan.G, gan.D)
+    state = weights.initial_state(weights.expected_shapes(gan.G, gan.D), opts.seed, config.init)
+    weights.write(state, gan.G, gan.D)
     return 0, None
 
 
@@ -253,7 +258,7 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
     if steps_per_epoch == 0:
         raise UserError(f"--batch-size {opts.batch_size} is larger than the {len(x)} training images")
     total = opts.steps if opts.steps is not None else (opts.epochs or 1) * steps_per_epoch
-    noise_kind = "uniform" if opts.tutorial else opts.noise
+    noise_kind = config.noise
 
     gan = gan_module.build(config)
     start, resumed = _load_start(opts, gan, config)
@@ -265,7 +270,7 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
     meta_base = {
         "kind": "train",
         "config": config.to_dict(),
-        "options": {k: v for k, v in asdict(opts).items() if k not in ("resume", "fault_nan_at_step")},
+        "options": {k: v for k, v in asdict(opts).items() if k not in ("resume", "fault_nan_at_step", "config")},
         "backend": backend_name,
         "data": train_split.source,
         "rng": "numpy default_rng([seed, 1, epoch]) for data order, ([seed, 3, step]) for noise",

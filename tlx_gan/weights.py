@@ -95,24 +95,35 @@ def write(state: dict[str, np.ndarray], *networks, source: str = "weights") -> N
         runtime.assign(var, runtime.from_canonical(kind, state[name].astype(np.float32)))
 
 
-# Same scale as TLX's default initializers (truncated normal, stddev 0.05; zero biases); drawn with
-# numpy so that every backend starts from the same numbers for the same seed.
-INIT_STDDEV = 0.05
+# TLX's default initializer: truncated normal, stddev 0.05, whatever the layer's size.
+TLX_STDDEV = 0.05
 
 
-def initial_state(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int) -> dict[str, np.ndarray]:
-    """Deterministic initial weights for the given canonical shapes (backend-independent)."""
+def _fan_in(name: str, shape: tuple[int, ...]) -> int:
+    """Inputs feeding each output unit, from the canonical layout (Linear (in, out), conv OIHW, deconv IOHW)."""
+    if len(shape) == 2:
+        return shape[0]
+    kernel = int(np.prod(shape[2:]))
+    return (shape[0] if "deconv" in name else shape[1]) * kernel
+
+
+def initial_state(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int,
+                  scheme: str = "lecun") -> dict[str, np.ndarray]:
+    """Deterministic initial weights for the canonical shapes, drawn with numpy, so every backend starts
+    from the same numbers. ``scheme``: "lecun" (std 1/sqrt(fan_in)) or "tlx" (TLX's std 0.05); both
+    truncated at two standard deviations like TLX's TruncatedNormal. Biases and batch-norm shifts 0,
+    scales and running variances 1."""
     rng = np.random.default_rng([seed, 0x1A17])
     state: dict[str, np.ndarray] = {}
     for name in sorted(shapes):
         shape, _ = shapes[name]
         suffix = name.rsplit("/", 1)[-1]
         if suffix == "W":
-            # truncated at two standard deviations, as TLX's TruncatedNormal
             value = rng.standard_normal(shape)
             while (outside := np.abs(value) > 2.0).any():
                 value[outside] = rng.standard_normal(int(outside.sum()))
-            state[name] = (value * INIT_STDDEV).astype(np.float32)
+            std = TLX_STDDEV if scheme == "tlx" else 1.0 / np.sqrt(_fan_in(name, shape))
+            state[name] = (value * std).astype(np.float32)
         elif suffix in ("gamma", "var"):
             state[name] = np.ones(shape, dtype=np.float32)
         else:  # biases, beta, running mean

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from tlx_gan import backend, checkpoint
-from tlx_gan.config import GanConfig, Normalization
+from tlx_gan.config import GanConfig
 
 
-def _build(model: str, loss: str, normalization: dict, state: dict[str, np.ndarray]):
+def _build(config: dict, state: dict[str, np.ndarray]):
     from tlx_gan import gan, weights
 
-    g = gan.build(GanConfig(model=model, loss=loss, normalization=Normalization(**normalization)))
+    g = gan.build(GanConfig.from_dict(config))
     weights.write(state, g.G, g.D, source="parity initial weights")
     return g
 
@@ -31,8 +31,7 @@ def _grads(g, with_loss, args, net) -> dict[str, np.ndarray]:
     return {name: runtime.to_canonical(kind, grad) for (name, (_, kind)), grad in zip(named.items(), grads)}
 
 
-def levels(init: str, inputs: str, out: str, model: str, loss: str, normalization: dict,
-           snapshot_every: int) -> dict:
+def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) -> dict:
     """L1-L5 on this backend; arrays go to ``out`` (npz), a small summary is returned."""
     import tensorlayerx as tlx
 
@@ -46,25 +45,25 @@ def levels(init: str, inputs: str, out: str, model: str, loss: str, normalizatio
     result: dict[str, np.ndarray] = {}
 
     # L1 forward and L2 losses: training mode, as the steps run them
-    g = _build(model, loss, normalization, state)
+    g = _build(config, state)
     result["L1/G(z)"] = tlx.convert_to_numpy(g.G(z))
-    g = _build(model, loss, normalization, state)
+    g = _build(config, state)
     result["L1/D(x)"] = tlx.convert_to_numpy(g.D(x))
-    g = _build(model, loss, normalization, state)
+    g = _build(config, state)
     result["L2/d_loss"] = np.asarray(float(g.loss_d(x, z)))
-    g = _build(model, loss, normalization, state)
+    g = _build(config, state)
     result["L2/g_loss"] = np.asarray(float(g.loss_g(z, None)))
 
     # L3 gradients of each TrainOneStep's loss with respect to the weights it trains
-    g = _build(model, loss, normalization, state)
+    g = _build(config, state)
     for name, grad in _grads(g, g.loss_d, (x, z), g.D).items():
         result[f"L3/d/{name}"] = grad
-    g = _build(model, loss, normalization, state)
+    g = _build(config, state)
     for name, grad in _grads(g, g.loss_g, (z, None), g.G).items():
         result[f"L3/g/{name}"] = grad
 
     # L4 one TLX TrainOneStep of D, then of G, exactly as training runs them
-    g = _build(model, loss, normalization, state)
+    g = _build(config, state)
     result["L4/d_loss"] = np.asarray(float(g.step_d(x, z)))
     for name, value in weights.read(g.G, g.D).items():
         result[f"L4/after_d/{name}"] = value
@@ -74,7 +73,7 @@ def levels(init: str, inputs: str, out: str, model: str, loss: str, normalizatio
 
     # L5 trajectory: K full GAN steps on the given batches and noise
     if "traj_x" in data:
-        g = _build(model, loss, normalization, state)
+        g = _build(config, state)
         losses = []
         for k in range(len(data["traj_x"])):
             losses.append(g.train_step(tlx.convert_to_tensor(data["traj_x"][k]),
@@ -88,14 +87,12 @@ def levels(init: str, inputs: str, out: str, model: str, loss: str, normalizatio
     return {"backend": backend.current(), "arrays": len(result)}
 
 
-def outcome(init: str, out: str, model: str, loss: str, steps: int, batch_size: int, seed: int,
-            eval_samples: int) -> dict:
+def outcome(init: str, out: str, config: dict, steps: int, batch_size: int, seed: int, eval_samples: int) -> dict:
     """L6: a short real training run from the shared initial weights, then the quality metrics."""
     from tlx_gan import metrics, train
 
-    opts = train.TrainOptions(model=model, loss=loss, steps=steps, batch_size=batch_size, seed=seed,
-                              out=out, init_weights=init, sample_every=0, checkpoint_every=0,
-                              progress=False)
+    opts = train.TrainOptions(config=GanConfig.from_dict(config), steps=steps, batch_size=batch_size, seed=seed,
+                              out=out, init_weights=init, sample_every=0, checkpoint_every=0, progress=False)
     run = train.train(opts, backend.current())
     history = train.History.from_csv(Path(out) / "losses.csv")
     tail = max(1, len(history.step) // 5)
@@ -111,12 +108,12 @@ def outcome(init: str, out: str, model: str, loss: str, steps: int, batch_size: 
     }
 
 
-def write_init(path: str, model: str, seed: int) -> dict:
+def write_init(path: str, config: dict, seed: int) -> dict:
     """The shared initial weights (numpy-drawn, so the same whichever backend writes them)."""
     from tlx_gan import gan, weights
-    from tlx_gan.config import GanConfig
 
-    g = gan.build(GanConfig(model=model))
-    state = weights.initial_state(weights.expected_shapes(g.G, g.D), seed)
-    checkpoint.save(path, checkpoint.Checkpoint({"kind": "init", "model": model, "seed": seed}, state))
+    gan_config = GanConfig.from_dict(config)
+    g = gan.build(gan_config)
+    state = weights.initial_state(weights.expected_shapes(g.G, g.D), seed, gan_config.init)
+    checkpoint.save(path, checkpoint.Checkpoint({"kind": "init", "config": config, "seed": seed}, state))
     return {"tensors": len(state)}

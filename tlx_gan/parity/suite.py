@@ -22,10 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from tlx_gan import checkpoint, data, isolate
-from tlx_gan.config import Normalization
+from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
 from tlx_gan.parity import oracle
 
+# L6: a short real training run (about 6 epochs of the embedded digits at the default batch size).
+DEFAULT_OUTCOME_STEPS = 1500
+DEFAULT_OUTCOME_BATCH = 16
 REPORT_SCHEMA = "tlx-gan-parity"
 REPORT_VERSION = 1
 
@@ -49,8 +52,10 @@ TOLERANCES = {
     "L5": Tolerance(1e-1, "K-step trajectory: float32 rounding (different but equivalent formulas, e.g. torch's Adam "
                           "vs paddle's) compounds through the adversarial game, roughly doubling every 20 steps; "
                           "relative L2 of the accumulated weight change, and each step's losses"),
-    "L6": Tolerance(0.25, "short training outcome: relative difference of the last-fifth mean losses, and of the "
-                          "Fréchet distance; coverage within one class"),
+    "L6": Tolerance(0.25, "short training outcome (1500 steps): by then the backends have decorrelated like different "
+                          "seeds (L5 drift doubles every ~20 steps), so outcomes compare statistically. Relative "
+                          "difference of the last-fifth mean losses and of the Fréchet distance; measured between "
+                          "4 seeds on one backend: d_loss +-10%, g_loss +-3%, FD +-4%"),
 }
 
 
@@ -75,6 +80,7 @@ class Report:
     backends: list[str]
     normalization: dict
     steps: int
+    config: dict = field(default_factory=dict)
     comparisons: list[Comparison] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # backend -> why it produced nothing
     known_differences: list[dict] = field(default_factory=list)
@@ -150,11 +156,12 @@ def compare_levels(subject: str, result: dict, reference: str, ref: dict, init: 
     return out
 
 
-def oracle_levels(init: dict, inputs: dict, loss: str, norm: Normalization, backend_name: str) -> dict:
+def oracle_levels(init: dict, inputs: dict, gan_config: GanConfig) -> dict:
     """The float64 oracle's L1-L4 numbers, keyed like the backends' (mlp only).
 
     It follows the project's normalizations; where one is switched off, it keeps the project's
     choice, so a backend left on its own default shows up as a failure."""
+    norm, loss = gan_config.normalization, gan_config.loss
     slope = norm.leaky_slope if norm.leaky_slope is not None else oracle.DEFAULT_SLOPE
     eps = norm.adam_eps if norm.adam_eps is not None else 1e-8
     w = {k: v.astype(np.float64) for k, v in init.items()}
@@ -166,8 +173,11 @@ def oracle_levels(init: dict, inputs: dict, loss: str, norm: Normalization, back
     out["L2/d_loss"], out["L2/g_loss"] = np.asarray(d_loss), np.asarray(g_loss)
     out.update({f"L3/d/{k}": v for k, v in d_grads.items()})
     out.update({f"L3/g/{k}": v for k, v in g_grads.items()})
-    config = oracle.GanConfig(loss=loss, slope=slope,
-                              g_adam=oracle.AdamConfig(beta1=0.5, eps=eps), d_adam=oracle.AdamConfig(eps=eps))
+    g_adam, d_adam = gan_config.adam_g, gan_config.adam_d
+    config = oracle.GanConfig(
+        loss=loss, slope=slope,
+        g_adam=oracle.AdamConfig(lr=g_adam.lr, beta1=g_adam.beta1, beta2=g_adam.beta2, eps=eps),
+        d_adam=oracle.AdamConfig(lr=d_adam.lr, beta1=d_adam.beta1, beta2=d_adam.beta2, eps=eps))
     state = oracle.init_opt_state(w)
     after_d, d_state, d_step_loss = oracle.train_step_d(w, state.d, x, z, config)
     after_g, _, g_step_loss = oracle.train_step_g(after_d, state.g, z, config)
@@ -220,16 +230,17 @@ def trajectory_drift(a: dict, b: dict, init: dict) -> tuple[float, list[list[flo
     return max((d for _, d in curve), default=0.0), curve, loss_drift
 
 
-def run(backends: list[str], model: str = "mlp", loss: str = "mse", steps: int = 100, batch: int = 64,
-        seed: int = 0, normalization: Normalization | None = None, outcome_steps: int = 0,
-        outcome_batch: int = 64, workdir: str | None = None, timeout: float = 1800) -> Report:
+def run(backends: list[str], config: GanConfig | None = None, steps: int = 100, batch: int = 64, seed: int = 0,
+        outcome_steps: int = 0, outcome_batch: int = DEFAULT_OUTCOME_BATCH, workdir: str | None = None,
+        timeout: float = 1800) -> Report:
     """Run the levels on each backend (own process each) and compare."""
-    norm = normalization or Normalization()
-    report = Report(model, loss, list(backends), asdict(norm), steps)
+    config = config or GanConfig()
+    model, loss, as_dict = config.model, config.loss, config.to_dict()
+    report = Report(model, loss, list(backends), asdict(config.normalization), steps, as_dict)
     with tempfile.TemporaryDirectory(prefix="tlx-gan-parity-", dir=workdir) as tmp:
         tmp = Path(tmp)
         made = isolate.call(backends[0], "tlx_gan.parity.probe:write_init",
-                            {"path": str(tmp / "init.npz"), "model": model, "seed": seed}, timeout=timeout)
+                            {"path": str(tmp / "init.npz"), "config": as_dict, "seed": seed}, timeout=timeout)
         if not made.ok:
             raise UserError(f"parity: could not build the {model} model on {backends[0]}: {made.error}")
         init = checkpoint.load(tmp / "init.npz").weights
@@ -239,15 +250,14 @@ def run(backends: list[str], model: str = "mlp", loss: str = "mse", steps: int =
         for name in backends:
             outcome = isolate.call(name, "tlx_gan.parity.probe:levels", {
                 "init": str(tmp / "init.npz"), "inputs": str(tmp / "inputs.npz"), "out": str(tmp / f"{name}.npz"),
-                "model": model, "loss": loss, "normalization": asdict(norm),
-                "snapshot_every": max(1, steps // 10)}, timeout=timeout)
+                "config": as_dict, "snapshot_every": max(1, steps // 10)}, timeout=timeout)
             if outcome.ok:
                 results[name] = _load_npz(tmp / f"{name}.npz")
             else:
                 report.failures[name] = outcome.error
         if model == "mlp":
             for name, result in results.items():
-                ref = oracle_levels(init, inputs, loss, norm, name)
+                ref = oracle_levels(init, inputs, config)
                 report.comparisons += compare_levels(name, result, "oracle", ref, init)
         for a, b in itertools.combinations(results, 2):
             report.comparisons += compare_levels(a, results[a], b, results[b], init)
@@ -259,7 +269,7 @@ def run(backends: list[str], model: str = "mlp", loss: str = "mse", steps: int =
                 report.comparisons.append(Comparison("L5", a, b, error, worst, TOLERANCES["L5"].value))
         report.known_differences += _measure_known(results, init)
         if outcome_steps:
-            _outcome(report, backends, tmp, model, loss, outcome_steps, outcome_batch, seed, timeout)
+            _outcome(report, backends, tmp, as_dict, outcome_steps, outcome_batch, seed, timeout)
     return report
 
 
@@ -305,30 +315,29 @@ KNOWN_DIFFERENCES = {
 }
 
 
-def _outcome(report: Report, backends, tmp: Path, model, loss, steps, batch, seed, timeout) -> None:
+def _outcome(report: Report, backends, tmp: Path, config: dict, steps, batch, seed, timeout) -> None:
     for name in backends:
         if name in report.failures:
             continue
         result = isolate.call(name, "tlx_gan.parity.probe:outcome", {
-            "init": str(tmp / "init.npz"), "out": str(tmp / f"outcome-{name}"), "model": model, "loss": loss,
+            "init": str(tmp / "init.npz"), "out": str(tmp / f"outcome-{name}"), "config": config,
             "steps": steps, "batch_size": batch, "seed": seed, "eval_samples": 500}, timeout=timeout)
         if result.ok:
             report.outcome[name] = result.value
         else:
             report.failures[name] = f"L6: {result.error}"
-    tol = TOLERANCES["L6"].value
+    def relative(x: float, y: float) -> float:
+        return abs(x - y) / max((abs(x) + abs(y)) / 2, 1e-12)
+
     for a, b in itertools.combinations(report.outcome, 2):
         oa, ob = report.outcome[a], report.outcome[b]
         rel = {
-            "d_loss": abs(oa["d_loss"] - ob["d_loss"]) / max(abs(ob["d_loss"]), 1e-12),
-            "g_loss": abs(oa["g_loss"] - ob["g_loss"]) / max(abs(ob["g_loss"]), 1e-12),
-            "frechet_distance": abs(oa["metrics"]["frechet_distance"] - ob["metrics"]["frechet_distance"])
-            / max(ob["metrics"]["frechet_distance"], 1e-12),
-            # one class either way is within the band: scaled so that 1 class == the tolerance
-            "classes_covered": abs(oa["metrics"]["classes_covered"] - ob["metrics"]["classes_covered"]) * tol,
+            "d_loss": relative(oa["d_loss"], ob["d_loss"]),
+            "g_loss": relative(oa["g_loss"], ob["g_loss"]),
+            "frechet_distance": relative(oa["metrics"]["frechet_distance"], ob["metrics"]["frechet_distance"]),
         }
         worst = max(rel, key=rel.get)
-        report.comparisons.append(Comparison("L6", a, b, rel[worst], worst, tol))
+        report.comparisons.append(Comparison("L6", a, b, rel[worst], worst, TOLERANCES["L6"].value))
 
 
 def format_table(report: Report) -> str:

@@ -1,0 +1,92 @@
+"""Parity: every backend computes the same GAN (L1-L6), and every normalization the project applies
+is needed: switched off, the level that found it fails."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import BACKENDS, run_cli
+
+from tlx_gan.config import GanConfig, Normalization
+from tlx_gan.parity import suite
+
+
+@pytest.fixture(scope="module")
+def mlp_report():
+    return suite.run(list(BACKENDS), GanConfig(model="mlp"), steps=100, batch=64,
+                     outcome_steps=suite.DEFAULT_OUTCOME_STEPS)
+
+
+def test_mlp_parity_passes_every_level_on_every_backend(mlp_report):
+    assert not mlp_report.failures, mlp_report.failures
+    table = suite.format_table(mlp_report)
+    for level in ("L1", "L2", "L3", "L4", "L5", "L6"):
+        for name in BACKENDS:
+            cell = mlp_report.cell(level, name)
+            assert cell is not None and cell[1], f"{level} {name}\n{table}"
+    against_oracle = {(c.level, c.subject) for c in mlp_report.comparisons if c.reference == "oracle"}
+    assert against_oracle == {(lv, b) for lv in ("L1", "L2", "L3", "L4") for b in BACKENDS}
+    # L1-L3 are float32 rounding only: far inside their tolerance
+    for c in mlp_report.comparisons:
+        if c.level in ("L1", "L2", "L3"):
+            assert c.error < suite.TOLERANCES[c.level].value / 10, c
+
+
+def test_drift_curve_is_recorded_for_every_pair(mlp_report):
+    assert set(mlp_report.drift) == {"torch~paddle", "torch~tensorflow", "paddle~tensorflow"}
+    for curve in mlp_report.drift.values():
+        steps = [s for s, _ in curve]
+        assert steps == list(range(10, 101, 10))
+        assert all(np.isfinite(d) for _, d in curve)
+
+
+def test_dcgan_parity_passes_pairwise():
+    report = suite.run(list(BACKENDS), GanConfig(model="dcgan"), steps=10, batch=16)
+    assert not report.failures, report.failures
+    assert report.passed, suite.format_table(report)
+    levels = {c.level for c in report.comparisons}
+    assert levels == {"L1", "L2", "L3", "L4", "L5"}
+    # torch's unbiased running variance is measured and reported, not hidden
+    assert any(k["pair"].startswith("torch") and k["measured"] > 0 for k in report.known_differences)
+
+
+@pytest.mark.parametrize("switched_off,backend_name,level", [
+    ({"leaky_slope": None}, "torch", "L1"),
+    ({"adam_eps": None}, "tensorflow", "L4"),
+    ({"adam_eps_bias_corrected": False}, "tensorflow", "L4"),
+    ({"isolate_gradients": False}, "paddle", "L4"),
+])
+def test_each_normalization_is_needed(switched_off, backend_name, level):
+    config = GanConfig(normalization=Normalization(**switched_off))
+    report = suite.run([backend_name], config, steps=0, batch=64)
+    assert not report.failures, report.failures
+    failed = {c.level for c in report.comparisons if not c.passed}
+    assert level in failed, f"switching off {switched_off} on {backend_name} went unnoticed"
+    assert all(c.passed for c in report.comparisons if c.level < level), "it should first show at " + level
+    with_it = suite.run([backend_name], GanConfig(), steps=0, batch=64)
+    assert with_it.passed, suite.format_table(with_it)
+
+
+def test_parity_command_fails_on_the_tutorial_defaults_and_writes_its_report(tmp_path):
+    report_path = tmp_path / "parity.json"
+    result = run_cli("parity", "--backends", "torch,paddle", "--steps", "0", "--outcome-steps", "0", "--tutorial",
+                     "--no-matrix", "--json", str(report_path))
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    assert "FAIL" in result.stdout.splitlines()[-1]
+    report = json.loads(report_path.read_text())
+    assert report["schema"] == "tlx-gan-parity" and report["passed"] is False
+    failing = {(c["level"], c["subject"]) for c in report["comparisons"] if not c["passed"]}
+    assert ("L1", "torch") in failing  # slope 0.01 vs the oracle's 0.2
+    assert ("L4", "paddle") in failing  # gradients leaking between the two steps
+
+
+def test_scaled_error_and_relative_l2():
+    ref = np.array([1.0, -2.0, 0.5])
+    assert suite.scaled_error(ref, ref) == 0.0
+    assert suite.scaled_error(ref + np.array([0, 0.02, 0]), ref) == pytest.approx(0.01)
+    assert suite.scaled_error(np.zeros(2), np.zeros(3)) == float("inf")
+    assert suite.scaled_error(np.ones(2), np.zeros(2)) == float("inf")
+    pairs = {"a": (np.array([3.0, 4.0]), np.array([3.0, 4.0])), "b": (np.array([1.0]), np.array([0.0]))}
+    assert suite.relative_l2(pairs) == pytest.approx(1 / 5)
