@@ -114,6 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--json", default=None, help="also write the report as JSON here")
     parity.add_argument("--no-matrix", action="store_true", help="don't update backends_matrix/")
 
+    compare = verbs.add_parser("compare", help="the main job: train on every backend, one report side by side")
+    _add_backends(compare)
+    compare.add_argument("--model", type=_choice(MODEL_NAMES), default="mlp")
+    compare.add_argument("--loss", type=_choice(LOSS_NAMES), default="mse")
+    compare.add_argument("--epochs", type=_positive, default=8, help="epochs per backend (default 8: a few minutes "
+                         "on 2 CPU cores for all three; 30+ for sharper digits)")
+    compare.add_argument("--batch-size", type=_positive, default=16)
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--data", default=None, help="as train --data (default: the embedded digits)")
+    compare.add_argument("--out", default="runs/compare")
+    compare.add_argument("--threads", type=_positive, default=os.cpu_count() or 1,
+                         help="CPU threads, the same for every backend (default: all cores)")
+    compare.add_argument("--no-bench", action="store_true", help="skip the eager/fast speed measurement")
+    compare.add_argument("--no-parity", action="store_true", help="skip the parity summary")
+
     matrix = verbs.add_parser("matrix", help="check this environment's backends and record them in backends_matrix/")
     _add_backends(matrix)
     return parser
@@ -145,6 +160,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=_non_negative, default=1000)
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars and samples")
     p.add_argument("--eval-every-epoch", action="store_true", help="log the quality metrics every epoch")
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="CPU threads for the framework's kernels (default: the framework's own choice)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--fault-nan-at-step", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -202,7 +219,7 @@ def cmd_train(args) -> int:
         resume=args.resume, init_weights=args.init_weights, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
         eval_every_epoch=args.eval_every_epoch, progress=not args.no_progress,
-        fault_nan_at_step=args.fault_nan_at_step,
+        fault_nan_at_step=args.fault_nan_at_step, threads=args.threads,
     )
     run = train.train(opts, name)
     out = Path(opts.out)
@@ -273,9 +290,21 @@ def cmd_matrix(args) -> int:
     return 0 if all(c["imports"] and c["trains"] for c in cells) else 1
 
 
+def cmd_compare(args) -> int:
+    from tlx_gan import compare
+
+    names = _backends_arg(args)
+    opts = compare.CompareOptions(backends=names, model=args.model, loss=args.loss, epochs=args.epochs,
+                                  batch_size=args.batch_size, seed=args.seed, data=args.data, out=args.out,
+                                  bench=not args.no_bench, parity=not args.no_parity, threads=args.threads)
+    path = compare.run(opts)
+    print(f"report: {path.resolve()}")
+    return 0
+
+
 COMMANDS = {
     "info": cmd_info, "exec": cmd_exec, "train": cmd_train, "generate": cmd_generate, "eval": cmd_eval,
-    "parity": cmd_parity, "matrix": cmd_matrix,
+    "parity": cmd_parity, "matrix": cmd_matrix, "compare": cmd_compare,
 }
 
 

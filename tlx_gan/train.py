@@ -59,6 +59,8 @@ class TrainOptions:
     progress: bool = True
     fault_nan_at_step: int | None = None  # test aid: make this step's loss NaN
     config: GanConfig | None = None  # overrides model/loss/noise/tutorial (the parity suite's L6)
+    status_file: str | None = None  # JSON progress for a watching process (tlx-gan compare)
+    threads: int | None = None  # CPU threads for the framework's kernels (None: its own default)
 
     def gan_config(self) -> GanConfig:
         if self.config is not None:
@@ -153,26 +155,46 @@ def make_loader(x: np.ndarray, labels: np.ndarray, batch_sampler):
 
 
 class Progress:
-    """One status line: rewritten in place on a terminal, printed every tenth of the run otherwise."""
+    """Progress of a run: one status line (redrawn in place on a terminal, printed every tenth of the run
+    otherwise) and, for ``tlx-gan compare``'s live view, a small JSON status file. Both at most a few
+    times a second, so a fast backend's step time is not spent on printing."""
 
-    def __init__(self, total: int, label: str, enabled: bool = True, stream=sys.stderr):
+    def __init__(self, total: int, label: str, enabled: bool = True, stream=sys.stderr,
+                 status_file: str | None = None, interval: float = 0.25):
         self.total, self.label, self.enabled, self.stream = total, label, enabled, stream
         self.tty = enabled and stream.isatty()
         self.every = max(1, total // 10)
+        self.status_file = Path(status_file) if status_file else None
+        self.interval = interval
         self.started = time.perf_counter()
+        self._last = 0.0
 
-    def update(self, step: int, d: float, g: float, first: int = 0) -> None:
-        if not self.enabled or not (self.tty or step % self.every == 0 or step == self.total):
+    def update(self, step: int, d: float, g: float, first: int = 0, status: str = "training") -> None:
+        now = time.perf_counter()
+        due = now - self._last >= self.interval or step == self.total
+        periodic = step % self.every == 0 or step == self.total
+        line_due = self.enabled and (due if self.tty else periodic)
+        if not line_due and not (self.status_file and due):
             return
-        done = step - first
-        rate = done / max(time.perf_counter() - self.started, 1e-9)
-        width = 24
-        filled = int(width * step / max(self.total, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        line = (f"{self.label} [{bar}] {step}/{self.total}  d_loss {d:.4f}  g_loss {g:.4f}  "
-                f"{rate:.1f} steps/s")
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        self.stream.flush()
+        self._last = now
+        rate = (step - first) / max(now - self.started, 1e-9)
+        if line_due:
+            width = 24
+            filled = int(width * step / max(self.total, 1))
+            bar = "#" * filled + "-" * (width - filled)
+            line = (f"{self.label} [{bar}] {step}/{self.total}  d_loss {d:.4f}  g_loss {g:.4f}  "
+                    f"{rate:.1f} steps/s")
+            self.stream.write(("\r" + line) if self.tty else line + "\n")
+            self.stream.flush()
+        if self.status_file:
+            self.write_status(status, step, d, g, rate)
+
+    def write_status(self, status: str, step: int, d: float | None = None, g: float | None = None,
+                     rate: float | None = None) -> None:
+        if self.status_file:
+            record = {"status": status, "step": step, "total": self.total, "d_loss": d, "g_loss": g,
+                      "steps_per_s": rate}
+            checkpoint.atomic_write(self.status_file, lambda fh: fh.write(json.dumps(record).encode()))
 
     def close(self) -> None:
         if self.tty:
@@ -246,6 +268,8 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     runtime = backend.module("runtime")
+    if opts.threads:
+        runtime.set_threads(opts.threads)
     if opts.device == "gpu" and not runtime.gpu_available():
         raise UserError(f"--device gpu: {backend.pretty(backend_name)} sees no GPU here; use --device cpu")
     device = runtime.use_device(opts.device)
@@ -270,7 +294,9 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
     meta_base = {
         "kind": "train",
         "config": config.to_dict(),
-        "options": {k: v for k, v in asdict(opts).items() if k not in ("resume", "fault_nan_at_step", "config")},
+        "options": {k: v for k, v in asdict(opts).items()
+                    if k not in ("resume", "fault_nan_at_step", "config", "status_file")},
+        "threads": runtime.threads(),
         "backend": backend_name,
         "data": train_split.source,
         "rng": "numpy default_rng([seed, 1, epoch]) for data order, ([seed, 3, step]) for noise",
@@ -308,10 +334,12 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
             "eval": eval_log,
         }
         (out / "run.json").write_text(json.dumps(run, indent=2))
+        last = (history.d_loss[-1], history.g_loss[-1]) if history.step else (None, None)
+        progress.write_status(status, step, *last)
         return run
 
     interrupted = _InterruptFlag()
-    progress = Progress(total, f"{backend_name}/{config.model}", opts.progress)
+    progress = Progress(total, f"{backend_name}/{config.model}", opts.progress, status_file=opts.status_file)
     step = start
     try:
         with interrupted:

@@ -129,3 +129,16 @@ def initial_state(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int,
         else:  # biases, beta, running mean
             state[name] = np.zeros(shape, dtype=np.float32)
     return state
+
+
+def save_initial(path: str, config: dict, seed: int) -> dict:
+    """Write the shared initial weights of ``config``'s model as an init file (a checkpoint without
+    optimizer state). Runs in any backend's process: numpy draws the numbers, TLX only gives shapes."""
+    from tlx_gan import checkpoint, gan
+    from tlx_gan.config import GanConfig
+
+    gan_config = GanConfig.from_dict(config)
+    g = gan.build(gan_config)
+    state = initial_state(expected_shapes(g.G, g.D), seed, gan_config.init)
+    checkpoint.save(path, checkpoint.Checkpoint({"kind": "init", "config": config, "seed": seed}, state))
+    return {"tensors": len(state)}

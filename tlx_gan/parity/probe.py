@@ -106,14 +106,3 @@ def outcome(init: str, out: str, config: dict, steps: int, batch_size: int, seed
         "steps": run["step"],
         "metrics": quality,
     }
-
-
-def write_init(path: str, config: dict, seed: int) -> dict:
-    """The shared initial weights (numpy-drawn, so the same whichever backend writes them)."""
-    from tlx_gan import gan, weights
-
-    gan_config = GanConfig.from_dict(config)
-    g = gan.build(gan_config)
-    state = weights.initial_state(weights.expected_shapes(g.G, g.D), seed, gan_config.init)
-    checkpoint.save(path, checkpoint.Checkpoint({"kind": "init", "config": config, "seed": seed}, state))
-    return {"tensors": len(state)}

@@ -239,7 +239,7 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = 100, 
     report = Report(model, loss, list(backends), asdict(config.normalization), steps, as_dict)
     with tempfile.TemporaryDirectory(prefix="tlx-gan-parity-", dir=workdir) as tmp:
         tmp = Path(tmp)
-        made = isolate.call(backends[0], "tlx_gan.parity.probe:write_init",
+        made = isolate.call(backends[0], "tlx_gan.weights:save_initial",
                             {"path": str(tmp / "init.npz"), "config": as_dict, "seed": seed}, timeout=timeout)
         if not made.ok:
             raise UserError(f"parity: could not build the {model} model on {backends[0]}: {made.error}")

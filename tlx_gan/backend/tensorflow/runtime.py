@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
 import tensorlayerx as tlx
@@ -54,7 +56,8 @@ def set_threads(n: int) -> None:
 
 
 def threads() -> int:
-    return tf.config.threading.get_intra_op_parallelism_threads()
+    """TF's intra-op pool size (0 means TF's default: one thread per core)."""
+    return tf.config.threading.get_intra_op_parallelism_threads() or (os.cpu_count() or 1)
 
 
 def peak_device_memory() -> int | None:
@@ -140,3 +143,101 @@ def gradients(compute_loss, weights) -> tuple[float, list[np.ndarray]]:
     grads = tape.gradient(loss, list(weights))
     return float(loss), [np.zeros(tuple(w.shape), np.float32) if g is None else g.numpy()
                          for g, w in zip(grads, weights)]
+
+
+def inner_optimizer(optimizer, weights):
+    """The Keras Adam under a TLX Adam, built for ``weights`` (its slots exist before any step)."""
+    keras_opt = _keras(optimizer)
+    if not keras_opt.built:
+        keras_opt.build(list(weights))
+    return keras_opt
+
+
+def device_description(device: str) -> dict[str, object]:
+    """What the benchmark runs on: the GPU's name and compute capability, or the CPU."""
+    if device != "gpu" or not gpu_available():
+        from tlx_gan.environment import cpu_model
+
+        return {"kind": "cpu", "name": cpu_model()}
+    details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+    capability = details.get("compute_capability")
+    return {"kind": "gpu", "name": details.get("device_name"), "driver": None,
+            "capability": ".".join(map(str, capability)) if capability else None, **versions()}
+
+
+def gemm_probe(n: int, device: str = "cpu"):
+    """A function multiplying two n x n fp32 matrices on ``device`` ("cpu"/"gpu"): the peak-rate probe."""
+    name = "/GPU:0" if device == "gpu" else "/CPU:0"
+    rng = np.random.default_rng(0)
+    with tf.device(name):
+        a = tf.constant(rng.standard_normal((n, n), dtype=np.float32))
+        b = tf.constant(rng.standard_normal((n, n), dtype=np.float32))
+
+    def multiply() -> None:
+        with tf.device(name):
+            tf.matmul(a, b)
+
+    return multiply
+
+
+def profile_ops(fn, steps: int) -> dict:
+    """Per-op times over ``steps`` calls of ``fn`` from TensorFlow's profiler (no extra packages).
+
+    Ops inside a tf.function come from the profiler's own ``framework_op_stats`` tool (self time per
+    op); eager ops are not in that table, so they are read from the trace itself: one
+    ``EagerLocalExecute: <op>`` event per eager op, whose duration is that op's time."""
+    import glob
+    import json
+    import tempfile
+
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
+
+    try:
+        from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    except ImportError:  # older layouts
+        from tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory(prefix="tlx-gan-tfprof-") as logdir:
+        options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=3, python_tracer_level=0)
+        tf.profiler.experimental.start(logdir, options=options)
+        try:
+            for _ in range(steps):
+                fn()
+            sync()
+        finally:
+            tf.profiler.experimental.stop()
+        paths = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)
+        if not paths:
+            raise RuntimeError("the profiler wrote no trace")
+        totals: dict[str, list[float]] = {}
+        raw, ok = plugin.xspace_to_tools_data(paths, "framework_op_stats", {})
+        if ok:
+            for table in json.loads(raw)[:1]:
+                columns = [c["id"] for c in table["cols"]]
+                for row in table["rows"]:
+                    values = dict(zip(columns, [cell.get("v") for cell in row["c"]]))
+                    if values.get("type") == "IDLE":
+                        continue
+                    entry = totals.setdefault(str(values["type"]), [0, 0.0])
+                    entry[0] += int(values.get("occurrences") or 0)
+                    entry[1] += float(values.get("total_self_time") or 0.0) / 1000.0
+        space = xplane_pb2.XSpace()
+        with open(paths[0], "rb") as fh:
+            space.ParseFromString(fh.read())
+        prefix = "EagerLocalExecute: "
+        for plane in space.planes:
+            names = {key: meta.name for key, meta in plane.event_metadata.items()}
+            for line in plane.lines:
+                for event in line.events:
+                    name = names.get(event.metadata_id, "")
+                    if not name.startswith(prefix):
+                        continue
+                    op = name[len(prefix):]
+                    if op.startswith("__inference") or "PartitionedCall" in op:
+                        continue  # a tf.function call: its ops are in the table above
+                    entry = totals.setdefault(op, [0, 0.0])
+                    entry[0] += 1
+                    entry[1] += event.duration_ps / 1e9
+    ops = [{"name": name, "calls": calls, "ms": ms} for name, (calls, ms) in totals.items()]
+    ops.sort(key=lambda op: op["ms"], reverse=True)
+    return {"available": True, "tool": "tf.profiler xspace: framework_op_stats + eager op events", "ops": ops}
