@@ -25,6 +25,7 @@ import importlib.util
 import os
 import sys
 import types
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -197,6 +198,9 @@ def _load_shim_modules() -> None:
 
 def install() -> None:
     """Register every shim and put the import hook first on ``sys.meta_path`` (idempotent)."""
+    # tensorlayerx/__init__.py warns whenever a framework is not the one TLX 0.5.8 was built against
+    # (TF 2.4, Paddle 2.2, torch 1.10); with this layer installed that warning is wrong.
+    warnings.filterwarnings("ignore", message="The version of the backend you have installed does not match")
     _load_shim_modules()
     if not any(isinstance(f, _CompatFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _CompatFinder())

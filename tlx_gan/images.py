@@ -49,12 +49,16 @@ def loss_figure(curves: Mapping[str, Mapping[str, Sequence[float]]], title: str 
     from matplotlib import pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
-    for label, curve in curves.items():
+    # different dash patterns: backends that agree draw on top of each other and must stay visible
+    styles = ("-", "--", ":", "-.")
+    for index, (label, curve) in enumerate(curves.items()):
         steps = np.asarray(curve["step"])
+        color = f"C{index}"
         for axis, key in zip(axes, ("d_loss", "g_loss")):
             values = np.asarray(curve[key], dtype=np.float64)
-            axis.plot(steps, values, alpha=0.25, linewidth=0.8)
-            axis.plot(steps, _smooth(values), label=label, color=axis.lines[-1].get_color(), linewidth=1.6)
+            axis.plot(steps, values, alpha=0.15, linewidth=0.8, color=color)
+            axis.plot(steps, _smooth(values), label=label, color=color, linewidth=1.8,
+                      linestyle=styles[index % len(styles)])
     for axis, name in zip(axes, ("discriminator loss", "generator loss")):
         axis.set_title(name)
         axis.set_xlabel("step")

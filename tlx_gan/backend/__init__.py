@@ -10,11 +10,14 @@ spans backends runs each in its own process (see :mod:`tlx_gan.isolate`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
+import io
 import os
 import sys
+import warnings
 from types import ModuleType
 
 from tlx_gan.errors import UserError
@@ -96,8 +99,12 @@ def framework_distribution(name: str) -> str | None:
     return None
 
 
-def activate(name: str) -> None:
-    """Make this process run ``name``: sets TL_BACKEND before tensorlayerx is imported."""
+def activate(name: str, quiet: bool = True) -> None:
+    """Make this process run ``name``: sets TL_BACKEND, installs the compat layer, imports tensorlayerx.
+
+    ``quiet`` (the CLI and its child processes) keeps the frameworks' start-up chatter off the
+    terminal: TLX's "Using ... backend." line and per-layer INFO logs, TF's C++ banner, paddle's
+    ccache notice. Errors still surface."""
     require_installed(name)
     loaded = sys.modules.get("tensorlayerx")
     if loaded is not None and name != loaded.BACKEND:
@@ -107,6 +114,19 @@ def activate(name: str) -> None:
         )
     os.environ["TL_BACKEND"] = name
     import tlx_gan  # noqa: F401  (installs the compat layer before TLX loads)
+
+    if not quiet or loaded is not None:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", message="No ccache found")
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(chatter):
+            import tensorlayerx
+    except BaseException:
+        sys.stderr.write(chatter.getvalue())
+        raise
+    tensorlayerx.logging.set_verbosity(tensorlayerx.logging.WARN)
 
 
 def current() -> str:
