@@ -265,8 +265,7 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
     from tlx_gan import gan as gan_module
 
     config = opts.gan_config()
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    train_split = data.load_mnist(opts.data, "train")  # bad data fails before anything is written
     runtime = backend.module("runtime")
     if opts.threads:
         runtime.set_threads(opts.threads)
@@ -274,7 +273,6 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
         raise UserError(f"--device gpu: {backend.pretty(backend_name)} sees no GPU here; use --device cpu")
     device = runtime.use_device(opts.device)
 
-    train_split = data.load_mnist(opts.data, "train")
     pixel_range = "tutorial" if opts.tutorial else opts.pixel_range
     x = data.to_model_input(train_split.images, pixel_range)
     labels = train_split.labels
@@ -286,6 +284,8 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
 
     gan = gan_module.build(config)
     start, resumed = _load_start(opts, gan, config)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
     history = History()
     if resumed is not None and (out / "losses.csv").is_file():
         history = History.from_csv(out / "losses.csv")
