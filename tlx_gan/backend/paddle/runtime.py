@@ -125,3 +125,71 @@ def gradients(compute_loss, weights) -> tuple[float, list[np.ndarray]]:
     grads = paddle.grad(loss, list(weights), allow_unused=True)
     return float(loss), [np.zeros(tuple(w.shape), np.float32) if g is None else g.numpy()
                          for g, w in zip(grads, weights)]
+
+
+def inner_optimizer(optimizer, weights) -> paddle.optimizer.Adam:
+    """The paddle.optimizer.Adam under a TLX Adam, built now (as TLX would lazily) with its accumulators."""
+    return _ensure_inner(optimizer, list(weights))
+
+
+def device_description(device: str) -> dict[str, object]:
+    """What the benchmark runs on: the GPU's name, memory and capability, or the CPU."""
+    if device != "gpu" or not gpu_available():
+        from tlx_gan.environment import cpu_model
+
+        return {"kind": "cpu", "name": cpu_model()}
+    props = paddle.device.cuda.get_device_properties(0)
+    return {"kind": "gpu", "name": props.name, "driver": None, "memory_mb": props.total_memory / 2**20,
+            "capability": f"{props.major}.{props.minor}", **versions()}
+
+
+def gemm_probe(n: int, device: str = "cpu"):
+    """A function multiplying two n x n fp32 matrices on ``device`` ("cpu"/"gpu"): the peak-rate probe."""
+    rng = np.random.default_rng(0)
+    place = paddle.CUDAPlace(0) if device == "gpu" else paddle.CPUPlace()
+    a = paddle.to_tensor(rng.standard_normal((n, n), dtype=np.float32), place=place)
+    b = paddle.to_tensor(rng.standard_normal((n, n), dtype=np.float32), place=place)
+
+    def multiply() -> None:
+        paddle.matmul(a, b)
+
+    return multiply
+
+
+def profile_ops(fn, steps: int) -> dict:
+    """paddle.profiler's operator table over ``steps`` calls of ``fn``: time per operator (ms, all calls;
+    forward ops and their grad nodes separately)."""
+    from paddle import profiler
+    from paddle.profiler.profiler_statistic import StatisticData
+
+    targets = [profiler.ProfilerTarget.CPU] + ([profiler.ProfilerTarget.GPU] if gpu_available() else [])
+    prof = profiler.Profiler(targets=targets, on_trace_ready=lambda _prof: None)
+    prof.start()
+    try:
+        for _ in range(steps):
+            fn()
+            prof.step()
+        sync()
+    finally:
+        prof.stop()
+    stats = StatisticData(prof.profiler_result.get_data(), prof.profiler_result.get_extra_info())
+    ops = []
+    for name, item in stats.event_summary.items.items():
+        device_ns = getattr(item, "general_gpu_time", 0) or 0
+        ops.append({"name": name, "calls": int(item.call), "ms": (item.cpu_time + device_ns) / 1e6})
+    ops.sort(key=lambda op: op["ms"], reverse=True)
+    return {"available": True, "tool": "paddle.profiler operator summary (CPU + device time)", "ops": ops}
+
+
+def detach(tensor):
+    """``tensor`` cut from the autograd graph."""
+    return tensor.detach()
+
+
+def fused_adam_update(optimizer, weights, grads) -> None:
+    """One Adam step of a TLX Adam on ``weights`` with ``grads``, through the fastest kernel the framework
+    has, in the optimizer's own state (so it mixes with TLX's ``apply_gradients``): paddle's Adam applied
+    to the gradient list directly (TLX's path first collects every parameter's gradient, then clears)."""
+    weights = list(weights)
+    inner = _ensure_inner(optimizer, weights)
+    inner._apply_optimize(loss=None, startup_program=None, params_grads=list(zip(weights, grads)))

@@ -241,3 +241,40 @@ def profile_ops(fn, steps: int) -> dict:
     ops = [{"name": name, "calls": calls, "ms": ms} for name, (calls, ms) in totals.items()]
     ops.sort(key=lambda op: op["ms"], reverse=True)
     return {"available": True, "tool": "tf.profiler xspace: framework_op_stats + eager op events", "ops": ops}
+
+
+def detach(tensor):
+    """``tensor`` cut from the gradient tape (tf.stop_gradient)."""
+    return tf.stop_gradient(tensor)
+
+
+def keras_fused_update(keras_opt, grads, variables, learning_rate) -> None:
+    """One Adam update of ``variables`` into a Keras Adam's own slots with TF's fused ResourceApplyAdam
+    kernel: the shared powers once, then one kernel per variable (Keras' ``update_step`` runs ~20 small
+    ops per variable). The iteration count is left to the caller, as Keras' ``apply`` does.
+
+    Keras' Adam and the kernel share one formula (m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2),
+    w -= lr sqrt(1 - b2^t)/(1 - b1^t) m / (sqrt(v) + eps)); for a :class:`_BiasCorrectedEpsAdam` eps
+    becomes eps sqrt(1 - b2^t), as in its ``update_step``. Usable as that class's
+    ``_backend_update_step`` body."""
+    t = tf.cast(keras_opt.iterations + 1, tf.float32)
+    beta1_power = tf.pow(tf.cast(keras_opt.beta_1, tf.float32), t)
+    beta2_power = tf.pow(tf.cast(keras_opt.beta_2, tf.float32), t)
+    eps = tf.cast(keras_opt.epsilon, tf.float32)
+    if isinstance(keras_opt, _BiasCorrectedEpsAdam):
+        eps = eps * tf.sqrt(1.0 - beta2_power)
+    lr = tf.cast(learning_rate, tf.float32)
+    for grad, variable in zip(grads, variables):
+        index = keras_opt._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=keras_opt._momentums[index].handle, v=keras_opt._velocities[index].handle,
+            beta1_power=beta1_power, beta2_power=beta2_power, lr=lr, beta1=keras_opt.beta_1,
+            beta2=keras_opt.beta_2, epsilon=eps, grad=grad, use_locking=False)
+
+
+def fused_adam_update(optimizer, weights, grads) -> None:
+    """One Adam step of a TLX Adam on ``weights`` with ``grads``, through the fastest kernel the framework
+    has, in the optimizer's own state (so it mixes with TLX's ``apply_gradients``)."""
+    keras_opt = inner_optimizer(optimizer, weights)
+    keras_fused_update(keras_opt, grads, weights, keras_opt.learning_rate)
+    keras_opt.iterations.assign_add(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import tensorlayerx as tlx
 import torch
@@ -121,3 +123,79 @@ def gradients(compute_loss, weights) -> tuple[float, list[np.ndarray]]:
 def inner_optimizer(optimizer, weights) -> torch.optim.Adam:
     """The torch.optim.Adam under a TLX Adam, built now (as TLX would lazily) if it does not exist yet."""
     return _ensure_inner(optimizer, list(weights))
+
+
+def device_description(device: str) -> dict[str, object]:
+    """What the benchmark runs on: the GPU's name, driver, memory and capability, or the CPU."""
+    if device != "gpu" or not torch.cuda.is_available():
+        return {"kind": "cpu", "name": _cpu_name()}
+    props = torch.cuda.get_device_properties(0)
+    driver = None
+    with contextlib.suppress(Exception):  # torch has no public driver-version call; this private one is old
+        driver = str(torch._C._cuda_getDriverVersion())
+    return {"kind": "gpu", "name": props.name, "driver": driver, "memory_mb": props.total_memory / 2**20,
+            "capability": f"{props.major}.{props.minor}", **versions()}
+
+
+def _cpu_name() -> str:
+    from tlx_gan.environment import cpu_model
+
+    return cpu_model()
+
+
+def gemm_probe(n: int, device: str = "cpu"):
+    """A function multiplying two n x n fp32 matrices on ``device`` ("cpu"/"gpu"): the peak-rate probe."""
+    device = "cuda" if device == "gpu" else "cpu"
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(n, n, generator=generator).to(device)
+    b = torch.randn(n, n, generator=generator).to(device)
+    out = torch.empty(n, n, device=device)
+
+    def multiply() -> None:
+        torch.mm(a, b, out=out)
+
+    return multiply
+
+
+def profile_ops(fn, steps: int) -> dict:
+    """torch.profiler's per-op table over ``steps`` calls of ``fn``: self time per op (ms, all calls)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            fn()
+        sync()
+    ops = []
+    for event in prof.key_averages():
+        device_us = getattr(event, "self_device_time_total", 0.0) or 0.0
+        ops.append({"name": event.key, "calls": int(event.count),
+                    "ms": (event.self_cpu_time_total + device_us) / 1000.0})
+    ops.sort(key=lambda op: op["ms"], reverse=True)
+    return {"available": True, "tool": "torch.profiler key_averages (self CPU + self device time)", "ops": ops}
+
+
+def detach(tensor):
+    """``tensor`` cut from the autograd graph."""
+    return tensor.detach()
+
+
+def fused_adam_update(optimizer, weights, grads) -> None:
+    """One Adam step of a TLX Adam on ``weights`` with ``grads``, through the fastest kernel the framework
+    has, in the optimizer's own state (so it mixes with TLX's ``apply_gradients``): TLX's torch.optim.Adam
+    switched to its fused kernel (one kernel for all weights; same state: step, exp_avg, exp_avg_sq)."""
+    from tensorlayerx.optimizers.torch_optimizers import get_lr
+
+    weights = list(weights)
+    inner = _ensure_inner(optimizer, weights)
+    if not inner.defaults.get("fused"):
+        inner.defaults.update(fused=True, foreach=False)
+        for group in inner.param_groups:
+            group.update(fused=True, foreach=False)
+    for weight, grad in zip(weights, grads):
+        # autograd.grad may return another memory layout than the weight's (NHWC convs give channels-last
+        # filter gradients); the fused kernel pairs elements by memory, so match it as backward() would
+        weight.grad = grad if grad.stride() == weight.stride() else torch.empty_like(weight).copy_(grad)
+    for group in inner.param_groups:  # TLX's lr may be a scheduler; TLX reads it every step too
+        group["lr"] = get_lr(optimizer.lr)
+    inner.step()

@@ -1,0 +1,72 @@
+"""The project's own fast GAN step for the paddle backend, on the TLX modules, weights and optimizers.
+
+Same maths as TLX's ``TrainOneStep`` pair (:meth:`tlx_gan.gan.Gan.train_step`), less of its work: a
+hand-fused dygraph step.
+
+* the D step runs G under ``no_grad`` (TLX back-propagates the D loss into G's weights and throws
+  those gradients away), and D scores the real and fake batches in one call when D has no batch norm
+  (the mlp): same numbers, bigger matrix products;
+* gradients come from ``paddle.grad`` for the trained network's weights only (TLX's ``backward()``
+  fills every weight's gradient, then has to clear them);
+* the update is the same ``paddle.optimizer.Adam`` TLX builds, applied once to the gradient list
+  (:func:`runtime.fused_adam_update`; its moment accumulators are the ones eager TLX uses, so eager and
+  fast steps can be mixed).
+
+Same function names in every backend's ``fast`` module: :func:`make_step`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import paddle
+
+from tlx_gan import weights
+from tlx_gan.backend.paddle import runtime
+
+DESCRIPTION = ("paddle.grad on the trained weights only, G under no_grad and real+fake in one D call "
+               "in the D step, paddle Adam on the gradient list")
+
+
+def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
+    """A ``step(real, noise) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam states."""
+    G, D = gan.G, gan.D
+    loss_fn = gan.step_d.net_with_train.net_with_loss.loss_fn
+    d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
+    joint = _row_independent(D)
+
+    def discriminate(real, fake):
+        if not joint:
+            return D(real), D(fake)
+        both = D(paddle.concat([real, fake], 0))
+        return both[: real.shape[0]], both[real.shape[0]:]
+
+    targets: dict[tuple, tuple] = {}
+
+    def labels(like):
+        key = tuple(like.shape)
+        if key not in targets:
+            targets[key] = (paddle.ones_like(like), paddle.zeros_like(like))
+        return targets[key]
+
+    def step(real, noise) -> tuple[float, float]:
+        with paddle.no_grad():
+            fake = G(noise)
+        d_real, d_fake = discriminate(real, fake)
+        ones, zeros = labels(d_real)
+        d_loss = loss_fn(d_real, ones) + loss_fn(d_fake, zeros)
+        runtime.fused_adam_update(gan.optimizer_d, d_weights, paddle.grad(d_loss, d_weights))
+
+        d_fake = D(G(noise))
+        g_loss = loss_fn(d_fake, labels(d_fake)[0])
+        runtime.fused_adam_update(gan.optimizer_g, g_weights, paddle.grad(g_loss, g_weights))
+        return float(d_loss), float(g_loss)
+
+    return step
+
+
+def _row_independent(net) -> bool:
+    """No batch-norm statistics in ``net``: each sample's output depends on that sample alone, so real and
+    fake batches can go through it as one batch (bigger matrix products, half the calls) with the same
+    results. Batch norm would mix them, so then each batch gets its own call, as in TLX's step."""
+    return not any(name.endswith("/mean") for name in weights.variables(net))

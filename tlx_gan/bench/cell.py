@@ -1,0 +1,313 @@
+"""What runs inside one benchmark child process (one backend, through :func:`tlx_gan.isolate.call`).
+
+* :func:`write_init` writes the one set of initial weights every cell starts from;
+* :func:`probe` describes the backend (versions, device, threads) and measures its GEMM peak;
+* :func:`run_cell` times one (mode, batch size) cell;
+* :func:`same_maths` runs one step in several modes from identical weights and compares them.
+
+Every mode is built by :func:`make_stepper`, which hands back the same three things whatever the mode:
+a ``step(real, noise) -> (d_loss, g_loss)``, a converter from numpy to the mode's tensors, and a reader
+of the weights in canonical form.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tlx_gan import backend, checkpoint
+from tlx_gan.bench import flops
+from tlx_gan.bench.timing import Clock, summarize
+from tlx_gan.config import GanConfig
+from tlx_gan.errors import UserError
+
+MODES = ("eager", "fast", "native", "native-compiled")
+# Test hook: "backend:mode:kind[,...]" makes matching cells fail on purpose (kind: raise, crash, hang).
+FAULT_ENV = "TLX_GAN_BENCH_FAULT"
+# Distinct batches cycled through while timing: real data movement without one batch staying hot.
+DATA_POOL = 4
+
+
+@dataclass
+class Stepper:
+    step: Callable[[object, object], tuple[float, float]]
+    tensor: Callable[[np.ndarray], object]
+    read: Callable[[], dict[str, np.ndarray]]
+    description: str
+
+
+def _inject_fault(mode: str) -> None:
+    name = backend.current()
+    for entry in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        fault_backend, fault_mode, kind = (entry.split(":") + ["raise"])[:3]
+        if fault_backend in (name, "*") and fault_mode in (mode, "*"):
+            if kind == "crash":
+                os._exit(3)  # a hard crash: no result file, no traceback
+            if kind == "hang":
+                time.sleep(3600)
+            raise RuntimeError(f"injected fault ({FAULT_ENV}={entry})")
+
+
+def prepare(threads: int, device: str):
+    """Pin the thread count and select the device, before the framework runs any op. Returns the
+    backend's runtime module and the device string its tensors live on."""
+    runtime = backend.module("runtime")
+    runtime.set_threads(threads)
+    if device == "gpu" and not runtime.gpu_available():
+        raise UserError(f"--device gpu: {backend.current()} sees no GPU")
+    return runtime, runtime.use_device(device)
+
+
+def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], device: str) -> Stepper:
+    """The step of ``mode`` on a model freshly loaded with ``state``."""
+    if mode not in MODES:
+        raise UserError(f"unknown mode {mode!r}: valid modes are {', '.join(MODES)}")
+    if mode in ("eager", "fast"):
+        import tensorlayerx as tlx
+
+        from tlx_gan import gan, weights
+
+        model = gan.build(config)
+        weights.write(state, model.G, model.D, source="benchmark initial weights")
+        if mode == "eager":
+            step, text = model.train_step, "TLX TrainOneStep (D then G), as the tutorial runs it"
+        else:
+            fast = backend.module("fast")
+            step, text = fast.make_step(model), fast.DESCRIPTION
+        return Stepper(step, lambda a: tlx.convert_to_tensor(np.ascontiguousarray(a, dtype=np.float32)),
+                       lambda: weights.read(model.G, model.D), text)
+    native = backend.module("native").build(config, state, device, compiled=mode == "native-compiled")
+    text = f"plain {backend.pretty(backend.current())}" + (", compiled" if native.compiled else "")
+    return Stepper(native.step, native.tensor, native.read, text)
+
+
+def synthetic_batches(batch_size: int, seed: int, pool: int = DATA_POOL) -> tuple[np.ndarray, np.ndarray]:
+    """``pool`` batches of synthetic images in [-1, 1] (N, 784) and standard-normal noise (N, 100),
+    the same numbers in every cell with the same seed and batch size."""
+    from tlx_gan import data
+
+    images = data.load_synthetic(n=pool * batch_size, seed=seed).images
+    real = data.to_model_input(images).reshape(pool, batch_size, -1)
+    rng = np.random.default_rng([seed, batch_size, 0xBE7C])
+    noise = rng.standard_normal((pool, batch_size, flops.LATENT), dtype=np.float32)
+    return real, noise
+
+
+def _rss_mb() -> float:
+    """Current resident set size (MB), from /proc; the peak comes from getrusage."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return float("nan")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def write_init(model: str, seed: int, path: str) -> dict:
+    """Write the canonical initial weights of ``model`` (seeded, backend-independent, the project's
+    default init scheme) to ``path``."""
+    from tlx_gan import weights
+
+    written = weights.save_initial(path, GanConfig(model=model).to_dict(), seed)
+    state = checkpoint.load(path).weights
+    return {"path": path, "tensors": written["tensors"], "parameters": int(sum(v.size for v in state.values()))}
+
+
+def gemm_rate(runtime, size: int, repeats: int, device: str) -> dict:
+    """The framework's fp32 GEMM rate: best (and median) of ``repeats`` timed n x n products."""
+    clock = Clock(runtime.sync)
+    multiply = runtime.gemm_probe(size, device)
+    multiply()  # first call: allocation, library start-up
+    seconds = [clock.time(multiply) for _ in range(repeats)]
+    return {"n": size, "repeats": repeats, "best_s": min(seconds), "gflops": 2 * size**3 / min(seconds) / 1e9,
+            "median_gflops": 2 * size**3 / float(np.median(seconds)) / 1e9}
+
+
+def probe(threads: int, device: str, gemm_size: int = 2048, gemm_repeats: int = 5) -> dict:
+    """The backend's environment and its fp32 GEMM rate."""
+    runtime, device_name = prepare(threads, device)
+    from tlx_gan import environment
+
+    info = environment.describe()
+    info["device"] = runtime.device_description(device)
+    info["gpu_available"] = runtime.gpu_available()
+    info["threads"] = runtime.threads()
+    info["gemm"] = gemm_rate(runtime, gemm_size, gemm_repeats, device)
+    return info
+
+
+def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, steps: int, repeats: int,
+             threads: int, device: str, init_path: str, data_seed: int = 0, profile: bool = False,
+             profile_steps: int = 10, gemm_size: int = 2048, gemm_repeats: int = 3,
+             min_repeat_s: float = 0.0) -> dict:
+    """Time one cell: the first step alone (compilation included), ``warmup`` more steps, then ``repeats``
+    runs of ``steps`` steps (more if a repeat would last under ``min_repeat_s`` at the warm-up's pace: short
+    intervals suffer most from a shared machine's scheduling), each between two synchronised clock
+    reads. Afterwards (so neither its
+    memory nor its cache traffic touch the step's numbers) the framework's GEMM rate is measured again:
+    on a shared machine the best of all a run's measurements is the peak it reports."""
+    began = time.perf_counter()
+    runtime, device_name = prepare(threads, device)
+    _inject_fault(mode)
+    config = GanConfig(model=model, loss=loss)
+    state = checkpoint.load(init_path).weights
+    real_np, noise_np = synthetic_batches(batch_size, data_seed)
+    stepper = make_stepper(mode, config, state, device_name)
+    # converted once, before any clock read: the timed loop moves no data between host and device
+    real = [stepper.tensor(x) for x in real_np]
+    noise = [stepper.tensor(z) for z in noise_np]
+    setup_s = time.perf_counter() - began
+    rss_before = _rss_mb()
+    syncs = {"n": 0}
+
+    def sync() -> None:  # counted, so the record shows the backend's own sync ran before every clock read
+        syncs["n"] += 1
+        runtime.sync()
+
+    clock = Clock(sync)
+    counter = {"i": 0}
+    last = {"losses": (float("nan"), float("nan"))}
+
+    def one() -> None:
+        i = counter["i"] % len(real)
+        counter["i"] += 1
+        last["losses"] = stepper.step(real[i], noise[i])
+
+    first_s = clock.time(one)
+    pace = first_s
+    if warmup:
+        pace = clock.time(one, warmup) / warmup  # timed too (through the clock), not reported as steady state
+    if min_repeat_s > 0 and pace > 0:
+        steps = max(steps, math.ceil(min_repeat_s / pace))
+    per_step_ms = [clock.time(one, steps) * 1000 / steps for _ in range(repeats)]
+    stats = summarize(per_step_ms)
+    work = flops.step_flops(model, batch_size)
+    record = {
+        "mode": mode, "model": model, "loss": loss, "batch_size": batch_size, "status": "ok",
+        "description": stepper.description, "device": device, "device_name": device_name,
+        "threads": runtime.threads(), "warmup_steps": warmup, "steps": steps, "repeats": repeats,
+        "setup_s": setup_s, "first_step_ms": first_s * 1000, "ms_per_step": stats, "repeat_ms": per_step_ms,
+        "samples_per_s": batch_size * 1000 / stats["median"],
+        "flops_per_step": work["total"], "gflops_per_s": work["total"] / stats["median"] / 1e6,
+        "rss_before_mb": rss_before, "peak_rss_mb": _peak_rss_mb(),
+        "peak_device_mb": _mb(runtime.peak_device_memory()),
+        "final_losses": list(last["losses"]), "finite": bool(np.all(np.isfinite(last["losses"]))),
+        "clock": {"reads": clock.reads, "synced_reads": clock.synced_reads, "runtime_sync_calls": syncs["n"]},
+    }
+    if profile:
+        record["profile"] = _profile(runtime, one, profile_steps)
+    if gemm_repeats:
+        record["gemm"] = gemm_rate(runtime, gemm_size, gemm_repeats, device)
+    return record
+
+
+def _mb(value: int | None) -> float | None:
+    return None if value is None else value / 2**20
+
+
+def _profile(runtime, one: Callable[[], None], steps: int) -> dict:
+    """The framework profiler's per-op table over ``steps`` steps (after the timed runs, so it never
+    slows them); failures are reported, not raised: the timings still stand."""
+    try:
+        table = runtime.profile_ops(one, steps)
+    except Exception as exc:  # a profiler that fails leaves the cell's timings valid
+        return {"available": False, "reason": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+    table["steps"] = steps
+    return table
+
+
+def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, modes: list[str] | None = None,
+               seed: int = 0, threads: int = 1) -> dict:
+    """One step in each of ``modes`` from identical weights and data; each mode's losses and weights
+    compared with eager's (and, for the mlp, with the float64 oracle).
+
+    Errors per tensor are the largest absolute difference divided by the reference's largest magnitude,
+    for the weights after the step and for the update (after - before), the measure of the project's
+    L4 parity level; the worst tensor is named."""
+    runtime, device_name = prepare(threads, "cpu")
+    from tlx_gan import gan, weights
+
+    config = GanConfig(model=model, loss=loss)
+    g = gan.build(config)
+    init = weights.initial_state(weights.expected_shapes(g.G, g.D), seed, config.init)
+    real, noise = (a[0] for a in synthetic_batches(batch_size, seed, pool=1))
+    results = {}
+    for mode in modes or ["eager", "fast", "native"]:
+        stepper = make_stepper(mode, config, init, device_name)
+        losses = stepper.step(stepper.tensor(real), stepper.tensor(noise))
+        results[mode] = (np.asarray(losses, np.float64), stepper.read())
+    reference = {"eager": results.get("eager")}
+    if model == "mlp":
+        reference["oracle"] = _oracle_step(config, init, real, noise)
+    out: dict = {"modes": list(results), "compared": {}}
+    for ref_name, ref in reference.items():
+        if ref is None:
+            continue
+        for mode, (losses, after) in results.items():
+            if mode == ref_name:
+                continue
+            out["compared"][f"{mode}~{ref_name}"] = _compare(losses, after, ref[0], ref[1], init)
+    return out
+
+
+def _scaled(a: np.ndarray, ref: np.ndarray) -> float:
+    a, ref = np.asarray(a, np.float64), np.asarray(ref, np.float64)
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    diff = float(np.max(np.abs(a - ref))) if ref.size else 0.0
+    return diff / scale if scale else (0.0 if diff == 0.0 else float("inf"))
+
+
+def _compare(losses, after, ref_losses, ref_after, init) -> dict:
+    """Weights after the step against the reference's: the largest difference over the largest weight
+    of the model (one scale for all tensors, so a bias starting at 0 is not judged on its own ~lr
+    size), and each tensor's update (after - before) against the reference's largest update entry, the
+    measure of the project's L4 parity level. Torch keeps the unbiased batch variance in its running
+    variance (TLX's torch BatchNorm too): compared like everything else, every mode here runs on the
+    same backend."""
+    diffs = {n: float(np.max(np.abs(np.asarray(after[n], np.float64) - ref_after[n]))) for n in ref_after}
+    scale = max(float(np.max(np.abs(ref_after[n]))) for n in ref_after)
+    update_err = {n: _scaled(after[n] - init[n], ref_after[n] - init[n]) for n in ref_after
+                  if np.any(ref_after[n] != init[n])}
+    worst_w = max(diffs, key=diffs.get)
+    worst_u = max(update_err, key=update_err.get) if update_err else ""
+    # Adam's first step is ~lr * sign(g): where float32 noise flips the sign of a near-zero gradient the
+    # update flips too. Deep nets with batch norm (dcgan) have many such entries, so the share of
+    # flipped signs and the relative L2 of all updates together tell rounding (few) from a bug (half).
+    trained = [n for n in update_err if not n.endswith(("/mean", "/var"))]
+    ups = [(np.asarray(after[n], np.float64) - init[n], np.asarray(ref_after[n], np.float64) - init[n])
+           for n in trained]
+    flipped = sum(int(np.sum(np.sign(a) != np.sign(r))) for a, r in ups)
+    size = sum(r.size for _, r in ups)
+    num = sum(float(np.sum((a - r) ** 2)) for a, r in ups)
+    den = sum(float(np.sum(r**2)) for _, r in ups)
+    return {
+        "loss_rel_error": float(np.max(np.abs(losses - ref_losses) / np.maximum(np.abs(ref_losses), 1e-30))),
+        "weight_error": diffs[worst_w] / scale if scale else diffs[worst_w], "weight_worst": worst_w,
+        "update_error": update_err.get(worst_u, 0.0), "update_worst": worst_u,
+        "update_rel_l2": float(np.sqrt(num / den)) if den else 0.0,
+        "flipped_fraction": flipped / size if size else 0.0,
+        "names_match": sorted(after) == sorted(ref_after),
+    }
+
+
+def _oracle_step(config: GanConfig, init, real, noise):
+    from tlx_gan.parity import oracle
+
+    norm = config.normalization
+    eps = norm.adam_eps or 1e-8
+    g_adam = oracle.AdamConfig(config.adam_g.lr, config.adam_g.beta1, config.adam_g.beta2, eps)
+    d_adam = oracle.AdamConfig(config.adam_d.lr, config.adam_d.beta1, config.adam_d.beta2, eps)
+    settings = oracle.GanConfig(loss=config.loss, slope=norm.leaky_slope or oracle.DEFAULT_SLOPE,
+                                g_adam=g_adam, d_adam=d_adam)
+    after, _, losses = oracle.gan_step({k: v.astype(np.float64) for k, v in init.items()}, None,
+                                       real.astype(np.float64), noise.astype(np.float64), settings)
+    return np.asarray([losses["d_loss"], losses["g_loss"]]), after

@@ -1,0 +1,286 @@
+"""The parent side of ``tlx-gan bench``: one child process per (backend, mode, batch size) cell.
+
+The parent never imports a framework. It writes the initial weights once (in a child), probes each
+backend once (versions, device, GEMM peak), then runs every cell through :func:`tlx_gan.isolate.call`
+with the thread count pinned in the child's environment. A cell that raises, crashes or hangs becomes
+a failed record with the reason, and the run goes on. Cells of one batch size run backend by backend,
+each backend's modes back to back, so the ratios that matter (eager vs native, fast vs compiled) come
+from neighbouring minutes of a shared, noisy machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tlx_gan import backend, isolate
+from tlx_gan.bench import flops
+from tlx_gan.bench.cell import MODES
+from tlx_gan.bench.timing import summarize
+from tlx_gan.errors import UserError
+
+SCHEMA = "tlx-gan-bench"
+SCHEMA_VERSION = 1
+CELL = "tlx_gan.bench.cell"
+# Environment variables that change the frameworks' speed, recorded with every run (the children
+# also get the thread counts of thread_env()).
+_PERF_ENV = ("OMP_", "MKL_", "KMP_", "GOMP_", "OPENBLAS_", "TF_NUM_", "TF_ENABLE_", "TF_XLA_", "TF_INTRA_",
+             "TF_INTER_", "FLAGS_", "TORCH_", "TORCHINDUCTOR_", "DNNL_", "ONEDNN_")
+# Where a process can see an accelerator at all; without one, --device gpu fails before any child starts.
+_GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
+
+
+@dataclass
+class BenchOptions:
+    backends: list[str] = field(default_factory=lambda: list(backend.BACKENDS))
+    model: str = "mlp"
+    loss: str = "mse"
+    batch_sizes: list[int] = field(default_factory=lambda: [32, 128, 512])
+    device: str = "cpu"
+    warmup: int = 10
+    steps: int = 50
+    repeats: int = 5
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    out: str = "runs/bench"
+    profile: bool = False
+    profile_top: int = 15
+    profile_steps: int = 10
+    gemm_size: int = 2048
+    gemm_repeats: int = 5
+    seed: int = 0
+    cell_timeout: float = 1800.0
+    matrix: bool = True
+    rounds: int = 1
+    min_repeat_s: float = 0.0
+
+
+def parse_modes(text: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODES]
+    if unknown or not names:
+        raise UserError(f"--modes {text!r}: valid modes are {', '.join(MODES)}")
+    return list(dict.fromkeys(names))
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--batch-sizes {text!r}: use comma-separated positive integers, e.g. 32,128,512") from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise UserError(f"--batch-sizes {text!r}: use comma-separated positive integers, e.g. 32,128,512")
+    return list(dict.fromkeys(sizes))
+
+
+def check_options(opts: BenchOptions) -> None:
+    if opts.model not in ("mlp", "dcgan"):
+        raise UserError(f"--model {opts.model!r}: valid models are mlp, dcgan")
+    if opts.device not in ("cpu", "gpu"):
+        raise UserError(f"--device {opts.device!r}: use cpu or gpu")
+    if opts.device == "gpu" and not any(Path(p).exists() for p in _GPU_NODES):
+        raise UserError("--device gpu: this machine has no GPU (no NVIDIA/ROCm device node); use --device cpu")
+    if min(opts.steps, opts.repeats, opts.threads, opts.rounds) < 1 or opts.warmup < 0:
+        raise UserError("--steps, --repeats, --rounds and --threads must be at least 1, --warmup at least 0")
+    for name in opts.backends:
+        backend.validate(name)
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The child's thread pools, pinned before any framework starts (runtime.set_threads does the rest)."""
+    n = str(threads)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n}
+
+
+def _failed(backend_name: str, mode: str, batch_size: int, opts: BenchOptions, error: str, **extra) -> dict:
+    return {"backend": backend_name, "mode": mode, "model": opts.model, "loss": opts.loss, "batch_size": batch_size,
+            "status": "failed", "error": error or "failed without a message", **extra}
+
+
+def run(opts: BenchOptions, say: Callable[[str], None] = print) -> dict:
+    """Run every cell; returns the report (see :mod:`tlx_gan.bench.report` for its files)."""
+    check_options(opts)
+    out = Path(opts.out)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = thread_env(opts.threads)
+    started = time.time()
+    installed = [b for b in opts.backends if backend.is_installed(b)]
+    missing = {b: f"{backend.pretty(b)} is not installed: pip install 'tlx-gan[{b}]'"
+               for b in opts.backends if b not in installed}
+
+    init_path = out / f"init-{opts.model}-seed{opts.seed}.npz"
+    init_error = _write_init(installed, opts, init_path, env, logs, say)
+
+    probes: dict[str, dict] = {}
+    for name in installed:
+        say(f"probe {name}: versions, device, {opts.gemm_size}^2 fp32 GEMM peak ...")
+        outcome = isolate.call(name, f"{CELL}:probe", {
+            "threads": opts.threads, "device": opts.device, "gemm_size": opts.gemm_size,
+            "gemm_repeats": opts.gemm_repeats}, timeout=600, env=env, stderr_to=logs / f"probe-{name}.log")
+        probes[name] = outcome.value if outcome.ok else {"error": outcome.error}
+        if outcome.ok:
+            say(f"  {name}: {outcome.value['gemm']['gflops']:.1f} GFLOP/s, {outcome.value['threads']} threads")
+        else:
+            say(f"  {name}: FAILED {outcome.error}")
+    if opts.device == "gpu" and installed and not any(p.get("gpu_available") for p in probes.values()):
+        raise UserError(f"--device gpu: no GPU visible to {', '.join(installed)}; use --device cpu")
+
+    grid = [(size, name, mode) for size in opts.batch_sizes for name in opts.backends for mode in opts.modes]
+    rounds: dict[tuple, list[dict]] = {key: [] for key in grid}
+    for round_index in range(opts.rounds):
+        for n, (batch_size, name, mode) in enumerate(grid, 1):
+            label = f"[{n}/{len(grid)}{f' round {round_index + 1}/{opts.rounds}' if opts.rounds > 1 else ''}] " \
+                    f"{name} {mode} batch {batch_size}"
+            blocked = missing.get(name) or (init_error and f"initial weights: {init_error}") \
+                or probes.get(name, {}).get("error")
+            if not blocked and opts.device == "gpu" and not probes[name].get("gpu_available"):
+                blocked = f"{name} sees no GPU"
+            if blocked:
+                record = _failed(name, mode, batch_size, opts, blocked)
+            else:
+                record = _run_cell(name, mode, batch_size, opts, init_path, env, logs, round_index)
+            rounds[(batch_size, name, mode)].append(record)
+            say(f"{label}: " + (f"{record['ms_per_step']['median']:.2f} ms/step (IQR "
+                                f"{record['ms_per_step']['iqr']:.2f}), first step {record['first_step_ms']:.0f} ms"
+                                if record["status"] == "ok" else f"FAILED {record['error']}"))
+    cells = [merge_rounds(rounds[key]) for key in grid]
+    peaks = run_peaks(probes, cells)
+    for cell in cells:
+        _attach_peak(cell, peaks.get(cell["backend"]))
+    return build_report(opts, probes, cells, started, time.time(), peaks)
+
+
+def merge_rounds(records: list[dict]) -> dict:
+    """One cell from its rounds: all repeats pooled (median and IQR over them), the first round's first
+    step (later rounds may find compiled code cached), the largest memory; failed if any round failed."""
+    if len(records) == 1:
+        return records[0]
+    failed = [r for r in records if r["status"] != "ok"]
+    merged = dict(failed[0] if failed else records[0])
+    merged["rounds"] = [{k: r.get(k) for k in ("status", "error", "first_step_ms", "steps", "repeat_ms",
+                                               "setup_s", "peak_rss_mb", "gemm", "process_s", "log") if k in r}
+                        for r in records]
+    ok = [r for r in records if r["status"] == "ok"]
+    if failed or not ok:
+        merged["error"] = f"{len(failed)} of {len(records)} rounds failed: {failed[0].get('error', '')}"
+        return merged
+    times = [t for r in ok for t in r["repeat_ms"]]
+    stats = summarize(times)
+    merged.update(repeat_ms=times, ms_per_step=stats, repeats=len(times),
+                  samples_per_s=merged["batch_size"] * 1000 / stats["median"],
+                  gflops_per_s=merged["flops_per_step"] / stats["median"] / 1e6,
+                  peak_rss_mb=max(r["peak_rss_mb"] for r in ok),
+                  finite=all(r["finite"] for r in ok),
+                  clock={k: sum(r["clock"][k] for r in ok) for k in ok[0]["clock"]},
+                  gemm=max((r["gemm"] for r in ok if r.get("gemm")), key=lambda g: g["gflops"], default=None))
+    return merged
+
+
+def run_peaks(probes: dict[str, dict], cells: list[dict]) -> dict[str, dict]:
+    """Per backend, the best GEMM rate of the run (its probe and every cell's) and how many measured it."""
+    peaks = {}
+    for name, probe in probes.items():
+        rates = [probe["gemm"]] if probe.get("gemm") else []
+        rates += [c["gemm"] for c in cells if c["backend"] == name and c.get("gemm")]
+        for r in cells:
+            rates += [x["gemm"] for x in r.get("rounds", []) if r["backend"] == name and x.get("gemm")]
+        if rates:
+            best = max(rates, key=lambda g: g["gflops"])
+            peaks[name] = {"gflops": best["gflops"], "n": best["n"], "measurements": len(rates),
+                           "probe_gflops": probe["gemm"]["gflops"] if probe.get("gemm") else None}
+    return peaks
+
+
+def _write_init(names: list[str], opts: BenchOptions, path: Path, env: dict, logs: Path,
+                say: Callable[[str], None]) -> str:
+    """Write the initial weights with the first backend that can; '' on success, else the reasons."""
+    errors = []
+    for name in names:
+        outcome = isolate.call(name, f"{CELL}:write_init", {"model": opts.model, "seed": opts.seed,
+                                                            "path": str(path)},
+                               timeout=600, env=env, stderr_to=logs / f"init-{name}.log")
+        if outcome.ok:
+            say(f"initial weights: {path} ({outcome.value['parameters']:,} values, written by {name})")
+            return ""
+        errors.append(f"{name}: {outcome.error}")
+    return "; ".join(errors) or "no backend installed"
+
+
+def _run_cell(name: str, mode: str, batch_size: int, opts: BenchOptions, init_path: Path, env: dict,
+              logs: Path, round_index: int = 0) -> dict:
+    kwargs = {"mode": mode, "model": opts.model, "loss": opts.loss, "batch_size": batch_size,
+              "warmup": opts.warmup, "steps": opts.steps, "repeats": opts.repeats, "threads": opts.threads,
+              "device": opts.device, "init_path": str(init_path), "data_seed": opts.seed,
+              "profile": opts.profile and round_index == 0, "profile_steps": opts.profile_steps,
+              "gemm_size": opts.gemm_size, "gemm_repeats": 3, "min_repeat_s": opts.min_repeat_s}
+    log = logs / f"{name}-{mode}-{batch_size}{f'-r{round_index + 1}' if opts.rounds > 1 else ''}.log"
+    outcome = isolate.call(name, f"{CELL}:run_cell", kwargs, timeout=opts.cell_timeout, env=env, stderr_to=log)
+    if not outcome.ok:
+        return _failed(name, mode, batch_size, opts, outcome.error, process_s=outcome.seconds, log=str(log))
+    record = {"backend": name, **outcome.value, "process_s": outcome.seconds, "log": str(log)}
+    if record.get("profile", {}).get("ops"):
+        record["profile"]["ops"] = _top(record["profile"]["ops"], opts.profile_top)
+    return record
+
+
+def _top(ops: list[dict], n: int) -> list[dict]:
+    """The ``n`` most expensive ops, and the rest summed into one "(other ops)" row."""
+    head, rest = ops[:n], ops[n:]
+    if rest:
+        head = head + [{"name": f"(other {len(rest)} ops)", "calls": sum(o["calls"] for o in rest),
+                        "ms": sum(o["ms"] for o in rest)}]
+    return head
+
+
+def _attach_peak(record: dict, peak: dict | None) -> None:
+    """The run's GEMM peak for the cell's framework, the step's arithmetic bound at that rate, and the
+    cell's share of the peak."""
+    gflops = (peak or {}).get("gflops")
+    record["peak_gflops"] = gflops
+    record["flops_per_step"] = record.get("flops_per_step") or flops.step_flops(record["model"],
+                                                                              record["batch_size"])["total"]
+    record["bound_ms"] = record["flops_per_step"] / gflops / 1e6 if gflops else None
+    if record["status"] == "ok" and gflops:
+        record["peak_fraction"] = record["gflops_per_s"] / gflops
+
+
+def _machine(probes: dict[str, dict]) -> dict:
+    first = next((p for p in probes.values() if "error" not in p), {})
+    return {"hostname": platform.node(), "platform": first.get("platform", platform.platform()),
+            "machine": platform.machine(), "cpu": first.get("cpu"), "cpu_count": first.get("cpu_count", os.cpu_count()),
+            "python": first.get("python", platform.python_version()), "numpy": first.get("numpy"),
+            "tensorlayerx": first.get("tensorlayerx"), "tlx_gan": first.get("tlx_gan"),
+            "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith(_PERF_ENV)}}
+
+
+def build_report(opts: BenchOptions, probes: dict[str, dict], cells: list[dict], started: float,
+                 finished: float, peaks: dict[str, dict] | None = None) -> dict:
+    from tlx_gan.bench import report
+
+    frameworks = {}
+    for name, probe in probes.items():
+        if "error" in probe:
+            frameworks[name] = {"error": probe["error"]}
+            continue
+        frameworks[name] = {k: probe.get(k) for k in ("framework", "framework_version", "versions", "device",
+                                                       "devices", "threads", "gemm", "shims_applied")}
+        frameworks[name]["peak"] = (peaks or {}).get(name)
+    out = {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)),
+        "duration_s": round(finished - started, 1),
+        "options": asdict(opts),
+        "child_env": thread_env(opts.threads),
+        "machine": _machine(probes),
+        "frameworks": frameworks,
+        "flops": {str(b): flops.step_flops(opts.model, b) for b in opts.batch_sizes},
+        "cells": cells,
+    }
+    out["summary"] = report.summarize_targets(out)
+    return out
