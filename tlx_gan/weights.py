@@ -43,6 +43,13 @@ def variables(*networks) -> dict[str, tuple[object, str]]:
     return found
 
 
+def batch_independent(net) -> bool:
+    """No batch-norm statistics in ``net``: each sample's output depends on that sample alone, so real and
+    fake batches can go through it as one batch (bigger matrix products, half the calls) with the same
+    results. Batch norm would mix them."""
+    return not any(name.endswith("/mean") for name in variables(net))
+
+
 def read(*networks) -> dict[str, np.ndarray]:
     import tensorlayerx as tlx
 

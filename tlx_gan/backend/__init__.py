@@ -54,6 +54,15 @@ def parse_list(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def from_flags(backends: str | None, single: str | None) -> list[str]:
+    """The backends a cross-backend verb runs: ``--backends`` list, else ``--backend``, else all."""
+    if backends:
+        return parse_list(backends)
+    if single:
+        return [validate(single)]
+    return list(BACKENDS)
+
+
 def resolve(flag: str | None = None) -> str:
     """The backend to use: the ``--backend`` flag wins over TL_BACKEND, then TLX's default."""
     if flag:

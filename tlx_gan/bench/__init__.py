@@ -18,40 +18,18 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tlx_gan import backend
+from tlx_gan.argtypes import choice, non_negative, positive
 from tlx_gan.errors import UserError
 
+if TYPE_CHECKING:
+    from tlx_gan.bench.runner import BenchOptions
+
 __all__ = ["add_parser", "run", "main"]
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
-
-
-def _choice(names: tuple[str, ...]):
-    def check(text: str) -> str:
-        if text not in names:
-            raise argparse.ArgumentTypeError(f"{text!r} is not valid: choose one of {', '.join(names)}")
-        return text
-
-    return check
+DESCRIPTION = ("Time the GAN step on each backend in four modes (eager, fast, native, native-compiled), "
+               "each cell in its own process.")
 
 
 def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -59,29 +37,29 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--backend", default=argparse.SUPPRESS, help="one backend (same as --backends NAME)")
     parser.add_argument("--backends", default=None,
                         help=f"comma-separated backends (default {','.join(backend.BACKENDS)})")
-    parser.add_argument("--model", type=_choice(("mlp", "dcgan")), default="mlp")
-    parser.add_argument("--loss", type=_choice(("mse", "bce")), default="mse")
+    parser.add_argument("--model", type=choice(("mlp", "dcgan")), default="mlp", help="mlp (default) or dcgan")
+    parser.add_argument("--loss", type=choice(("mse", "bce")), default="mse", help="mse (default) or bce")
     parser.add_argument("--batch-sizes", default="32,128,512", help="comma-separated (default 32,128,512)")
-    parser.add_argument("--device", type=_choice(("cpu", "gpu")), default="cpu")
-    parser.add_argument("--warmup", type=_non_negative, default=10, help="warm-up steps after the first (default 10)")
-    parser.add_argument("--steps", type=_positive, default=50, help="timed steps per repeat (default 50)")
-    parser.add_argument("--repeats", type=_positive, default=5, help="timed repeats per cell and round (default 5)")
-    parser.add_argument("--rounds", type=_positive, default=1,
+    parser.add_argument("--device", type=choice(("cpu", "gpu")), default="cpu", help="cpu (default) or gpu")
+    parser.add_argument("--warmup", type=non_negative, default=10, help="warm-up steps after the first (default 10)")
+    parser.add_argument("--steps", type=positive, default=50, help="timed steps per repeat (default 50)")
+    parser.add_argument("--repeats", type=positive, default=5, help="timed repeats per cell and round (default 5)")
+    parser.add_argument("--rounds", type=positive, default=1,
                         help="run every cell this many times in fresh processes, interleaved over the run, and "
                              "pool the repeats: ratios then survive a shared machine's load changes (default 1)")
     parser.add_argument("--min-repeat-s", type=float, default=0.0,
                         help="lengthen a repeat to at least this many seconds (more steps) when --steps is short")
     parser.add_argument("--modes", default="eager,fast,native,native-compiled",
                         help="comma-separated: eager, fast, native, native-compiled (default all)")
-    parser.add_argument("--threads", type=_positive, default=os.cpu_count() or 1,
+    parser.add_argument("--threads", type=positive, default=os.cpu_count() or 1,
                         help=f"threads per process, pinned and reported (default {os.cpu_count()})")
     parser.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
     parser.add_argument("--profile", action="store_true", help="per-op tables from each framework's profiler")
-    parser.add_argument("--profile-top", type=_positive, default=15, help="ops per profile table (default 15)")
-    parser.add_argument("--profile-steps", type=_positive, default=10, help="steps profiled per cell (default 10)")
-    parser.add_argument("--gemm-size", type=_positive, default=2048, help="n of the n x n GEMM peak probe")
+    parser.add_argument("--profile-top", type=positive, default=15, help="ops per profile table (default 15)")
+    parser.add_argument("--profile-steps", type=positive, default=10, help="steps profiled per cell (default 10)")
+    parser.add_argument("--gemm-size", type=positive, default=2048, help="n of the n x n GEMM peak probe")
     parser.add_argument("--seed", type=int, default=0, help="initial weights and synthetic data seed")
-    parser.add_argument("--cell-timeout", type=_positive, default=1800, help="seconds before a cell counts as hung")
+    parser.add_argument("--cell-timeout", type=positive, default=1800, help="seconds before a cell counts as hung")
     parser.add_argument("--no-matrix", action="store_true", help="don't copy a CPU run into backends_matrix/")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     return parser
@@ -90,19 +68,15 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def add_parser(subparsers, **kwargs) -> argparse.ArgumentParser:
     """Register the ``bench`` verb on an argparse subparsers object; returns its parser."""
     parser = subparsers.add_parser("bench", help="time the GAN step per backend and mode (eager/fast/native)",
-                                   description=__doc__.splitlines()[0], **kwargs)
+                                   description=DESCRIPTION, **kwargs)
     return configure(parser)
 
 
-def options_from_args(args: argparse.Namespace):
+def options_from_args(args: argparse.Namespace) -> BenchOptions:
+    """The run's options from parsed flags (validated: backends, modes, batch sizes)."""
     from tlx_gan.bench.runner import BenchOptions, parse_modes, parse_sizes
 
-    if getattr(args, "backends", None):
-        names = backend.parse_list(args.backends)
-    elif getattr(args, "backend", None):
-        names = [backend.validate(args.backend)]
-    else:
-        names = list(backend.BACKENDS)
+    names = backend.from_flags(getattr(args, "backends", None), getattr(args, "backend", None))
     return BenchOptions(
         backends=names, model=args.model, loss=args.loss, batch_sizes=parse_sizes(args.batch_sizes),
         device=args.device, warmup=args.warmup, steps=args.steps, repeats=args.repeats,
@@ -140,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m tlx_gan.bench`` (until the CLI wires the verb): parse, run, one-line errors."""
-    parser = configure(argparse.ArgumentParser(prog="tlx-gan bench", description=__doc__.splitlines()[0]))
+    parser = configure(argparse.ArgumentParser(prog="tlx-gan bench", description=DESCRIPTION))
     try:
         return run(parser.parse_args(argv))
     except UserError as exc:

@@ -18,6 +18,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def _inject_fault(mode: str) -> None:
             raise RuntimeError(f"injected fault ({FAULT_ENV}={entry})")
 
 
-def prepare(threads: int, device: str):
+def prepare(threads: int, device: str) -> tuple[ModuleType, str]:
     """Pin the thread count and select the device, before the framework runs any op. Returns the
     backend's runtime module and the device string its tensors live on."""
     runtime = backend.module("runtime")

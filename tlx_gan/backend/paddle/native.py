@@ -141,7 +141,7 @@ class NativeGan:
                     out[name] = np.ascontiguousarray(value, dtype=np.float32)
         return out
 
-    def tensor(self, array: np.ndarray):
+    def tensor(self, array: np.ndarray) -> paddle.Tensor:
         return paddle.to_tensor(np.ascontiguousarray(array, dtype=np.float32))
 
     def step(self, real, noise) -> tuple[float, float]:

@@ -31,9 +31,9 @@ DESCRIPTION = "one tf.function for both tape steps; fused ResourceApplyAdam on t
 def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
     """A ``step(real, noise) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam states."""
     G, D = gan.G, gan.D
-    loss_fn = gan.step_d.net_with_train.net_with_loss.loss_fn
+    loss_fn = gan.loss_d.loss_fn
     d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
-    joint = _row_independent(D)
+    joint = weights.batch_independent(D)
 
     def discriminate(real, fake):
         if not joint:
@@ -63,10 +63,3 @@ def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
         return float(d_loss), float(g_loss)
 
     return step
-
-
-def _row_independent(net) -> bool:
-    """No batch-norm statistics in ``net``: each sample's output depends on that sample alone, so real and
-    fake batches can go through it as one batch (bigger matrix products, half the calls) with the same
-    results. Batch norm would mix them, so then each batch gets its own call, as in TLX's step."""
-    return not any(name.endswith("/mean") for name in weights.variables(net))

@@ -148,7 +148,7 @@ class NativeGan:
         """The weights (and batch-norm statistics) in canonical names and layouts."""
         return {name: _from_tf(name, var.numpy()) for name, var in self.vars.items()}
 
-    def tensor(self, array: np.ndarray):
+    def tensor(self, array: np.ndarray) -> tf.Tensor:
         with tf.device(self.device):
             return tf.identity(tf.convert_to_tensor(np.asarray(array, dtype=np.float32)))
 
