@@ -260,41 +260,24 @@ def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, mode
     return out
 
 
-def _scaled(a: np.ndarray, ref: np.ndarray) -> float:
-    a, ref = np.asarray(a, np.float64), np.asarray(ref, np.float64)
-    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-    diff = float(np.max(np.abs(a - ref))) if ref.size else 0.0
-    return diff / scale if scale else (0.0 if diff == 0.0 else float("inf"))
-
-
 def _compare(losses, after, ref_losses, ref_after, init) -> dict:
-    """Weights after the step against the reference's: the largest difference over the largest weight
-    of the model (one scale for all tensors, so a bias starting at 0 is not judged on its own ~lr
-    size), and each tensor's update (after - before) against the reference's largest update entry, the
-    measure of the project's L4 parity level. Torch keeps the unbiased batch variance in its running
-    variance (TLX's torch BatchNorm too): compared like everything else, every mode here runs on the
-    same backend."""
+    """One step's result against a reference's, with the parity suite's L4 measure (relative L2 of all the
+    weights' updates), plus the largest weight difference over the model's largest weight and the share of
+    updates whose sign flipped (float32 rounding flips a few near-zero gradients; a bug flips about half).
+    Running batch-norm variances count too: every mode here runs on the same backend."""
+    from tlx_gan.parity import suite
+
     diffs = {n: float(np.max(np.abs(np.asarray(after[n], np.float64) - ref_after[n]))) for n in ref_after}
     scale = max(float(np.max(np.abs(ref_after[n]))) for n in ref_after)
-    update_err = {n: _scaled(after[n] - init[n], ref_after[n] - init[n]) for n in ref_after
-                  if np.any(ref_after[n] != init[n])}
-    worst_w = max(diffs, key=diffs.get)
-    worst_u = max(update_err, key=update_err.get) if update_err else ""
-    # Adam's first step is ~lr * sign(g): where float32 noise flips the sign of a near-zero gradient the
-    # update flips too. Deep nets with batch norm (dcgan) have many such entries, so the share of
-    # flipped signs and the relative L2 of all updates together tell rounding (few) from a bug (half).
-    trained = [n for n in update_err if not n.endswith(("/mean", "/var"))]
-    ups = [(np.asarray(after[n], np.float64) - init[n], np.asarray(ref_after[n], np.float64) - init[n])
-           for n in trained]
-    flipped = sum(int(np.sum(np.sign(a) != np.sign(r))) for a, r in ups)
-    size = sum(r.size for _, r in ups)
-    num = sum(float(np.sum((a - r) ** 2)) for a, r in ups)
-    den = sum(float(np.sum(r**2)) for _, r in ups)
+    worst = max(diffs, key=diffs.get)
+    updates = {n: (np.asarray(after[n], np.float64) - init[n], np.asarray(ref_after[n], np.float64) - init[n])
+               for n in ref_after if np.any(ref_after[n] != init[n]) and not n.endswith(("/mean", "/var"))}
+    flipped = sum(int(np.sum(np.sign(a) != np.sign(r))) for a, r in updates.values())
+    size = sum(r.size for _, r in updates.values())
     return {
         "loss_rel_error": float(np.max(np.abs(losses - ref_losses) / np.maximum(np.abs(ref_losses), 1e-30))),
-        "weight_error": diffs[worst_w] / scale if scale else diffs[worst_w], "weight_worst": worst_w,
-        "update_error": update_err.get(worst_u, 0.0), "update_worst": worst_u,
-        "update_rel_l2": float(np.sqrt(num / den)) if den else 0.0,
+        "weight_error": diffs[worst] / scale if scale else diffs[worst], "weight_worst": worst,
+        "update_rel_l2": suite.relative_l2(updates),
         "flipped_fraction": flipped / size if size else 0.0,
         "names_match": sorted(after) == sorted(ref_after),
     }

@@ -7,8 +7,8 @@ inputs and noise, each backend in its own process:
   training run (final losses and sample quality) — pairwise.
 
 Errors are scaled so one tolerance fits a whole level: forward values, losses and gradients by the
-reference's largest magnitude; weight updates by the largest *update* (weights move by ~lr per step,
-so comparing the weights themselves would hide a wrong update a thousand times over).
+reference's largest magnitude; weight updates as the relative L2 norm of the *updates* (weights move by
+~lr per step, so comparing the weights themselves would hide a wrong update a thousand times over).
 """
 
 from __future__ import annotations
@@ -46,9 +46,10 @@ TOLERANCES = {
     "L2": Tolerance(2e-5, "float32 losses: the forward error above, then a mean over the batch"),
     "L3": Tolerance(2e-4, "float32 gradients, scaled by each tensor's largest entry: sums over the batch cancel, "
                           "so small entries carry the absolute rounding error of the large ones"),
-    "L4": Tolerance(2e-2, "one Adam step, scaled by the largest update (~lr): Adam's first step is lr*g/(|g|+eps), so "
-                          "entries whose gradient is near eps (~1e-8) turn the ~1e-10 float32 gradient error into "
-                          "up to a few 1e-3 of lr; entries with |g| > 1e-6 agree to ~1e-5"),
+    "L4": Tolerance(1e-3, "one Adam step of D then of G: relative L2 of all the weights' updates (measured ~2e-5). "
+                          "Per entry, Adam's first step is lr*g/(|g|+eps), so an entry whose gradient is near eps "
+                          "or whose unit sits on a ReLU kink may differ by a few % of lr; the norm keeps those few "
+                          "from hiding the bulk, while a wrong eps or leaked gradients still show (8e-3 and more)"),
     "L5": Tolerance(1e-1, "K-step trajectory: float32 rounding (different but equivalent formulas, e.g. torch's Adam "
                           "vs paddle's) compounds through the adversarial game, roughly doubling every 20 steps; "
                           "relative L2 of the accumulated weight change, and each step's losses"),
@@ -137,7 +138,7 @@ RUNNING_VARIANCE = "/var"
 
 def _update_pairs(result: dict, ref: dict, init: dict, stage: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {
-        f"{stage}:{name}": (result[f"L4/{stage}/{name}"] - init[name], ref[f"L4/{stage}/{name}"] - init[name])
+        name: (result[f"L4/{stage}/{name}"] - init[name], ref[f"L4/{stage}/{name}"] - init[name])
         for name in init if not name.endswith(RUNNING_VARIANCE)
     }
 
@@ -147,11 +148,12 @@ def compare_levels(subject: str, result: dict, reference: str, ref: dict, init: 
     out = []
     for level in levels:
         if level == "L4":
-            pairs = {**_update_pairs(result, ref, init, "after_d"), **_update_pairs(result, ref, init, "after_g")}
-            pairs.update({k: (result[k], ref[k]) for k in ("L4/d_loss", "L4/g_loss")})
+            errors = {stage: relative_l2(_update_pairs(result, ref, init, stage)) for stage in ("after_d", "after_g")}
+            errors.update({k: scaled_error(result[k], ref[k]) for k in ("L4/d_loss", "L4/g_loss")})
+            worst = max(errors, key=lambda k: errors[k] if np.isfinite(errors[k]) else np.inf)
+            error = errors[worst]
         else:
-            pairs = {k: (result[k], ref[k]) for k in ref if k.startswith(level + "/")}
-        error, worst = worst_of(pairs)
+            error, worst = worst_of({k: (result[k], ref[k]) for k in ref if k.startswith(level + "/")})
         out.append(Comparison(level, subject, reference, error, worst, TOLERANCES[level].value))
     return out
 
