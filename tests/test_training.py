@@ -65,14 +65,18 @@ def test_checkpoints_load_on_every_backend_with_the_same_outputs(saved_checkpoin
 @pytest.mark.parametrize("backend_name", BACKENDS)
 def test_train_command_writes_its_outputs_and_another_backend_generates(tmp_path, backend_name):
     out = tmp_path / "run"
-    result = run_cli("train", "--steps", "30", "--batch-size", "64", "--sample-every", "10",
-                     "--out", str(out), "--no-progress", backend=backend_name)
+    result = run_cli("train", "--steps", "30", "--batch-size", "256", "--sample-every", "10", "--tensorboard",
+                     "--eval-every-epoch", "--out", str(out), "--no-progress", backend=backend_name)
     assert result.returncode == 0, result.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "finished" and run["step"] == 30
     assert run["environment"]["backend"] == backend_name
     assert run["environment"]["framework_version"]
     assert run["timings"]["steps_per_s"] > 0
+    # 4,500 digits in batches of 256: an epoch ends at step 17, and is evaluated
+    (evaluation,) = run["eval"]
+    assert evaluation["step"] == 17 and evaluation["frechet_distance"] > 0 and evaluation["n_samples"] == 500
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert len((out / "losses.csv").read_text().strip().splitlines()) == 31
     for name in ("samples.png", "losses.png", "samples/step0000010.png", "samples/step0000030.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name

@@ -93,8 +93,9 @@ class Board:
             self._drawn = len(self.names)
         else:
             name = name or next((n for n in self.names if self.state[n] == "training"), None)
-            if name:
-                self.stream.write(self.line(name) + "\n")
+            line = self.line(name) if name else ""
+            if line and not line.endswith("starting"):
+                self.stream.write(line + "\n")
         self.stream.flush()
 
 

@@ -122,7 +122,8 @@ def render_readme(folder: Path | None = None) -> Path:
         )
     if not cells:
         out.append("| (no cell recorded yet: run `tlx-gan matrix`) |||||||||")
-    out += ["", "Not checked here (no machine to run them): GPU cells of every backend; tensorflow 2.16-2.20.",
+    out += ["", "Not checked here: GPU cells of every backend (no GPU was available); tensorflow 2.17-2.20 and "
+            "paddle 3.0-3.2 (the cells above bracket them).",
             "", "## Parity (latest)", "", "| model / loss | backends | levels | result |", "|---|---|---|---|"]
     out += _parity_rows(folder) or ["| (none yet: run `tlx-gan parity`) ||||"]
     bench = folder / "bench-cpu.md"

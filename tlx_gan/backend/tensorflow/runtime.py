@@ -92,14 +92,28 @@ class _BiasCorrectedEpsAdam(tf.keras.optimizers.Adam):
         _keras_fused_update(self, grads, trainable_variables, learning_rate)
 
 
+class _FusedTlxAdam(tlx.optimizers.Adam):
+    """TLX's TF Adam whose ``apply_gradients`` goes straight to the fused kernel: Keras' general
+    ``apply`` (variable checks, loss scaling, per-call bookkeeping) cost ~3 ms a call, about a fifth of
+    an eager mlp step. With weight decay or clipping, TLX's own path runs, unchanged."""
+
+    def apply_gradients(self, grads_and_vars):
+        if float(self.weight_decay) != 0.0 or self.grad_clip is not None:
+            return super().apply_gradients(grads_and_vars)
+        grads, variables = zip(*grads_and_vars)
+        fused_adam_update(self, list(variables), list(grads))
+
+
 def adam(lr: float, beta1: float, beta2: float, eps: float | None, bias_corrected_eps: bool):
-    """A TLX Adam; with ``bias_corrected_eps`` its Keras optimizer uses torch's eps convention."""
+    """A TLX Adam; with ``bias_corrected_eps`` (the project's normalization) its Keras optimizer uses
+    torch's eps convention, applied through TF's fused Adam kernel."""
     kwargs = {} if eps is None else {"eps": eps}
-    optimizer = tlx.optimizers.Adam(lr=lr, beta_1=beta1, beta_2=beta2, **kwargs)
-    if bias_corrected_eps:
-        optimizer.adam = _BiasCorrectedEpsAdam(
-            learning_rate=optimizer.lr, beta_1=beta1, beta_2=beta2, epsilon=optimizer.eps
-        )
+    if not bias_corrected_eps:
+        return tlx.optimizers.Adam(lr=lr, beta_1=beta1, beta_2=beta2, **kwargs)
+    optimizer = _FusedTlxAdam(lr=lr, beta_1=beta1, beta_2=beta2, **kwargs)
+    optimizer.adam = _BiasCorrectedEpsAdam(
+        learning_rate=optimizer.lr, beta_1=beta1, beta_2=beta2, epsilon=optimizer.eps
+    )
     return optimizer
 
 
