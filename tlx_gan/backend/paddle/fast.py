@@ -3,9 +3,13 @@
 Same maths as TLX's ``TrainOneStep`` pair (:meth:`tlx_gan.gan.Gan.train_step`), less of its work: a
 hand-fused dygraph step.
 
-* the D step runs G under ``no_grad`` (TLX back-propagates the D loss into G's weights and throws
-  those gradients away), and D scores the real and fake batches in one call when D has no batch norm
-  (the mlp): same numbers, bigger matrix products;
+* G runs once per step when it has no batch norm (the mlp): its images go into the D step detached
+  and the G step back-propagates through the same forward pass (TLX runs G again; G's weights have not
+  changed in between, so the numbers are the same). With batch norm (the dcgan) G runs twice, as in
+  TLX, so its running statistics advance the same way, the first time under ``no_grad`` (TLX
+  back-propagates the D loss into G's weights and throws those gradients away);
+* D scores the real and fake batches in one call when D has no batch norm: same numbers, bigger
+  matrix products;
 * gradients come from ``paddle.grad`` for the trained network's weights only (TLX's ``backward()``
   fills every weight's gradient, then has to clear them);
 * the update is the same ``paddle.optimizer.Adam`` TLX builds, applied once to the gradient list
@@ -23,8 +27,9 @@ import paddle
 
 from tlx_gan import weights
 from tlx_gan.backend.paddle import runtime
+from tlx_gan.gan import paired_discriminator
 
-DESCRIPTION = ("paddle.grad on the trained weights only, G under no_grad and real+fake in one D call "
+DESCRIPTION = ("paddle.grad on the trained weights only, G run once (mlp) and real+fake in one D call "
                "in the D step, paddle Adam on the gradient list")
 
 
@@ -33,14 +38,8 @@ def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
     G, D = gan.G, gan.D
     loss_fn = gan.loss_d.loss_fn
     d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
-    joint = weights.batch_independent(D)
-
-    def discriminate(real, fake):
-        if not joint:
-            return D(real), D(fake)
-        both = D(paddle.concat([real, fake], 0))
-        return both[: real.shape[0]], both[real.shape[0]:]
-
+    discriminate = paired_discriminator(D)
+    reuse_fake = weights.batch_independent(G)
     targets: dict[tuple, tuple] = {}
 
     def labels(like):
@@ -50,14 +49,17 @@ def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
         return targets[key]
 
     def step(real, noise) -> tuple[float, float]:
-        with paddle.no_grad():
+        if reuse_fake:
             fake = G(noise)
-        d_real, d_fake = discriminate(real, fake)
+        else:
+            with paddle.no_grad():
+                fake = G(noise)
+        d_real, d_fake = discriminate(real, fake.detach())
         ones, zeros = labels(d_real)
         d_loss = loss_fn(d_real, ones) + loss_fn(d_fake, zeros)
         runtime.fused_adam_update(gan.optimizer_d, d_weights, paddle.grad(d_loss, d_weights))
 
-        d_fake = D(G(noise))
+        d_fake = D(fake if reuse_fake else G(noise))
         g_loss = loss_fn(d_fake, labels(d_fake)[0])
         runtime.fused_adam_update(gan.optimizer_g, g_weights, paddle.grad(g_loss, g_weights))
         return float(d_loss), float(g_loss)

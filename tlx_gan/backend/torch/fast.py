@@ -2,9 +2,13 @@
 
 Same maths as TLX's ``TrainOneStep`` pair (:meth:`tlx_gan.gan.Gan.train_step`), less of its work:
 
-* the D step runs G without recording its graph (TLX back-propagates the D loss into G's weights and
-  then throws those gradients away), and D scores the real and fake batches in one call when D has no
-  batch norm (the mlp): same numbers, bigger matrix products;
+* G runs once per step when it has no batch norm (the mlp): its images go into the D step detached
+  and the G step back-propagates through the same forward pass (TLX runs G again; G's weights have not
+  changed in between, so the numbers are the same). With batch norm (the dcgan) G runs twice, as in
+  TLX, so its running statistics advance the same way, the first time without recording its graph (TLX
+  back-propagates the D loss into G's weights and throws those gradients away);
+* D scores the real and fake batches in one call when D has no batch norm: same numbers, bigger
+  matrix products;
 * gradients come from ``torch.autograd.grad`` for the trained network's weights only (TLX's
   ``loss.backward()`` also fills the other network's gradients in the G step);
 * the update is the same ``torch.optim.Adam`` object TLX uses, switched to its fused kernel
@@ -25,8 +29,9 @@ import torch
 
 from tlx_gan import weights
 from tlx_gan.backend.torch import runtime
+from tlx_gan.gan import paired_discriminator
 
-DESCRIPTION = ("autograd.grad on the trained weights only, G without graph and real+fake in one D call "
+DESCRIPTION = ("autograd.grad on the trained weights only, G run once (mlp) and real+fake in one D call "
                "in the D step, fused Adam")
 
 
@@ -35,14 +40,8 @@ def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
     G, D = gan.G, gan.D
     loss_fn = gan.loss_d.loss_fn
     d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
-    joint = weights.batch_independent(D)
-
-    def discriminate(real, fake):
-        if not joint:
-            return D(real), D(fake)
-        both = D(torch.cat([real, fake], 0))
-        return both[: real.shape[0]], both[real.shape[0]:]
-
+    discriminate = paired_discriminator(D)
+    reuse_fake = weights.batch_independent(G)
     targets: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def labels(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,14 +51,17 @@ def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
         return targets[key]
 
     def step(real, noise) -> tuple[float, float]:
-        with torch.no_grad():
+        if reuse_fake:
             fake = G(noise)
-        d_real, d_fake = discriminate(real, fake)
+        else:
+            with torch.no_grad():
+                fake = G(noise)
+        d_real, d_fake = discriminate(real, fake.detach())
         ones, zeros = labels(d_real)
         d_loss = loss_fn(d_real, ones) + loss_fn(d_fake, zeros)
         runtime.fused_adam_update(gan.optimizer_d, d_weights, torch.autograd.grad(d_loss, d_weights))
 
-        d_fake = D(G(noise))
+        d_fake = D(fake if reuse_fake else G(noise))
         g_loss = loss_fn(d_fake, labels(d_fake)[0])
         runtime.fused_adam_update(gan.optimizer_g, g_weights, torch.autograd.grad(g_loss, g_weights))
         return float(d_loss.detach()), float(g_loss.detach())
