@@ -23,47 +23,15 @@ backend's ``fast`` module: :func:`make_step`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
-from tlx_gan import weights
+from tlx_gan.backend import dygraph_step
 from tlx_gan.backend.torch import runtime
-from tlx_gan.gan import paired_discriminator
 
 DESCRIPTION = ("autograd.grad on the trained weights only, G run once (mlp) and real+fake in one D call "
                "in the D step, fused Adam")
 
 
-def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
+def make_step(gan) -> dygraph_step.Step:
     """A ``step(real, noise) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam states."""
-    G, D = gan.G, gan.D
-    loss_fn = gan.loss_d.loss_fn
-    d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
-    discriminate = paired_discriminator(D)
-    reuse_fake = weights.batch_independent(G)
-    targets: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def labels(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (tuple(like.shape), like.device, like.dtype)
-        if key not in targets:
-            targets[key] = (torch.ones_like(like), torch.zeros_like(like))
-        return targets[key]
-
-    def step(real, noise) -> tuple[float, float]:
-        if reuse_fake:
-            fake = G(noise)
-        else:
-            with torch.no_grad():
-                fake = G(noise)
-        d_real, d_fake = discriminate(real, fake.detach())
-        ones, zeros = labels(d_real)
-        d_loss = loss_fn(d_real, ones) + loss_fn(d_fake, zeros)
-        runtime.fused_adam_update(gan.optimizer_d, d_weights, torch.autograd.grad(d_loss, d_weights))
-
-        d_fake = D(fake if reuse_fake else G(noise))
-        g_loss = loss_fn(d_fake, labels(d_fake)[0])
-        runtime.fused_adam_update(gan.optimizer_g, g_weights, torch.autograd.grad(g_loss, g_weights))
-        return float(d_loss.detach()), float(g_loss.detach())
-
-    return step
+    return dygraph_step.make_step(gan, torch.autograd.grad, torch.no_grad, runtime.fused_adam_update)
