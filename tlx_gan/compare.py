@@ -29,7 +29,7 @@ class CompareOptions:
     backends: list[str] = field(default_factory=lambda: list(backend.BACKENDS))
     model: str = "mlp"
     loss: str = "mse"
-    epochs: int = 8
+    epochs: int = 20
     batch_size: int = 16
     seed: int = 0
     data: str | None = None
