@@ -9,6 +9,7 @@ Two losses:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +74,7 @@ class IsolatedTrainOneStep(TrainOneStep):
         return super().__call__(data, label, *args, **kwargs)
 
 
-def paired_discriminator(d_net: Module):
+def paired_discriminator(d_net: Module) -> Callable[[object, object], tuple[object, object]]:
     """``(real, fake) -> (D(real), D(fake))`` for the fast steps: one D call on the two batches stacked when
     D has no batch norm (same numbers, bigger matrix products), two calls otherwise."""
     if not weights.batch_independent(d_net):
