@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS, ROOT, backend_env
+from conftest import BACKENDS, run_cli
 
 from tlx_gan import isolate
 from tlx_gan.bench import flops, report
@@ -23,11 +22,8 @@ FAULTS = {("torch", "native-compiled"): "process died", ("tensorflow", "native-c
 
 
 def run_bench(*args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
-    """``python -m tlx_gan.bench ARGS`` (the verb ``tlx-gan bench`` runs the same function)."""
-    environment = backend_env("", **env)
-    environment.pop("TL_BACKEND")
-    return subprocess.run([sys.executable, "-m", "tlx_gan.bench", *args], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=timeout)
+    """``python -m tlx_gan bench ARGS``, with no TL_BACKEND set."""
+    return run_cli("bench", *args, timeout=timeout, **env)
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING
 
 from tlx_gan import backend
 from tlx_gan.argtypes import choice, non_negative, positive
-from tlx_gan.errors import UserError
 
 if TYPE_CHECKING:
     from tlx_gan.bench.runner import BenchOptions
 
-__all__ = ["add_parser", "run", "main"]
+__all__ = ["add_parser", "run"]
 DESCRIPTION = ("Time the GAN step on each backend in four modes (eager, fast, native, native-compiled), "
                "each cell in its own process.")
 
@@ -110,16 +109,3 @@ def run(args: argparse.Namespace) -> int:
         print()
         print("wrote " + ", ".join(str(p) for p in written))
     return 0 if all(c["status"] == "ok" for c in result["cells"]) else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tlx_gan.bench`` (until the CLI wires the verb): parse, run, one-line errors."""
-    parser = configure(argparse.ArgumentParser(prog="tlx-gan bench", description=DESCRIPTION))
-    try:
-        return run(parser.parse_args(argv))
-    except UserError as exc:
-        print(f"tlx-gan: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("tlx-gan: interrupted", file=sys.stderr)
-        return 130

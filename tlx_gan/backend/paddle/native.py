@@ -8,9 +8,8 @@ as a Paddle user would: G runs under ``no_grad`` in the D step; each step is ``c
 ``backward`` / ``optimizer.step``. Batch norm as TLX's paddle layer does it (paddle momentum 0.9,
 eps 1e-5).
 
-The dcgan runs NCHW, Paddle's native layout; the canonical weights follow TLX's NHWC flattening
-(``G/fc`` and ``G/bn0`` features, ``D/fc`` rows in (H, W, C) order), so loading permutes those axes
-once to (C, H, W) order and reading permutes them back. ``compiled`` converts G and D with
+The dcgan runs NCHW, Paddle's native layout; :mod:`tlx_gan.backend.nchw_layout` maps the canonical
+(TLX, NHWC-flattened) weights to it and back. ``compiled`` converts G and D with
 ``paddle.jit.to_static``. Same names in every backend's ``native`` module: :func:`build` returns an
 object with ``step``, ``read`` and ``tensor``.
 """
@@ -21,26 +20,20 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from tlx_gan.backend.nchw_layout import (
+    DCGAN_LAYERS,
+    FEATURE_MAP,
+    LATENT,
+    MLP_LAYERS,
+    PIXELS,
+    from_nchw,
+    named_layers,
+    to_nchw,
+)
 from tlx_gan.config import GanConfig
 
 NAME = "paddle"
-LATENT = 100
-PIXELS = 784
-_MAP = (7, 7, 128)  # the dcgan's feature map, (H, W, C) as TLX flattens it
 _BN = {"momentum": 0.9, "epsilon": 1e-5}
-
-
-def _hwc_to_chw_index() -> np.ndarray:
-    return np.arange(int(np.prod(_MAP))).reshape(_MAP).transpose(2, 0, 1).ravel()
-
-
-def _feature_axis(name: str) -> int | None:
-    """The axis of a canonical array that runs over the dcgan's flattened 7x7x128 map, if any."""
-    if name == "G/fc/W":
-        return 1
-    if name.startswith("G/bn0/") or name == "D/fc/W":
-        return 0
-    return None
 
 
 class _Reshape(nn.Layer):
@@ -61,15 +54,14 @@ def _mlp(logits: bool, slope: float | None):
                       nn.Linear(256, PIXELS), nn.Tanh())
     d = nn.Sequential(nn.Linear(PIXELS, 256), _leaky(slope), nn.Linear(256, 256), _leaky(slope),
                       nn.Linear(256, 1), *([] if logits else [nn.Sigmoid()]))
-    names = {"G/fc1": g[0], "G/fc2": g[2], "G/fc3": g[4], "D/fc1": d[0], "D/fc2": d[2], "D/fc3": d[4]}
-    return g, d, names
+    return g, d, named_layers(MLP_LAYERS, g, d)
 
 
 def _dcgan(logits: bool, slope: float | None):
-    n_map = int(np.prod(_MAP))
+    n_map = int(np.prod(FEATURE_MAP))
     g = nn.Sequential(
         nn.Linear(LATENT, n_map, bias_attr=False), nn.BatchNorm1D(n_map, **_BN), nn.ReLU(),
-        _Reshape(_MAP[2], _MAP[0], _MAP[1]),
+        _Reshape(FEATURE_MAP[2], FEATURE_MAP[0], FEATURE_MAP[1]),
         nn.Conv2DTranspose(128, 64, 4, stride=2, padding=1, bias_attr=False), nn.BatchNorm2D(64, **_BN), nn.ReLU(),
         nn.Conv2DTranspose(64, 1, 4, stride=2, padding=1), nn.Tanh(), _Reshape(PIXELS),
     )
@@ -78,9 +70,7 @@ def _dcgan(logits: bool, slope: float | None):
         nn.Conv2D(64, 128, 4, stride=2, padding=1, bias_attr=False), nn.BatchNorm2D(128, **_BN), _leaky(slope),
         _Reshape(n_map), nn.Linear(n_map, 1), *([] if logits else [nn.Sigmoid()]),
     )
-    names = {"G/fc": g[0], "G/bn0": g[1], "G/deconv1": g[4], "G/bn1": g[5], "G/deconv2": g[7],
-             "D/conv1": d[1], "D/conv2": d[3], "D/bn2": d[4], "D/fc": d[7]}
-    return g, d, names
+    return g, d, named_layers(DCGAN_LAYERS, g, d)
 
 
 _WEIGHTS = {"W": "weight", "b": "bias"}
@@ -119,26 +109,18 @@ class NativeGan:
             for suffix, attr in _attrs(layer).items():
                 name = f"{prefix}/{suffix}"
                 if name in state:
-                    value = state[name]
-                    axis = _feature_axis(name)
-                    if axis is not None:
-                        value = np.take(value, _hwc_to_chw_index(), axis=axis)
+                    value = to_nchw(name, state[name])
                     getattr(layer, attr).set_value(np.ascontiguousarray(value, dtype=np.float32))
 
     def read(self) -> dict[str, np.ndarray]:
         """The weights (and batch-norm statistics) in canonical names and layouts."""
         out = {}
-        inverse = np.argsort(_hwc_to_chw_index())
         for prefix, layer in self._layers.items():
             for suffix, attr in _attrs(layer).items():
                 tensor = getattr(layer, attr, None)
                 if isinstance(tensor, paddle.Tensor):
                     name = f"{prefix}/{suffix}"
-                    value = tensor.numpy()
-                    axis = _feature_axis(name)
-                    if axis is not None:
-                        value = np.take(value, inverse, axis=axis)
-                    out[name] = np.ascontiguousarray(value, dtype=np.float32)
+                    out[name] = np.ascontiguousarray(from_nchw(name, tensor.numpy()), dtype=np.float32)
         return out
 
     def tensor(self, array: np.ndarray) -> paddle.Tensor:

@@ -6,9 +6,8 @@ from its logits; torch.optim.Adam (eps added to sqrt(v_hat), the project's conve
 PyTorch user would: the D step scores ``G(noise)`` without building G's graph, each step is
 ``zero_grad`` / ``backward`` / ``optimizer.step``.
 
-The dcgan runs NCHW, PyTorch's native layout; the canonical weights follow TLX's NHWC flattening
-(``G/fc`` and ``G/bn0`` features, ``D/fc`` rows in (H, W, C) order), so loading permutes those
-feature axes once to (C, H, W) order, and reading permutes them back. Same names in every backend's
+The dcgan runs NCHW, PyTorch's native layout; :mod:`tlx_gan.backend.nchw_layout` maps the canonical
+(TLX, NHWC-flattened) weights to it and back. Same names in every backend's
 ``native`` module: :func:`build` returns an object with ``step``, ``read`` and ``tensor``.
 """
 
@@ -18,18 +17,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from tlx_gan.backend.nchw_layout import (
+    DCGAN_LAYERS,
+    FEATURE_MAP,
+    LATENT,
+    MLP_LAYERS,
+    PIXELS,
+    from_nchw,
+    named_layers,
+    to_nchw,
+)
 from tlx_gan.config import GanConfig
 
 NAME = "torch"
-LATENT = 100
-PIXELS = 784
-# The dcgan's 7x7x128 feature map: TLX flattens it (H, W, C), NCHW code flattens it (C, H, W).
-_MAP = (7, 7, 128)
-
-
-def _hwc_to_chw_index() -> np.ndarray:
-    """``index`` such that ``chw_vector = hwc_vector[index]`` for the 7x7x128 map."""
-    return np.arange(int(np.prod(_MAP))).reshape(_MAP).transpose(2, 0, 1).ravel()
 
 
 def _leaky(slope: float | None) -> nn.Module:
@@ -51,17 +51,16 @@ def _mlp(logits: bool, slope: float | None) -> tuple[nn.Module, nn.Module, dict]
                       nn.Linear(256, PIXELS), nn.Tanh())
     d = nn.Sequential(nn.Linear(PIXELS, 256), _leaky(slope), nn.Linear(256, 256), _leaky(slope),
                       nn.Linear(256, 1), *([] if logits else [nn.Sigmoid()]))
-    names = {"G/fc1": g[0], "G/fc2": g[2], "G/fc3": g[4], "D/fc1": d[0], "D/fc2": d[2], "D/fc3": d[4]}
-    return g, d, names
+    return g, d, named_layers(MLP_LAYERS, g, d)
 
 
 def _dcgan(logits: bool, slope: float | None) -> tuple[nn.Module, nn.Module, dict]:
     # TLX: BatchNorm momentum 0.9 in the "keep 90%" sense = torch momentum 0.1; eps 1e-5 (torch's default,
     # which TLX's torch BatchNorm leaves in place). SAME padding for kernel 4 stride 2 = padding 1 here.
-    n_map = int(np.prod(_MAP))
+    n_map = int(np.prod(FEATURE_MAP))
     g = nn.Sequential(
         nn.Linear(LATENT, n_map, bias=False), nn.BatchNorm1d(n_map, momentum=0.1, eps=1e-5), nn.ReLU(),
-        _Reshape(_MAP[2], _MAP[0], _MAP[1]),
+        _Reshape(FEATURE_MAP[2], FEATURE_MAP[0], FEATURE_MAP[1]),
         nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(64, momentum=0.1, eps=1e-5),
         nn.ReLU(), nn.ConvTranspose2d(64, 1, 4, stride=2, padding=1), nn.Tanh(), _Reshape(PIXELS),
     )
@@ -70,9 +69,7 @@ def _dcgan(logits: bool, slope: float | None) -> tuple[nn.Module, nn.Module, dic
         nn.Conv2d(64, 128, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(128, momentum=0.1, eps=1e-5),
         _leaky(slope), _Reshape(n_map), nn.Linear(n_map, 1), *([] if logits else [nn.Sigmoid()]),
     )
-    names = {"G/fc": g[0], "G/bn0": g[1], "G/deconv1": g[4], "G/bn1": g[5], "G/deconv2": g[7],
-             "D/conv1": d[1], "D/conv2": d[3], "D/bn2": d[4], "D/fc": d[7]}
-    return g, d, names
+    return g, d, named_layers(DCGAN_LAYERS, g, d)
 
 
 _WEIGHTS = {"W": "weight", "b": "bias"}
@@ -84,21 +81,10 @@ def _attrs(layer: nn.Module) -> dict[str, str]:
     return _NORM if isinstance(layer, nn.modules.batchnorm._BatchNorm) else _WEIGHTS
 
 
-def _feature_axis(name: str) -> int | None:
-    """The axis of a canonical array that runs over the dcgan's flattened 7x7x128 map, if any."""
-    if name == "G/fc/W":
-        return 1  # (latent, features)
-    if name.startswith("G/bn0/") or name == "D/fc/W":
-        return 0  # (features,) and (features, 1)
-    return None
-
-
 def _to_torch(name: str, layer: nn.Module, value: np.ndarray) -> np.ndarray:
     """A canonical array in this module's layout: the flattened map in (C, H, W) order; Linear (out, in);
     conv OIHW and deconv IOHW are torch's own."""
-    axis = _feature_axis(name)
-    if axis is not None:
-        value = np.take(value, _hwc_to_chw_index(), axis=axis)
+    value = to_nchw(name, value)
     if isinstance(layer, nn.Linear) and name.endswith("/W"):
         value = value.T
     return np.ascontiguousarray(value, dtype=np.float32)
@@ -107,10 +93,7 @@ def _to_torch(name: str, layer: nn.Module, value: np.ndarray) -> np.ndarray:
 def _from_torch(name: str, layer: nn.Module, value: np.ndarray) -> np.ndarray:
     if isinstance(layer, nn.Linear) and name.endswith("/W"):
         value = value.T
-    axis = _feature_axis(name)
-    if axis is not None:
-        value = np.take(value, np.argsort(_hwc_to_chw_index()), axis=axis)
-    return np.ascontiguousarray(value, dtype=np.float32)
+    return np.ascontiguousarray(from_nchw(name, value), dtype=np.float32)
 
 
 class NativeGan:
