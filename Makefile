@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tlx-gan compare
+	$(BIN)/tlx-gan compare --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check tlx_gan tests examples

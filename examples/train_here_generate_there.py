@@ -27,8 +27,9 @@ def tlx_gan(*words: str) -> None:
     subprocess.run(command, check=True)
 
 
+# --overwrite: running the example again replaces its own earlier outputs
 tlx_gan("--backend", args.train_on, "train", "--steps", str(args.steps), "--out", str(out / "train"),
-        "--no-progress")
+        "--no-progress", "--overwrite")
 tlx_gan("--backend", args.generate_on, "generate", "--checkpoint", str(out / "train" / "checkpoint.npz"),
-        "--n", "64", "--out", str(out / f"generated-on-{args.generate_on}.png"))
+        "--n", "64", "--out", str(out / f"generated-on-{args.generate_on}.png"), "--overwrite")
 tlx_gan("--backend", args.generate_on, "eval", "--checkpoint", str(out / "train" / "checkpoint.npz"), "--n", "500")

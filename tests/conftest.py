@@ -13,6 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("torch", "paddle", "tensorflow")
+# Real MNIST kept beside the project on its build and CI machines; a user's clone has no ../shared.
+SHARED_MNIST = ROOT.parent / "shared" / "mnist"
+HOOKS = Path(__file__).resolve().parent / "hooks"
 
 
 def backend_env(backend: str, **extra: str) -> dict[str, str]:
@@ -46,3 +49,31 @@ def run_cli(*args: str, backend: str | None = None, timeout: float = 900, cwd: P
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     return request.param
+
+
+@pytest.fixture
+def shared_mnist() -> Path:
+    """``../shared/mnist``: used where it exists; elsewhere the test says so and skips, except under
+    CI=true (what .ci/run sets), where its absence is a failure."""
+    if SHARED_MNIST.is_dir():
+        return SHARED_MNIST
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{SHARED_MNIST} is missing: CI runs with ../shared beside the project")
+    pytest.skip(f"{SHARED_MNIST} is not here (a user's clone has no ../shared); CI runs this test")
+
+
+def assert_one_line_error(result, *fragments: str, code: int = 2) -> str:
+    """The promise for a user mistake: exactly one stderr line, ``tlx-gan: error: ...``, and exit 2."""
+    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tlx-gan: error: "), result.stderr[-2000:]
+    assert "tlx-gan: error: tlx-gan:" not in lines[0], lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def hook_env(*names: str, **settings: str) -> dict[str, str]:
+    """Environment that loads the start-up hooks ``tests/hooks/<name>.py`` in a child (through the
+    sitecustomize there), with their settings (TLX_GAN_TEST_*)."""
+    return {"PYTHONPATH": str(HOOKS), "TLX_GAN_TEST_HOOKS": ",".join(names), **settings}

@@ -30,11 +30,13 @@ def run_bench(*args: str, timeout: float = 600, **env: str) -> subprocess.Comple
 def tiny_run(tmp_path_factory) -> tuple[dict, Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("bench")
     faults = ",".join(f"{b}:{m}:{'crash' if 'died' in why else 'raise'}" for (b, m), why in FAULTS.items())
+    matrix = out / "matrix"  # where backends_matrix/ would be written: without --record, never
     result = run_bench("--backends", ",".join(BACKENDS), "--model", "mlp", "--batch-sizes", "16", "--warmup", "1",
                        "--steps", "2", "--repeats", "2", "--modes", ",".join(MODES), "--threads", "1",
                        "--gemm-size", "128", "--profile", "--profile-top", "3", "--profile-steps", "1",
-                       "--out", str(out), "--no-matrix", **{FAULT_ENV: faults})
+                       "--out", str(out), **{FAULT_ENV: faults, "TLX_GAN_MATRIX_DIR": str(matrix)})
     assert (out / "bench.json").is_file(), result.stdout[-3000:] + result.stderr[-3000:]
+    assert not matrix.exists(), "bench wrote into backends_matrix/ without --record"
     return json.loads((out / "bench.json").read_text()), out, result
 
 
@@ -163,17 +165,18 @@ def test_matrix_copy(tiny_run, tmp_path):
 
 
 def test_gpu_without_a_gpu_is_a_one_line_error(tmp_path, monkeypatch):
+    from tlx_gan import backend
     from tlx_gan.bench import runner
     from tlx_gan.errors import UserError
 
     # the same check on any machine: point it at device nodes that do not exist
-    monkeypatch.setattr(runner, "_GPU_NODES", (str(tmp_path / "nvidia0"),))
+    monkeypatch.setattr(backend, "_GPU_NODES", (str(tmp_path / "nvidia0"),))
     with pytest.raises(UserError, match="--device gpu: .* use --device cpu"):
         runner.check_options(runner.BenchOptions(device="gpu", out=str(tmp_path)))
 
 
 def test_bad_mode_is_a_one_line_error(tmp_path):
-    result = run_bench("--modes", "eager,turbo", "--out", str(tmp_path), "--no-matrix", timeout=60)
+    result = run_bench("--modes", "eager,turbo", "--out", str(tmp_path), timeout=60)
     assert result.returncode == 2 and "valid modes are" in result.stderr
 
 

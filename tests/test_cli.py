@@ -8,18 +8,9 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import BACKENDS, ROOT, run_cli
+from conftest import BACKENDS, ROOT, assert_one_line_error, run_cli
 
 from tlx_gan import checkpoint
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tlx-gan: error: "), result.stderr[-2000:]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture

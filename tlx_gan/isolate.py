@@ -4,22 +4,31 @@ TL_BACKEND is read once, when tensorlayerx is imported, so everything that spans
 parity, the benchmark, compare) calls :func:`call` once per backend. The child gets the function's
 keyword arguments as JSON and hands back a JSON value; a crash, a hang or an error in one backend
 becomes a failed :class:`Outcome` with the reason, and the other backends carry on.
+
+Signals: each child runs in its own session, so a terminal's Ctrl-C reaches the parent only, which passes
+it on exactly once (:func:`signal_children`; a child training then saves and stops). A child also dies
+with its parent: if the parent is killed outright, the kernel sends the child SIGTERM (Linux's
+PR_SET_PDEATHSIG), which a training child answers by saving a checkpoint. No orphan trains on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlx_gan.errors import UserError
+from tlx_gan.errors import Terminated, UserError, raise_on_sigterm
 
 
 @dataclass
@@ -30,6 +39,7 @@ class Outcome:
     error: str = ""
     seconds: float = 0.0
     stderr_tail: str = ""
+    exit_code: int | None = None  # a stop's exit code (130, 143, 3) when the child stopped rather than failed
 
     def to_dict(self) -> dict:
         return {"backend": self.backend, "ok": self.ok, "error": self.error, "seconds": round(self.seconds, 3)}
@@ -38,10 +48,54 @@ class Outcome:
 def child_env(backend: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["TL_BACKEND"] = backend
+    env[PARENT_ENV] = str(os.getpid())
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up banner drowns the useful output
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.update(extra or {})
     return env
+
+
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+# How long a signalled child gets to save and exit before it is killed.
+GRACE_S = 120.0
+PARENT_ENV = "TLX_GAN_PARENT_PID"
+
+
+def signal_children(signum: int) -> None:
+    """Pass ``signum`` on to every child this process is waiting for."""
+    with _LIVE_LOCK:
+        children = list(_LIVE)
+    for proc in children:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+
+def kill_children() -> None:
+    with _LIVE_LOCK:
+        children = list(_LIVE)
+    for proc in children:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+
+
+def _wait(proc: subprocess.Popen, timeout: float | None) -> int | None:
+    """The child's exit code, or None if it ran past ``timeout``. Interrupted (Ctrl-C, SIGTERM) in the main
+    thread, passes the signal on, gives the child time to save, then re-raises."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+    except KeyboardInterrupt as exc:
+        proc.send_signal(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        try:
+            proc.wait(GRACE_S)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            proc.kill()
+            proc.wait()
+        raise
 
 
 def call(backend: str, target: str, kwargs: dict | None = None, *, timeout: float | None = None,
@@ -57,17 +111,20 @@ def call(backend: str, target: str, kwargs: dict | None = None, *, timeout: floa
         began = time.perf_counter()
         try:
             with log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "tlx_gan.isolate", str(spec_path)], env=child_env(backend, env),
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+                )
+                with _LIVE_LOCK:
+                    _LIVE.add(proc)
                 try:
-                    proc = subprocess.run(
-                        [sys.executable, "-m", "tlx_gan.isolate", str(spec_path)],
-                        env=child_env(backend, env), stdout=subprocess.DEVNULL, stderr=log, timeout=timeout,
-                    )
-                    returncode = proc.returncode
-                except subprocess.TimeoutExpired:
-                    returncode = None
+                    returncode = _wait(proc, timeout)
+                finally:
+                    with _LIVE_LOCK:
+                        _LIVE.discard(proc)
                 log.flush()
                 log.seek(0) if not stderr_to else None
-                tail = _tail(Path(stderr_to).read_text() if stderr_to else log.read())
+                tail = _tail(Path(stderr_to).read_text(errors="replace") if stderr_to else log.read())
         finally:
             seconds = time.perf_counter() - began
         if returncode is None:
@@ -75,7 +132,8 @@ def call(backend: str, target: str, kwargs: dict | None = None, *, timeout: floa
                            stderr_tail=tail)
         if result_path.is_file():
             result = json.loads(result_path.read_text())
-            return Outcome(backend, result["ok"], result.get("value"), result.get("error", ""), seconds, tail)
+            return Outcome(backend, result["ok"], result.get("value"), result.get("error", ""), seconds, tail,
+                           result.get("exit_code"))
         last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
         return Outcome(backend, False, error=f"process died (exit {returncode}): {last}", seconds=seconds,
                        stderr_tail=tail)
@@ -85,7 +143,21 @@ def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _die_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the parent dies (Linux); exit now if it already has."""
+    parent = os.environ.get(PARENT_ENV, "")
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if parent.isdigit() and os.getppid() != int(parent):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _child(spec_path: str) -> int:
+    raise_on_sigterm()
+    _die_with_parent()
     spec = json.loads(Path(spec_path).read_text())
     result_path = Path(spec["result"])
     try:
@@ -98,8 +170,14 @@ def _child(spec_path: str) -> int:
     except UserError as exc:
         result = {"ok": False, "error": str(exc)}
     except Exception as exc:  # any failure in one backend is reported, never raised across
-        traceback.print_exc()
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
+        stop = getattr(exc, "exit_code", None)  # training stopped on purpose (a signal, NaN): no traceback
+        if stop is None:
+            traceback.print_exc()
+        result = {"ok": False, "error": (str(exc) if stop else f"{type(exc).__name__}: {exc}").splitlines()[0][:500],
+                  "exit_code": stop}
+    except KeyboardInterrupt as exc:  # SIGINT or SIGTERM outside a training loop: say so, exit like one
+        result = {"ok": False, "error": "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted",
+                  "exit_code": 143 if isinstance(exc, Terminated) else 130}
     result_path.write_text(json.dumps(result, default=_jsonable))
     return 0
 

@@ -13,23 +13,30 @@ latest parity and benchmark results. Everything in it is written from runs, neve
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
 
-from tlx_gan import backend, checkpoint, info
+from tlx_gan import backend, info, outputs
 
 CELLS = "cells.json"
 
 
+DIRECTORY_ENV = "TLX_GAN_MATRIX_DIR"
+
+
 def directory() -> Path:
-    """The checkout's backends_matrix/ when tlx_gan runs from one, else ./backends_matrix."""
+    """$TLX_GAN_MATRIX_DIR if set; else the checkout's backends_matrix/ when tlx_gan runs from one, else
+    ./backends_matrix."""
+    if os.environ.get(DIRECTORY_ENV):
+        return Path(os.environ[DIRECTORY_ENV])
     checkout = Path(__file__).resolve().parents[1] / "backends_matrix"
     return checkout if checkout.parent.joinpath("pyproject.toml").is_file() else Path.cwd() / "backends_matrix"
 
 
 def _write(path: Path, text: str) -> Path:
-    return checkpoint.atomic_write(path, lambda fh: fh.write(text.encode()))
+    return outputs.atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def _cell_key(cell: dict) -> str:

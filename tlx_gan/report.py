@@ -9,8 +9,8 @@ import json
 import time
 from pathlib import Path
 
-from tlx_gan import checkpoint, images
-from tlx_gan.train import History
+from tlx_gan import images, outputs
+from tlx_gan.runlog import History
 
 
 def _fmt(value, spec: str = ".2f") -> str:
@@ -184,7 +184,7 @@ def write(out: Path, opts, results: dict, speed: dict | None, parity: dict | Non
         parts.append(f"<h2>Losses</h2><img src='{_img(figures['losses'])}' alt='loss curves' style='max-width:100%'>")
     parts += [_html_table(t) for t in tables]
     parts.append("</body></html>")
-    html_path = checkpoint.atomic_write(out / "report.html", lambda fh: fh.write("\n".join(parts).encode()))
+    html_path = outputs.atomic_write(out / "report.html", lambda fh: fh.write("\n".join(parts).encode()))
 
     md = [f"# {title}", "", subtitle, ""]
     if failed:
@@ -199,8 +199,8 @@ def write(out: Path, opts, results: dict, speed: dict | None, parity: dict | Non
             md += ["| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
             md += ["| " + " | ".join(str(c) for c in row) + " |" for row in t["rows"]]
             md.append("")
-    checkpoint.atomic_write(out / "report.md", lambda fh: fh.write("\n".join(md).encode()))
+    outputs.atomic_write(out / "report.md", lambda fh: fh.write("\n".join(md).encode()))
     summary = {"title": title, "results": results, "speed": speed, "parity": parity, "tables": tables}
-    checkpoint.atomic_write(out / "report.json",
+    outputs.atomic_write(out / "report.json",
                             lambda fh: fh.write(json.dumps(summary, indent=2, default=str).encode()))
     return html_path

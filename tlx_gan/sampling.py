@@ -7,25 +7,23 @@ from pathlib import Path
 import numpy as np
 
 from tlx_gan import backend, checkpoint, images
-from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
 
 
-def gan_from_checkpoint(path: str | Path, device: str = "cpu"):
-    """The GAN a checkpoint describes, with its weights, on this process's backend."""
+def gan_from_checkpoint(source: str | Path | checkpoint.Checkpoint, device: str = "cpu", path: str | Path = ""):
+    """The GAN a checkpoint describes, with its weights, on this process's backend. ``source`` is a path,
+    or a checkpoint already loaded (and checked) before the framework was imported, read from ``path``."""
+    ckpt = source if isinstance(source, checkpoint.Checkpoint) else checkpoint.load(source)
+    where = str(path or source)
     from tlx_gan import gan, weights
 
-    ckpt = checkpoint.load(path)
     runtime = backend.module("runtime")
     if device == "gpu" and not runtime.gpu_available():
-        raise UserError(f"--device gpu: {backend.current()} sees no GPU here; use --device cpu")
-    runtime.use_device(device)
-    try:
-        config = GanConfig.from_dict(ckpt.meta.get("config", {}))
-    except (TypeError, KeyError) as exc:
-        raise UserError(f"{path}: checkpoint header has an unreadable config ({exc})") from exc
-    model = gan.build(config)
-    weights.write(ckpt.weights, model.G, model.D, source=str(path))
+        raise UserError(f"--device gpu: {backend.current()} sees no GPU here: use --device cpu")
+    with backend.quiet_stderr():
+        runtime.use_device(device)
+    model = gan.build(ckpt.config)
+    weights.write(ckpt.weights, model.G, model.D, source=where)
     return model, ckpt
 
 
@@ -35,6 +33,7 @@ def sample(model, n: int, seed: int) -> np.ndarray:
     return model.generate(noise_batch(np.random.default_rng([seed, 5]), n, model.config.noise))
 
 
-def generate_grid(checkpoint_path: str, n: int, seed: int, out: str, device: str = "cpu") -> Path:
-    model, _ = gan_from_checkpoint(checkpoint_path, device)
+def generate_grid(source: str | Path | checkpoint.Checkpoint, n: int, seed: int, out: str, device: str = "cpu",
+                  path: str | Path = "") -> Path:
+    model, _ = gan_from_checkpoint(source, device, path)
     return images.save_grid(sample(model, n, seed), out)

@@ -1,30 +1,45 @@
-"""``tlx-gan train``: the training loop, its outputs, checkpoints, resume, Ctrl-C and NaN handling.
+"""``tlx-gan train``: the training loop, its outputs, checkpoints, resume, signals, NaN and full disks.
+
+Two halves: :func:`prepare` checks everything that needs no framework (data, run length, the starting
+checkpoint, the output folder, which it locks) and :func:`run` trains on the backend this process has
+activated. ``train()`` does both.
 
 Reproducibility without framework RNGs: the data order of epoch ``e`` is a permutation drawn from
 ``default_rng([seed, 1, e])`` and the noise of step ``s`` from ``default_rng([seed, 3, s])``; initial
 weights come from numpy too (:func:`tlx_gan.weights.initial_state`). So every backend sees the same
 numbers, and a resumed run (which knows its step) continues exactly where it stopped.
+
+Stopping: SIGINT (Ctrl-C) and SIGTERM (``timeout``, ``docker stop``, batch schedulers) finish the step,
+save a checkpoint and exit 130 / 143; a second signal aborts at once. A NaN or infinite loss exits 3
+and keeps the last good checkpoint. An output that cannot be written (a full disk, a removed folder)
+stops training after saving the steps trained so far: a reserved file keeps room for that save.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import contextlib
 import json
 import math
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, data, images
+from tlx_gan import backend, checkpoint, data, images, outputs, start
 from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
+from tlx_gan.runlog import History, Progress
 
 SAMPLE_GRID = 64
+# A folder holding any of these holds a run: train refuses it without --resume or --overwrite.
+RUN_MARKERS = ("checkpoint.npz", "run.json", "losses.csv")
+# The rest of what a run writes, removed with the markers by --overwrite.
+RUN_OUTPUTS = ("losses.png", "samples.png", "samples", "tensorboard", "status.json")
+# Room kept for the last checkpoint: its arrays, plus the JSON header and the zip directory.
+_RESERVE_SLACK = 1 << 20
 
 
 class TrainingStopped(Exception):
@@ -51,6 +66,7 @@ class TrainOptions:
     out: str = "runs/train"
     resume: str | None = None
     init_weights: str | None = None
+    overwrite: bool = False
     sample_every: int = 500
     checkpoint_every: int = 1000
     tensorboard: bool = False
@@ -71,42 +87,18 @@ class TrainOptions:
 
 
 @dataclass
-class History:
-    step: list[int] = field(default_factory=list)
-    epoch: list[int] = field(default_factory=list)
-    d_loss: list[float] = field(default_factory=list)
-    g_loss: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)  # wall time of the step, clock read after sync
+class Plan:
+    """A run checked and ready: everything :func:`run` needs that no framework had to tell."""
 
-    def append(self, step: int, epoch: int, d: float, g: float, seconds: float) -> None:
-        self.step.append(step)
-        self.epoch.append(epoch)
-        self.d_loss.append(d)
-        self.g_loss.append(g)
-        self.seconds.append(seconds)
-
-    def to_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["step", "epoch", "d_loss", "g_loss", "seconds"])
-        for row in zip(self.step, self.epoch, self.d_loss, self.g_loss, self.seconds):
-            writer.writerow([row[0], row[1], repr(row[2]), repr(row[3]), f"{row[4]:.6f}"])
-        return out.getvalue()
-
-    @classmethod
-    def from_csv(cls, path: Path) -> History:
-        history = cls()
-        with open(path, newline="") as fh:
-            for row in csv.DictReader(fh):
-                history.append(int(row["step"]), int(row["epoch"]), float(row["d_loss"]),
-                               float(row["g_loss"]), float(row["seconds"]))
-        return history
-
-    def truncate(self, steps: int) -> None:
-        """Keep only the first ``steps`` completed steps (a resume from an earlier checkpoint)."""
-        keep = sum(1 for s in self.step if s <= steps)
-        for values in (self.step, self.epoch, self.d_loss, self.g_loss, self.seconds):
-            del values[keep:]
+    opts: TrainOptions
+    config: GanConfig
+    train_split: data.MnistSplit
+    x: np.ndarray  # the training images as the model takes them
+    steps_per_epoch: int
+    total: int
+    out: Path
+    start: start.Start
+    continuing: bool  # resuming into the checkpoint's own folder: its losses.csv continues too
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -154,96 +146,32 @@ def make_loader(x: np.ndarray, labels: np.ndarray, batch_sampler):
     return tlx.dataflow.DataLoader(Digits(), batch_sampler=batch_sampler)
 
 
-class Progress:
-    """Progress of a run: one status line (redrawn in place on a terminal, printed every tenth of the run
-    otherwise) and, for ``tlx-gan compare``'s live view, a small JSON status file. Both at most a few
-    times a second, so a fast backend's step time is not spent on printing."""
-
-    def __init__(self, total: int, label: str, enabled: bool = True, stream=sys.stderr,
-                 status_file: str | None = None, interval: float = 0.25):
-        self.total, self.label, self.enabled, self.stream = total, label, enabled, stream
-        self.tty = enabled and stream.isatty()
-        self.every = max(1, total // 10)
-        self.status_file = Path(status_file) if status_file else None
-        self.interval = interval
-        self.started = time.perf_counter()
-        self._last = 0.0
-
-    def update(self, step: int, d: float, g: float, first: int = 0, status: str = "training") -> None:
-        now = time.perf_counter()
-        due = now - self._last >= self.interval or step == self.total
-        periodic = step % self.every == 0 or step == self.total
-        line_due = self.enabled and (due if self.tty else periodic)
-        if not line_due and not (self.status_file and due):
-            return
-        self._last = now
-        rate = (step - first) / max(now - self.started, 1e-9)
-        if line_due:
-            width = 24
-            filled = int(width * step / max(self.total, 1))
-            bar = "#" * filled + "-" * (width - filled)
-            line = (f"{self.label} [{bar}] {step}/{self.total}  d_loss {d:.4f}  g_loss {g:.4f}  "
-                    f"{rate:.1f} steps/s")
-            self.stream.write(("\r" + line) if self.tty else line + "\n")
-            self.stream.flush()
-        if self.status_file:
-            self.write_status(status, step, d, g, rate)
-
-    def write_status(self, status: str, step: int, d: float | None = None, g: float | None = None,
-                     rate: float | None = None) -> None:
-        if self.status_file:
-            record = {"status": status, "step": step, "total": self.total, "d_loss": d, "g_loss": g,
-                      "steps_per_s": rate}
-            checkpoint.atomic_write(self.status_file, lambda fh: fh.write(json.dumps(record).encode()))
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+def prepare(opts: TrainOptions) -> Plan:
+    """Check the run before any framework is imported; lock and (with --overwrite) clear its folder."""
+    config = opts.gan_config()
+    train_split = data.load_mnist(opts.data, "train")
+    if opts.eval_every_epoch:
+        data.load_mnist(opts.data, "test")  # --eval-every-epoch needs it: fail now, not after an epoch
+    steps_per_epoch = len(train_split) // opts.batch_size
+    if steps_per_epoch == 0:
+        raise UserError(f"--batch-size {opts.batch_size} is larger than the {len(train_split)} training images: "
+                        f"use at most {len(train_split)}")
+    total = opts.steps if opts.steps is not None else (opts.epochs or 1) * steps_per_epoch
+    if opts.device == "gpu" and not backend.machine_has_gpu():
+        raise UserError("--device gpu: this machine has no GPU (no NVIDIA or ROCm device): use --device cpu")
+    begin = start.plan(opts.resume, opts.init_weights, config, total)
+    continuing = start.same_folder(opts.resume, opts.out)
+    data_path = opts.data if opts.data not in (None, "", data.EMBEDDED, data.SYNTHETIC) else None
+    out = outputs.claim(opts.out, RUN_MARKERS, overwrite=opts.overwrite, continuing=continuing, remove=RUN_OUTPUTS,
+                        inputs={"--resume": opts.resume, "--init-weights": opts.init_weights, "--data": data_path})
+    pixel_range = "tutorial" if opts.tutorial else opts.pixel_range
+    return Plan(opts, config, train_split, data.to_model_input(train_split.images, pixel_range), steps_per_epoch,
+                total, out, begin, continuing)
 
 
-def _load_start(opts: TrainOptions, gan, config: GanConfig):
-    """Resume, init-weights or fresh: writes weights (and optimizer state) into ``gan``; returns step."""
-    from tlx_gan import weights
-
-    named_g = weights.variables(gan.G)
-    named_d = weights.variables(gan.D)
-    runtime = backend.module("runtime")
-    if opts.resume:
-        ckpt = checkpoint.load(opts.resume)
-        saved = ckpt.meta.get("config", {})
-        for key in ("model", "loss"):
-            if saved.get(key) != getattr(config, key):
-                raise UserError(
-                    f"{opts.resume}: checkpoint was trained with --{key} {saved.get(key)}, "
-                    f"this run asks for {getattr(config, key)}: pass --{key} {saved.get(key)}"
-                )
-        weights.write(ckpt.weights, gan.G, gan.D, source=str(opts.resume))
-        for prefix, optimizer, named in (("opt_g", gan.optimizer_g, _trainable(named_g)),
-                                         ("opt_d", gan.optimizer_d, _trainable(named_d))):
-            state = ckpt.optimizers.get(prefix)
-            if state:
-                _check_optimizer_state(state, named, opts.resume)
-                runtime.set_adam_state(optimizer, named, state, ckpt.step)
-        return ckpt.step, ckpt
-    if opts.init_weights:
-        init = checkpoint.load(opts.init_weights)
-        weights.write(init.weights, gan.G, gan.D, source=str(opts.init_weights))
-        return 0, None
-    state = weights.initial_state(weights.expected_shapes(gan.G, gan.D), opts.seed, config.init)
-    weights.write(state, gan.G, gan.D)
-    return 0, None
-
-
-def _trainable(named: dict) -> dict:
-    """Drop batch-norm running statistics: no optimizer updates them."""
-    return {k: v for k, v in named.items() if not k.endswith(("/mean", "/var"))}
-
-
-def _check_optimizer_state(state: dict, named: dict, source) -> None:
-    expected = {f"{kind}/{name}" for name in named for kind in ("m", "v")}
-    if set(state) != expected:
-        raise UserError(f"{source}: optimizer state does not match the model's weights")
+def train(opts: TrainOptions, backend_name: str | None = None) -> dict:
+    """Prepare and run on the current process's backend (already activated). Returns run.json's content."""
+    return run(prepare(opts), backend_name or backend.current())
 
 
 def optimizer_states(gan) -> dict[str, dict[str, np.ndarray]]:
@@ -251,69 +179,68 @@ def optimizer_states(gan) -> dict[str, dict[str, np.ndarray]]:
 
     runtime = backend.module("runtime")
     states = {
-        "opt_g": runtime.adam_state(gan.optimizer_g, _trainable(weights.variables(gan.G))),
-        "opt_d": runtime.adam_state(gan.optimizer_d, _trainable(weights.variables(gan.D))),
+        "opt_g": runtime.adam_state(gan.optimizer_g, start.trainable(weights.variables(gan.G))),
+        "opt_d": runtime.adam_state(gan.optimizer_d, start.trainable(weights.variables(gan.D))),
     }
     return {k: v for k, v in states.items() if v}
 
 
-def train(opts: TrainOptions, backend_name: str) -> dict:
+def _warn(message: str) -> None:
+    print(f"tlx-gan: warning: {message}", file=sys.stderr)
+
+
+def run(plan: Plan, backend_name: str) -> dict:
     """Train on the current process's backend (already activated). Returns run.json's content."""
     import tensorlayerx as tlx
 
     from tlx_gan import environment, weights
     from tlx_gan import gan as gan_module
 
-    config = opts.gan_config()
-    train_split = data.load_mnist(opts.data, "train")  # bad data fails before anything is written
+    opts, config, out, total = plan.opts, plan.config, plan.out, plan.total
     runtime = backend.module("runtime")
     if opts.threads:
         runtime.set_threads(opts.threads)
     if opts.device == "gpu" and not runtime.gpu_available():
-        raise UserError(f"--device gpu: {backend.pretty(backend_name)} sees no GPU here; use --device cpu")
-    device = runtime.use_device(opts.device)
+        raise UserError(f"--device gpu: {backend.pretty(backend_name)} sees no GPU here: use --device cpu")
+    with backend.quiet_stderr():
+        device = runtime.use_device(opts.device)
 
-    pixel_range = "tutorial" if opts.tutorial else opts.pixel_range
-    x = data.to_model_input(train_split.images, pixel_range)
-    labels = train_split.labels
-    steps_per_epoch = len(x) // opts.batch_size
-    if steps_per_epoch == 0:
-        raise UserError(f"--batch-size {opts.batch_size} is larger than the {len(x)} training images")
-    total = opts.steps if opts.steps is not None else (opts.epochs or 1) * steps_per_epoch
+    labels = plan.train_split.labels
+    steps_per_epoch = plan.steps_per_epoch
     noise_kind = config.noise
-
     gan = gan_module.build(config)
-    start, resumed = _load_start(opts, gan, config)
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    first = start.apply(plan.start, gan, opts.seed)
     history = History()
-    if resumed is not None and (out / "losses.csv").is_file():
-        history = History.from_csv(out / "losses.csv")
-        history.truncate(start)
+    if plan.continuing and (out / "losses.csv").is_file():
+        history = History.from_csv(out / "losses.csv", warn=_warn)
+        history.truncate(first)
 
     meta_base = {
         "kind": "train",
         "config": config.to_dict(),
         "options": {k: v for k, v in asdict(opts).items()
-                    if k not in ("resume", "fault_nan_at_step", "config", "status_file")},
+                    if k not in ("resume", "fault_nan_at_step", "config", "status_file", "overwrite")},
         "threads": runtime.threads(),
         "backend": backend_name,
-        "data": train_split.source,
+        "data": plan.train_split.source,
         "rng": "numpy default_rng([seed, 1, epoch]) for data order, ([seed, 3, step]) for noise",
     }
     env = environment.describe()
     writer = _tensorboard(out) if opts.tensorboard else None
     sample_noise = fixed_noise(opts.seed, noise_kind)
     eval_log: list[dict] = []
+    checkpoint_path = out / "checkpoint.npz"
+    reserve = outputs.DiskReserve(out, sum(a.nbytes for a in weights.read(gan.G, gan.D).values()) * 3
+                                  + _RESERVE_SLACK)
 
-    def save_checkpoint(step: int, name: str = "checkpoint.npz") -> Path:
+    def save_checkpoint(step: int) -> Path:
         meta = {**meta_base, "step": step, "epoch": step // steps_per_epoch, "versions": env["versions"],
                 "tensorlayerx": env["tensorlayerx"]}
-        return checkpoint.save(out / name, checkpoint.Checkpoint(
+        return checkpoint.save(checkpoint_path, checkpoint.Checkpoint(
             meta, weights.read(gan.G, gan.D), optimizer_states(gan)))
 
     def write_outputs(status: str, step: int, message: str = "") -> dict:
-        (out / "losses.csv").write_text(history.to_csv())
+        outputs.write_text(out / "losses.csv", history.to_csv())
         if history.step:
             images.save_loss_plot({backend_name: asdict(history)}, out / "losses.png",
                                   title=f"{config.model}/{config.loss} on {backend_name}")
@@ -322,7 +249,7 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
         run = {
             "status": status, "message": message, "step": step, "total_steps": total,
             "epochs": step / steps_per_epoch, "steps_per_epoch": steps_per_epoch,
-            "config": config.to_dict(), "options": meta_base["options"], "data": train_split.source,
+            "config": config.to_dict(), "options": meta_base["options"], "data": plan.train_split.source,
             "device": device, "environment": env,
             "timings": {
                 "first_step_s": history.seconds[0] if history.seconds else None,
@@ -333,22 +260,24 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
             "final": {"d_loss": history.d_loss[-1], "g_loss": history.g_loss[-1]} if history.step else None,
             "eval": eval_log,
         }
-        (out / "run.json").write_text(json.dumps(run, indent=2))
+        outputs.write_text(out / "run.json", json.dumps(run, indent=2))
         last = (history.d_loss[-1], history.g_loss[-1]) if history.step else (None, None)
         progress.write_status(status, step, *last)
         return run
 
-    interrupted = _InterruptFlag()
+    stop = _StopSignals()
     progress = Progress(total, f"{backend_name}/{config.model}", opts.progress, status_file=opts.status_file)
-    step = start
+    step = first
+    reserve.hold()
     try:
-        with interrupted:
-            while step < total:
+        with stop:
+            while step < total and not stop.signum:
                 epoch, batch_in_epoch = divmod(step, steps_per_epoch)
-                loader = make_loader(x, labels, _Batches(len(x), opts.batch_size, opts.seed, epoch, batch_in_epoch))
-                for real, _ in loader:
-                    if step >= total or interrupted.raised:
+                batches = _Batches(len(plan.x), opts.batch_size, opts.seed, epoch, batch_in_epoch)
+                for real, _ in make_loader(plan.x, labels, batches):
+                    if step >= total or stop.signum:
                         break
+                    # --- one step: D on (real, G(z)), then G on the same z, as the tutorial does
                     noise = tlx.convert_to_tensor(step_noise(opts.seed, step, opts.batch_size, noise_kind))
                     began = time.perf_counter()
                     d_loss, g_loss = gan.train_step(real, noise)
@@ -358,13 +287,16 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
                         d_loss = float("nan")
                     if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
                         kept = _last_good(out)
-                        write_outputs("diverged", step, f"non-finite loss at step {step + 1}")
+                        # the divergence is the news; the checkpoint on disk is what matters
+                        with contextlib.suppress(outputs.OutputError):
+                            write_outputs("diverged", step, f"non-finite loss at step {step + 1}")
                         raise TrainingStopped(
                             f"training diverged: d_loss={d_loss}, g_loss={g_loss} at step {step + 1}; "
                             f"stopped without saving it ({kept})", 3)
+                    # --- bookkeeping: history, progress, samples, checkpoints, evaluation
                     step += 1
                     history.append(step, epoch, d_loss, g_loss, seconds)
-                    progress.update(step, d_loss, g_loss, start)
+                    progress.update(step, d_loss, g_loss, first)
                     if writer is not None:
                         writer.add_scalar("loss/d", d_loss, step)
                         writer.add_scalar("loss/g", g_loss, step)
@@ -377,20 +309,31 @@ def train(opts: TrainOptions, backend_name: str) -> dict:
                         save_checkpoint(step)
                     if step % steps_per_epoch == 0 and opts.eval_every_epoch:
                         eval_log.append(_evaluate(gan, opts, noise_kind, step))
-                if interrupted.raised:
-                    break
+            # --- the end, still under the signal handlers: a signal now is the one already being acted on
+            saved = save_checkpoint(step)
+            if stop.signum:
+                write_outputs("interrupted", step, f"stopped by {stop.name}")
+                raise TrainingStopped(f"{stop.name}: stopped at step {step}; saved {saved}; continue with --resume "
+                                      f"{saved}", 128 + stop.signum)
+            return write_outputs("finished", step)
+    except outputs.OutputError as failure:
+        raise _saved_after(failure, reserve, save_checkpoint, step, out) from None
     finally:
+        reserve.release()
         progress.close()
         if writer is not None:
             writer.close()
-    if interrupted.raised:
-        save_checkpoint(step)
-        write_outputs("interrupted", step, "stopped by Ctrl-C")
-        raise TrainingStopped(
-            f"interrupted at step {step}: saved {out / 'checkpoint.npz'}; continue with --resume "
-            f"{out / 'checkpoint.npz'}", 130)
-    save_checkpoint(step)
-    return write_outputs("finished", step)
+
+
+def _saved_after(failure: outputs.OutputError, reserve: outputs.DiskReserve, save_checkpoint, step: int,
+                 out: Path) -> UserError:
+    """An output could not be written: save the steps trained so far (into the reserved room), and say so."""
+    reserve.release()
+    try:
+        saved = save_checkpoint(step)
+    except UserError as again:
+        return UserError(f"{failure}; the checkpoint could not be saved either ({again}); {_last_good(out)}")
+    return UserError(f"{failure}; saved the {step} steps trained so far in {saved}: continue with --resume {saved}")
 
 
 def _last_good(out: Path) -> str:
@@ -413,22 +356,30 @@ def _tensorboard(out: Path):
     return SummaryWriter(str(out / "tensorboard"))
 
 
-class _InterruptFlag:
-    """Turns the first Ctrl-C into a flag the loop checks between steps (a second one aborts)."""
+class _StopSignals:
+    """Turns the first SIGINT or SIGTERM into a flag the loop checks between steps; a second aborts."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.raised = False
-        self._previous = None
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def name(self) -> str:
+        return "interrupted (Ctrl-C)" if self.signum == signal.SIGINT else "terminated (SIGTERM)"
 
     def _handle(self, signum, frame):
-        if self.raised:
+        if self.signum is not None:
             raise KeyboardInterrupt
-        self.raised = True
+        self.signum = signum
 
     def __enter__(self):
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._previous)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
         return False

@@ -14,10 +14,11 @@ import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
-import io
 import os
 import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from types import ModuleType
 
 from tlx_gan.errors import UserError
@@ -108,12 +109,53 @@ def framework_distribution(name: str) -> str | None:
     return None
 
 
+# Device nodes through which a process can reach an accelerator at all (NVIDIA, WSL, ROCm).
+_GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
+
+
+def machine_has_gpu() -> bool:
+    """Whether this machine exposes any GPU device node: a check that needs no framework."""
+    return any(os.path.exists(node) for node in _GPU_NODES)
+
+
+@contextlib.contextmanager
+def quiet_stderr(enabled: bool = True) -> Iterator[None]:
+    """Send file descriptor 2 to a temporary file for the duration, and replay it if the block fails.
+
+    Frameworks write start-up chatter from C++ straight to descriptor 2 (TensorFlow's "oneDNN custom
+    operations are on" and absl's pre-init notice on CPUs with AVX-512, paddle's ccache notice), which
+    neither ``contextlib.redirect_stderr`` nor TF_CPP_MIN_LOG_LEVEL reach. Python's own ``sys.stderr``
+    writes to the same descriptor, so its warnings are caught too. When the block raises, everything
+    caught is written back first: the framework's lines then explain the failure."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failed = False
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                caught.seek(0)
+                sys.stderr.write(caught.read().decode(errors="replace"))
+                sys.stderr.flush()
+
+
 def activate(name: str, quiet: bool = True) -> None:
     """Make this process run ``name``: sets TL_BACKEND, installs the compat layer, imports tensorlayerx.
 
     ``quiet`` (the CLI and its child processes) keeps the frameworks' start-up chatter off the
-    terminal: TLX's "Using ... backend." line and per-layer INFO logs, TF's C++ banner, paddle's
-    ccache notice. Errors still surface."""
+    terminal (see :func:`quiet_stderr`), and TLX's per-layer INFO logs after it; a failed import shows
+    what the framework wrote, then one line."""
     require_installed(name)
     loaded = sys.modules.get("tensorlayerx")
     if loaded is not None and name != loaded.BACKEND:
@@ -124,18 +166,18 @@ def activate(name: str, quiet: bool = True) -> None:
     os.environ["TL_BACKEND"] = name
     import tlx_gan  # noqa: F401  (installs the compat layer before TLX loads)
 
-    if not quiet or loaded is not None:
+    if loaded is not None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", message="No ccache found")
-    chatter = io.StringIO()
     try:
-        with contextlib.redirect_stderr(chatter):
+        with quiet_stderr(quiet):
             import tensorlayerx
-    except BaseException:
-        sys.stderr.write(chatter.getvalue())
-        raise
-    tensorlayerx.logging.set_verbosity(tensorlayerx.logging.WARN)
+    except Exception as exc:
+        raise UserError(f"backend {name!r}: tensorlayerx does not import with {pretty(name)} "
+                        f"{framework_version(name)}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    if quiet:
+        tensorlayerx.logging.set_verbosity(tensorlayerx.logging.WARN)
 
 
 def current() -> str:

@@ -4,7 +4,8 @@ Modes: ``eager`` (TLX's TrainOneStep, as the tutorial runs it), ``fast`` (the pr
 hand-fused step on the same TLX modules, ``tlx_gan/backend/<name>/fast.py``), ``native`` (the same
 step in the plain framework, ``tlx_gan/backend/<name>/native.py``) and ``native-compiled`` (that step
 through the framework's compiler). Outputs: a console table, bench.json (schema ``tlx-gan-bench``
-v1), bench.md, PNG charts, and on CPU a copy in ``backends_matrix/``.
+v1), bench.md, PNG charts; with ``--record``, a CPU run is also copied into ``backends_matrix/`` (never
+by default: a quick or noisy run must not replace the recorded results).
 
 Package layout, one concern per module: :mod:`.runner` (the parent: cells, processes, failures),
 :mod:`.cell` (inside a child: build, time, profile), :mod:`.timing` (synchronised clock, statistics),
@@ -20,13 +21,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tlx_gan import backend
-from tlx_gan.argtypes import choice, non_negative, positive
+from tlx_gan import backend, outputs
+from tlx_gan.argtypes import choice, non_negative, positive, seed, threads, up_to
 
 if TYPE_CHECKING:
     from tlx_gan.bench.runner import BenchOptions
 
 __all__ = ["add_parser", "run"]
+# Largest sizes taken: beyond them a run only exhausts memory (a 16384^2 GEMM already needs 3 GiB).
+MAX_GEMM = 16384
+MAX_BATCH = 65536
+RESULT_MARKERS = ("bench.json", "bench.md")
 DESCRIPTION = ("Time the GAN step on each backend in four modes (eager, fast, native, native-compiled), "
                "each cell in its own process.")
 
@@ -50,16 +55,19 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="lengthen a repeat to at least this many seconds (more steps) when --steps is short")
     parser.add_argument("--modes", default="eager,fast,native,native-compiled",
                         help="comma-separated: eager, fast, native, native-compiled (default all)")
-    parser.add_argument("--threads", type=positive, default=os.cpu_count() or 1,
-                        help=f"threads per process, pinned and reported (default {os.cpu_count()})")
+    parser.add_argument("--threads", type=threads, default=os.cpu_count() or 1,
+                        help=f"threads per process, pinned and reported (default {os.cpu_count()}, at most that)")
     parser.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier run's results in --out")
     parser.add_argument("--profile", action="store_true", help="per-op tables from each framework's profiler")
     parser.add_argument("--profile-top", type=positive, default=15, help="ops per profile table (default 15)")
     parser.add_argument("--profile-steps", type=positive, default=10, help="steps profiled per cell (default 10)")
-    parser.add_argument("--gemm-size", type=positive, default=2048, help="n of the n x n GEMM peak probe")
-    parser.add_argument("--seed", type=int, default=0, help="initial weights and synthetic data seed")
+    parser.add_argument("--gemm-size", type=up_to(MAX_GEMM, "an n x n float32 GEMM needs 12 n^2 bytes"),
+                        default=2048, help="n of the n x n GEMM peak probe")
+    parser.add_argument("--seed", type=seed, default=0, help="initial weights and synthetic data seed")
     parser.add_argument("--cell-timeout", type=positive, default=1800, help="seconds before a cell counts as hung")
-    parser.add_argument("--no-matrix", action="store_true", help="don't copy a CPU run into backends_matrix/")
+    parser.add_argument("--record", action="store_true",
+                        help="also copy a CPU run into backends_matrix/ (the project's recorded results)")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     return parser
 
@@ -81,7 +89,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         device=args.device, warmup=args.warmup, steps=args.steps, repeats=args.repeats,
         modes=parse_modes(args.modes), threads=args.threads, out=args.out, profile=args.profile,
         profile_top=args.profile_top, profile_steps=args.profile_steps, gemm_size=args.gemm_size, seed=args.seed,
-        cell_timeout=float(args.cell_timeout), matrix=not args.no_matrix, rounds=args.rounds,
+        cell_timeout=float(args.cell_timeout), record=args.record, rounds=args.rounds,
         min_repeat_s=args.min_repeat_s,
     )
 
@@ -93,11 +101,12 @@ def run(args: argparse.Namespace) -> int:
     from tlx_gan.bench import report, runner
 
     opts = options_from_args(args)
+    outputs.claim(opts.out, RESULT_MARKERS, overwrite=args.overwrite, remove=("logs", "profiles"))
     say = (lambda text: print(text, file=sys.stderr)) if args.json else print
     result = runner.run(opts, say=say)
     out = Path(opts.out)
     written = report.save(result, out)
-    if opts.matrix and opts.device == "cpu":
+    if opts.record and opts.device == "cpu":
         written += report.record_matrix(result, source=out)
     if args.json:
         print(json.dumps(result, indent=2, default=str))

@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from tlx_gan import checkpoint
+from tlx_gan import outputs
 
 # The targets of the issue, checked on every run (ratios of medians from the same run).
 EAGER_OVER_NATIVE = 1.10
@@ -334,7 +334,7 @@ def _save(fig, path: Path, plt) -> Path:
 
 # ------------------------------------------------------------------------------------------ files
 def _write_text(path: Path, text: str) -> Path:
-    return checkpoint.atomic_write(path, lambda fh: fh.write(text.encode()))
+    return outputs.atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def save(report: dict, folder: Path) -> list[Path]:
@@ -371,7 +371,7 @@ def record_matrix(report: dict, folder: Path | None = None, source: Path | None 
     chart = (source / "bench.png") if source else None
     if chart and chart.is_file():
         data = chart.read_bytes()
-        paths.append(checkpoint.atomic_write(folder / "bench-cpu.png", lambda fh: fh.write(data)))
+        paths.append(outputs.atomic_write(folder / "bench-cpu.png", lambda fh: fh.write(data)))
     else:
         try:
             charts(report, folder)

@@ -30,8 +30,6 @@ CELL = "tlx_gan.bench.cell"
 # also get the thread counts of thread_env()).
 _PERF_ENV = ("OMP_", "MKL_", "KMP_", "GOMP_", "OPENBLAS_", "TF_NUM_", "TF_ENABLE_", "TF_XLA_", "TF_INTRA_",
              "TF_INTER_", "FLAGS_", "TORCH_", "TORCHINDUCTOR_", "DNNL_", "ONEDNN_")
-# Where a process can see an accelerator at all; without one, --device gpu fails before any child starts.
-_GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
 
 
 @dataclass
@@ -54,7 +52,7 @@ class BenchOptions:
     gemm_repeats: int = 5
     seed: int = 0
     cell_timeout: float = 1800.0
-    matrix: bool = True
+    record: bool = False  # copy a CPU run into backends_matrix/
     rounds: int = 1
     min_repeat_s: float = 0.0
 
@@ -68,12 +66,15 @@ def parse_modes(text: str) -> list[str]:
 
 
 def parse_sizes(text: str) -> list[int]:
+    from tlx_gan.bench import MAX_BATCH
+
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise UserError(f"--batch-sizes {text!r}: use comma-separated positive integers, e.g. 32,128,512") from None
-    if not sizes or any(s <= 0 for s in sizes):
-        raise UserError(f"--batch-sizes {text!r}: use comma-separated positive integers, e.g. 32,128,512")
+    if not sizes or any(s <= 0 or s > MAX_BATCH for s in sizes):
+        raise UserError(f"--batch-sizes {text!r}: use comma-separated integers from 1 to {MAX_BATCH}, "
+                        "e.g. 32,128,512")
     return list(dict.fromkeys(sizes))
 
 
@@ -82,7 +83,7 @@ def check_options(opts: BenchOptions) -> None:
         raise UserError(f"--model {opts.model!r}: valid models are mlp, dcgan")
     if opts.device not in ("cpu", "gpu"):
         raise UserError(f"--device {opts.device!r}: use cpu or gpu")
-    if opts.device == "gpu" and not any(Path(p).exists() for p in _GPU_NODES):
+    if opts.device == "gpu" and not backend.machine_has_gpu():
         raise UserError("--device gpu: this machine has no GPU (no NVIDIA/ROCm device node); use --device cpu")
     if min(opts.steps, opts.repeats, opts.threads, opts.rounds) < 1 or opts.warmup < 0:
         raise UserError("--steps, --repeats, --rounds and --threads must be at least 1, --warmup at least 0")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint
+from tlx_gan import backend, checkpoint, outputs
 from tlx_gan.config import GanConfig
 
 
@@ -83,18 +83,18 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
                     result[f"L5/step{k + 1}/{name}"] = value
         result["L5/losses"] = np.asarray(losses, dtype=np.float64)
 
-    checkpoint.atomic_write(out, lambda fh: np.savez(fh, **result))
+    outputs.atomic_write(out, lambda fh: np.savez(fh, **result))
     return {"backend": backend.current(), "arrays": len(result)}
 
 
 def outcome(init: str, out: str, config: dict, steps: int, batch_size: int, seed: int, eval_samples: int) -> dict:
     """L6: a short real training run from the shared initial weights, then the quality metrics."""
-    from tlx_gan import metrics, train
+    from tlx_gan import metrics, runlog, train
 
     opts = train.TrainOptions(config=GanConfig.from_dict(config), steps=steps, batch_size=batch_size, seed=seed,
                               out=out, init_weights=init, sample_every=0, checkpoint_every=0, progress=False)
     run = train.train(opts, backend.current())
-    history = train.History.from_csv(Path(out) / "losses.csv")
+    history = runlog.History.from_csv(Path(out) / "losses.csv")
     tail = max(1, len(history.step) // 5)
     from tlx_gan import sampling
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import checkpoint, data, isolate
+from tlx_gan import checkpoint, data, isolate, outputs
 from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
 from tlx_gan.parity import oracle
@@ -445,7 +445,7 @@ def format_markdown(report: Report, environment_line: str = "") -> str:
 def save(report: Report, json_path: Path | None, markdown_path: Path | None, environment_line: str = "") -> None:
     if json_path:
         text = json.dumps(report.to_dict(), indent=2, default=float)
-        checkpoint.atomic_write(json_path, lambda fh: fh.write(text.encode()))
+        outputs.atomic_write(json_path, lambda fh: fh.write(text.encode()))
     if markdown_path:
         text = format_markdown(report, environment_line)
-        checkpoint.atomic_write(markdown_path, lambda fh: fh.write(text.encode()))
+        outputs.atomic_write(markdown_path, lambda fh: fh.write(text.encode()))

@@ -1,0 +1,126 @@
+"""Where a training run starts: a checkpoint it continues (``--resume``), weights it starts from
+(``--init-weights``), or fresh weights drawn with numpy.
+
+:func:`plan` runs before any framework is imported and checks everything the files alone can tell
+(kind, model, loss, optimizer state present, step against the run's length); :func:`apply` runs on the
+backend and checks the rest against the built model (every weight's and every Adam moment's name,
+shape, dtype and values) before it assigns anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tlx_gan import backend, checkpoint
+from tlx_gan.config import GanConfig
+from tlx_gan.errors import UserError
+
+RESUME, INIT, FRESH = "resume", "init", "fresh"
+_NETWORK = {"opt_g": "G", "opt_d": "D"}
+
+
+@dataclass
+class Start:
+    kind: str  # RESUME | INIT | FRESH
+    checkpoint: checkpoint.Checkpoint | None = None
+    source: str | None = None
+
+    @property
+    def step(self) -> int:
+        return self.checkpoint.step if self.kind == RESUME else 0
+
+
+def plan(resume: str | None, init_weights: str | None, config: GanConfig, total_steps: int) -> Start:
+    """Read and check the starting checkpoint, if any (framework-free)."""
+    if resume:
+        ckpt = checkpoint.load(resume)
+        if ckpt.meta["kind"] != "train":
+            raise UserError(f"--resume {resume}: is an initial-weights file, not a training checkpoint (no optimizer "
+                            "state to continue): start from it with --init-weights")
+        saved = ckpt.config
+        for key in ("model", "loss"):
+            if getattr(saved, key) != getattr(config, key):
+                raise UserError(f"--resume {resume}: the checkpoint was trained with --{key} {getattr(saved, key)}, "
+                                f"this run asks for {getattr(config, key)}: pass --{key} {getattr(saved, key)}")
+        missing = [f"{_NETWORK[p]} ({p}/...)" for p in checkpoint.OPTIMIZER_PREFIXES if not ckpt.optimizers.get(p)]
+        if missing:
+            raise UserError(f"--resume {resume}: holds no Adam state for {' and '.join(missing)}, so it cannot "
+                            "continue the same run: start from its weights with --init-weights")
+        if ckpt.step >= total_steps:
+            raise UserError(f"--resume {resume}: the checkpoint is at step {ckpt.step} and this run is {total_steps} "
+                            f"steps long: ask for more (--steps N with N > {ckpt.step}, or more --epochs)")
+        return Start(RESUME, ckpt, str(resume))
+    if init_weights:
+        ckpt = checkpoint.load(init_weights)
+        if ckpt.config.model != config.model:
+            raise UserError(f"--init-weights {init_weights}: holds weights of --model {ckpt.config.model}, this run "
+                            f"trains {config.model}: pass --model {ckpt.config.model} or other weights")
+        return Start(INIT, ckpt, str(init_weights))
+    return Start(FRESH)
+
+
+def trainable(named: dict) -> dict:
+    """Drop batch-norm running statistics: no optimizer updates them."""
+    return {k: v for k, v in named.items() if not k.endswith(("/mean", "/var"))}
+
+
+def checked_optimizer_state(state: dict[str, np.ndarray], shapes: dict[str, tuple[tuple[int, ...], str]],
+                            source: str, prefix: str) -> dict[str, np.ndarray]:
+    """Adam's moments for the weights in ``shapes``, as float32; one line for the first thing wrong.
+
+    ``m`` may take any finite value; ``v``, a running mean of squared gradients, is never negative."""
+    expected = {f"{kind}/{name}": shape for name, (shape, _) in shapes.items() for kind in ("m", "v")}
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        what = "; ".join(part for part in (
+            f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "",
+            f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}" if unexpected else "",
+        ) if part)
+        raise UserError(f"{source}: the Adam state ({prefix}) does not match the model's weights ({what})")
+    checked = {}
+    for name, shape in expected.items():
+        value = state[name]
+        where = f"{source}: Adam state {prefix}/{name}"
+        if tuple(value.shape) != tuple(shape):
+            raise UserError(f"{where} has shape {tuple(value.shape)}, the model's weight has {tuple(shape)}")
+        if value.dtype.kind != "f":
+            raise UserError(f"{where} has dtype {value.dtype}, expected a float array")
+        if not np.all(np.isfinite(value)):
+            raise UserError(f"{where} holds NaN or infinite values")
+        if name.startswith("v/") and np.any(value < 0):
+            raise UserError(f"{where} holds negative values: a second moment (mean of squared gradients) cannot")
+        checked[name] = value.astype(np.float32)
+    return checked
+
+
+def apply(start: Start, gan, seed: int) -> int:
+    """Write the start's weights (and, resuming, Adam's state) into ``gan``, all checked first; returns the
+    step the run continues from."""
+    from tlx_gan import weights
+
+    source = start.source or "weights"
+    if start.kind == FRESH:
+        state = weights.initial_state(weights.expected_shapes(gan.G, gan.D), seed, gan.config.init)
+        weights.write(state, gan.G, gan.D)
+        return 0
+    if start.kind == INIT:
+        weights.write(start.checkpoint.weights, gan.G, gan.D, source=source)
+        return 0
+    runtime = backend.module("runtime")
+    ckpt = start.checkpoint
+    weights.check_compatible(ckpt.weights, weights.expected_shapes(gan.G, gan.D), source)
+    pairs = (("opt_g", gan.optimizer_g, gan.G), ("opt_d", gan.optimizer_d, gan.D))
+    # Every check before the first assignment: a bad moment must not leave half a model loaded.
+    states = {prefix: checked_optimizer_state(ckpt.optimizers[prefix], trainable(weights.expected_shapes(net)),
+                                              source, prefix) for prefix, _, net in pairs}
+    weights.write(ckpt.weights, gan.G, gan.D, source=source)
+    for prefix, optimizer, net in pairs:
+        runtime.set_adam_state(optimizer, trainable(weights.variables(net)), states[prefix], ckpt.step)
+    return ckpt.step
+
+
+def same_folder(path: str | Path | None, folder: str | Path) -> bool:
+    return bool(path) and Path(path).expanduser().resolve().parent == Path(folder).expanduser().resolve()
