@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import BACKENDS, ROOT, assert_one_line_error, run_cli
 
-from tlx_gan import checkpoint
+from tlx_gan import checkpoint, outputs
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        checkpoint.atomic_write(target, explode)
+        outputs.atomic_write(target, explode)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]
 
