@@ -82,7 +82,8 @@ def test_parity_command_fails_on_the_tutorial_defaults_and_writes_its_report(tmp
     assert {p.name for p in matrix.iterdir()} == {"parity-mlp-mse.json", "parity-mlp-mse.md", "README.md"}
     again = run_cli("parity", "--backends", "torch", "--steps", "0", "--json", str(report_path))
     assert again.returncode == 2 and "--overwrite" in again.stderr, again.stderr  # no silent overwrite
-    assert "FAIL" in result.stdout.splitlines()[-1]
+    verdict, written = result.stdout.splitlines()[-2:]
+    assert "FAIL" in verdict and written.startswith("wrote ")
     report = json.loads(report_path.read_text())
     assert report["schema"] == "tlx-gan-parity" and report["passed"] is False
     failing = {(c["level"], c["subject"]) for c in report["comparisons"] if not c["passed"]}
