@@ -27,16 +27,16 @@ def train_fixed_batch(model: str = "mlp", loss: str = "mse", steps: int = 40) ->
     """Train on one fixed real batch; report losses, weight movement and D's verdict on real vs noise."""
     import tensorlayerx as tlx
 
-    from tlx_gan import data, gan, weights
+    from tlx_gan import data, gan, streams, weights
     from tlx_gan.config import GanConfig
 
     g = gan.build(GanConfig(model=model, loss=loss))
-    weights.write(weights.initial_state(weights.expected_shapes(g.G, g.D), seed=0), g.G, g.D)
+    weights.write(weights.initial_state(g.model.shapes(), seed=0), g.G, g.D)
     before = weights.read(g.G, g.D)
     real = data.to_model_input(data.load_mnist(None, "train").images[:64])
     noise_images = np.random.default_rng(7).uniform(-1, 1, real.shape).astype(np.float32)
     rng = np.random.default_rng(0)
-    losses = [g.train_step(tlx.convert_to_tensor(real), tlx.convert_to_tensor(gan.noise_batch(rng, 64)))
+    losses = [g.train_step(tlx.convert_to_tensor(real), tlx.convert_to_tensor(streams.noise_batch(rng, 64)))
               for _ in range(steps)]
     after = weights.read(g.G, g.D)
     g.D.set_eval()
@@ -77,7 +77,7 @@ def save_trained_checkpoint(path: str, model: str = "mlp", steps: int = 3) -> di
 
     config = GanConfig(model=model)
     g = gan.build(config)
-    weights.write(weights.initial_state(weights.expected_shapes(g.G, g.D), seed=3), g.G, g.D)
+    weights.write(weights.initial_state(g.model.shapes(), seed=3), g.G, g.D)
     z, x = _fixed_inputs(32)
     for step in range(steps):
         noise = train.step_noise(0, step, 32, "normal")

@@ -26,7 +26,7 @@ PREAMBLE = "import numpy as np\nimport tlx_gan\nimport tensorlayerx as tlx\n"
 
 
 def registered_shims() -> dict[str, dict]:
-    from tlx_gan import compat
+    from tlx_gan.backend import shims as compat
 
     return {s["name"]: s for s in compat.report()}
 
@@ -57,7 +57,7 @@ def test_probes_pass_and_shims_apply_with_the_layer(backend_name):
     probes = {**PROBES[backend_name], **(probes_common.PROBES if backend_name == ANY_BACKEND else {})}
     code = PREAMBLE + "".join(
         f"\n# --- {name}\n{body}" for name, body in probes.items()
-    ) + "\nfrom tlx_gan import compat\nprint(json.dumps(compat.report()))"
+    ) + "\nfrom tlx_gan.backend import shims\nprint(json.dumps(shims.report()))"
     result = run_python("import json\n" + code, backend_name)
     assert result.returncode == 0, result.stderr[-3000:]
     status = {s["name"]: s["status"] for s in json.loads(result.stdout.strip().splitlines()[-1])}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tlx_gan import spec
 from tlx_gan.parity import oracle as o
 
 BATCH = 4
@@ -89,15 +90,21 @@ def _check_gradients(f, weights: dict[str, np.ndarray], grads: dict[str, np.ndar
 
 
 # ----------------------------------------------------------------------------------- purity, init
-def test_oracle_imports_only_numpy_and_the_standard_library():
-    tree = ast.parse(Path(o.__file__).read_text())
-    roots = set()
-    for node in ast.walk(tree):
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            roots |= {alias.name.split(".")[0] for alias in node.names}
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            roots.add((node.module or "").split(".")[0])
-    assert roots <= {"__future__", "collections", "dataclasses", "numpy"}, roots
+            names |= {f"{node.module}.{alias.name}" for alias in node.names} if node.module == "tlx_gan" \
+                else {node.module or ""}
+    return names
+
+
+def test_oracle_imports_only_numpy_the_standard_library_and_the_spec():
+    stdlib = {"__future__", "collections", "collections.abc", "dataclasses", "math", "types"}
+    assert _imports(Path(o.__file__)) <= stdlib | {"numpy", "tlx_gan.spec"}, _imports(Path(o.__file__))
+    assert _imports(Path(spec.__file__)) <= stdlib | {"numpy"}, _imports(Path(spec.__file__))
 
 
 def test_init_weights_is_canonical_deterministic_and_truncated():
@@ -404,3 +411,68 @@ def test_bad_inputs_fail_loudly():
         o.discriminator({k: v for k, v in w.items() if k != "D/fc3/b"}, x)
     with pytest.raises(ValueError, match="features"):
         o.generator(w, z[:, :50])
+
+
+# ---------------------------------------------------------------- convolutions, batch norm (the dcgan)
+SMALL_DCGAN = spec.dcgan(channels=4, name="dcgan-small")
+
+
+def _dcgan_weights(seed: int) -> dict[str, np.ndarray]:
+    """Small-dcgan weights with non-trivial biases, scales and shifts, so every term of backprop matters."""
+    rng = np.random.default_rng(seed + 3000)
+    weights = o.init_weights(seed, std=0.3, model=SMALL_DCGAN)
+    for name in weights:
+        if name.endswith(("/b", "/beta")):
+            weights[name] = rng.normal(0.0, 0.1, weights[name].shape)
+        elif name.endswith("/gamma"):
+            weights[name] = rng.uniform(0.5, 1.5, weights[name].shape)
+    return weights
+
+
+def test_conv_is_the_textbook_sum_and_deconv_its_adjoint():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 6, 6, 3))
+    w = rng.standard_normal((5, 3, 4, 4))  # OIHW
+    y = o._conv(x, w, 2)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))  # SAME for kernel 4, stride 2: one each side
+    expected = np.zeros((2, 3, 3, 5))
+    for i in range(3):
+        for j in range(3):
+            patch = padded[:, 2 * i:2 * i + 4, 2 * j:2 * j + 4, :]  # (n, ky, kx, c)
+            expected[:, i, j, :] = np.einsum("nyxc,ocyx->no", patch, w)
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+    # the transposed convolution is the adjoint: <conv(x), u> == <x, conv^T(u)>
+    u = rng.standard_normal(y.shape)
+    assert np.sum(y * u) == pytest.approx(np.sum(x * o._conv_input_grad(u, w, x.shape, 2)), rel=1e-12)
+
+
+@pytest.mark.parametrize("loss", o.LOSSES)
+def test_dcgan_gradients_match_finite_differences(loss):
+    w = _dcgan_weights(4)
+    rng = np.random.default_rng(6)
+    x, z = rng.uniform(-1, 1, (3, o.IMAGE_DIM)), rng.standard_normal((3, o.NOISE_DIM))
+    _, d_grads = o.d_loss_and_grads(w, x, z, loss, model=SMALL_DCGAN)
+    _check_gradients(lambda ww: o.d_loss(ww, x, z, loss, model=SMALL_DCGAN), w, d_grads, seed=21)
+    _, g_grads = o.g_loss_and_grads(w, z, loss, model=SMALL_DCGAN)
+    _check_gradients(lambda ww: o.g_loss(ww, z, loss, model=SMALL_DCGAN), w, g_grads, seed=22)
+    assert {"D/bn2/gamma", "D/conv1/W", "D/conv2/W"} <= set(d_grads) and "D/bn2/mean" not in d_grads
+    assert {"G/bn0/beta", "G/deconv1/W", "G/deconv2/b"} <= set(g_grads)
+
+
+def test_batch_norm_normalizes_and_moves_its_running_statistics():
+    w = _dcgan_weights(7)
+    rng = np.random.default_rng(8)
+    z = rng.standard_normal((5, o.NOISE_DIM))
+    fc = z @ w["G/fc/W"]  # the layer before G/bn0 (no bias)
+    normalized = (fc - fc.mean(0)) / np.sqrt(fc.var(0) + 1e-5)
+    cfg = o.GanConfig(model=SMALL_DCGAN)
+    after_g, _, _ = o.train_step_g(w, o.init_opt_state(w, SMALL_DCGAN).g, z, cfg)
+    # one G pass in training mode: moving = 0.9 * moving + 0.1 * batch statistic (biased variance)
+    np.testing.assert_allclose(after_g["G/bn0/mean"], 0.9 * w["G/bn0/mean"] + 0.1 * fc.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(after_g["G/bn0/var"], 0.9 * w["G/bn0/var"] + 0.1 * fc.var(0), rtol=1e-12)
+    assert abs(normalized.mean()) < 1e-12 and abs(normalized.std(0) - 1).max() < 1e-4
+    # the D step runs D twice (real, then fake): its statistics move twice
+    x = rng.uniform(-1, 1, (5, o.IMAGE_DIM))
+    after_d, _, _ = o.train_step_d(w, o.init_opt_state(w, SMALL_DCGAN).d, x, z, cfg)
+    assert not np.allclose(after_d["D/bn2/mean"], w["D/bn2/mean"])
+    assert not np.allclose(after_d["G/bn0/mean"], w["G/bn0/mean"])  # G ran too, in training mode

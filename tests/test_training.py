@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import BACKENDS, ROOT, backend_env, run_cli
+from conftest import BACKENDS, ROOT, backend_env, hook_env, run_cli
 
 from tlx_gan import checkpoint, isolate
 
@@ -141,8 +141,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     out = tmp_path / "run"
     result = run_cli("train", "--steps", "40", "--batch-size", "32", "--checkpoint-every", "10",
-                     "--sample-every", "0", "--fault-nan-at-step", "14", "--out", str(out), "--no-progress",
-                     backend="torch")
+                     "--sample-every", "0", "--out", str(out), "--no-progress", backend="torch",
+                     **hook_env("nan_loss", TLX_GAN_TEST_NAN_AT="14"))
     assert result.returncode == 3, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert "diverged" in last and "step 15" in last and "checkpoint.npz" in last

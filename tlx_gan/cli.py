@@ -17,7 +17,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from tlx_gan import backend, bench, checkpoint, data, images, outputs
+from tlx_gan import backend, bench, checkpoint, data, images, outputs, spec, weights
 from tlx_gan.argtypes import choice, non_negative, positive, seed, threads, up_to
 from tlx_gan.config import DEVICES, LOSS_NAMES, MODEL_NAMES, NOISE_NAMES
 from tlx_gan.errors import UserError, raise_on_sigterm
@@ -153,7 +153,6 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=threads, default=None,
                    help="CPU threads for the framework's kernels (default: the framework's own choice)")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--fault-nan-at-step", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def _selected_backend(args) -> str:
@@ -203,7 +202,7 @@ def cmd_train(args) -> int:
         resume=args.resume, init_weights=args.init_weights, overwrite=args.overwrite, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
         eval_every_epoch=args.eval_every_epoch, progress=not args.no_progress,
-        fault_nan_at_step=args.fault_nan_at_step, threads=args.threads,
+        threads=args.threads,
     )
     plan = train.prepare(opts)  # everything but the model itself is checked before the framework loads
     backend.activate(name)
@@ -217,8 +216,10 @@ def cmd_train(args) -> int:
 
 
 def _checkpoint_first(path: str, device: str = "cpu") -> checkpoint.Checkpoint:
-    """Load and check --checkpoint, and --device, before the framework is imported."""
+    """Load and check --checkpoint (every weight against the model's description) and --device, before the
+    framework is imported."""
     ckpt = checkpoint.load(path)
+    weights.check_compatible(ckpt.weights, spec.MODELS[ckpt.config.model].shapes(), path)
     if device == "gpu" and not backend.machine_has_gpu():
         raise UserError("--device gpu: this machine has no GPU (no NVIDIA or ROCm device): use --device cpu")
     return ckpt

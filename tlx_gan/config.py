@@ -1,4 +1,5 @@
-"""Names and settings shared by the CLI and the training code; importing this never loads a framework."""
+"""Settings of a run (optimizers, initial weights, normalizations) and the names the CLI accepts; importing
+this never loads a framework. The networks and losses themselves are described in :mod:`tlx_gan.spec`."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 
-MODEL_NAMES = ("mlp", "dcgan")
-LOSS_NAMES = ("mse", "bce")
+from tlx_gan import spec
+
+MODEL_NAMES = tuple(spec.MODELS)
+LOSS_NAMES = tuple(spec.LOSSES)
 # Generator input: standard normal (the GAN convention) or the tutorial's np.random.random, U[0, 1).
 NOISE_NAMES = ("normal", "uniform")
 DEVICES = ("cpu", "gpu")

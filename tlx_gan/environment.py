@@ -9,24 +9,14 @@ import sys
 import numpy as np
 
 from tlx_gan import __version__, backend
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from tlx_gan.backend import cpu_model
 
 
 def describe() -> dict:
     """The current process's backend and machine (imports tensorlayerx)."""
     import tensorlayerx as tlx
 
-    from tlx_gan import compat
+    from tlx_gan.backend import shims
 
     runtime = backend.module("runtime")
     name = tlx.BACKEND
@@ -44,5 +34,5 @@ def describe() -> dict:
         "cpu_count": os.cpu_count(),
         "threads": runtime.threads(),
         "devices": runtime.devices(),
-        "shims_applied": [s["name"] for s in compat.report(name) if s["status"] == "applied"],
+        "shims_applied": [s["name"] for s in shims.report(name) if s["status"] == "applied"],
     }

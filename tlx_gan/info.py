@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from tlx_gan import backend, isolate
+from tlx_gan import backend, isolate, streams
 
 CHECK_STEPS = 30
 
@@ -17,9 +17,9 @@ def describe_backend(check: bool = False) -> dict:
     from tlx_gan import environment
 
     description = environment.describe()
-    from tlx_gan import compat
+    from tlx_gan.backend import shims
 
-    description["shims"] = compat.report(description["backend"])
+    description["shims"] = shims.report(description["backend"])
     if check:
         description["check"] = smoke_train()
     return description
@@ -33,13 +33,13 @@ def smoke_train(steps: int = CHECK_STEPS, model: str = "mlp") -> dict:
     from tlx_gan.config import GanConfig
 
     g = gan.build(GanConfig(model=model))
-    weights.write(weights.initial_state(weights.expected_shapes(g.G, g.D), seed=0), g.G, g.D)
+    weights.write(weights.initial_state(g.model.shapes(), seed=0), g.G, g.D)
     before = weights.read(g.G, g.D)
     real = data.to_model_input(data.load_mnist(None, "train").images[:64])
     rng = np.random.default_rng(0)
     losses = []
     for _ in range(steps):
-        losses.append(g.train_step(tlx.convert_to_tensor(real), tlx.convert_to_tensor(gan.noise_batch(rng, 64))))
+        losses.append(g.train_step(tlx.convert_to_tensor(real), tlx.convert_to_tensor(streams.noise_batch(rng, 64))))
     after = weights.read(g.G, g.D)
     moved = {net: any(not np.array_equal(before[k], after[k]) for k in before if k.startswith(net))
              for net in ("G/", "D/")}

@@ -1,134 +1,96 @@
-"""The generators and discriminators, built from ``tlx.nn`` so each backend runs its own kernels.
+"""The generators and discriminators as TLX modules, built from their description in :mod:`tlx_gan.spec`,
+so each backend runs its own kernels.
 
-``mlp`` is the TLX mnist_gan tutorial's network, layer for layer. ``dcgan`` is a small convolutional
-pair for 28x28 digits, so convolution and batch-norm kernels can be compared as well.
-
-Both take and give flat images: G maps (N, latent) noise to (N, 784) in Tanh's range, D maps (N, 784)
-to (N, 1): a probability (the tutorial's Sigmoid) for the ``mse`` loss, a logit for ``bce``.
-
-Every model also names its weights canonically (``G/fc1/W``...), so checkpoints and initial weights
-move between backends whatever each framework calls or lays out its tensors (:mod:`tlx_gan.weights`).
+Built as the tutorial writes them: each activation rides on the layer before it (``Linear(..., act=
+tlx.nn.ReLU)``), NHWC convolutions (TLX's default, and the only layout TF's CPU convolutions take).
+G maps (N, latent) noise to (N, 784) in Tanh's range, D maps (N, 784) to (N, 1): a probability (the
+tutorial's Sigmoid) or a logit, as the loss asks. Every layer with weights is reachable by its canonical
+name (``G/fc1``) through ``canonical_layers()``, which :mod:`tlx_gan.weights` reads and writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import tensorlayerx as tlx
 from tensorlayerx.nn import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Linear, Module
 
-LATENT_DIM = 100
-IMAGE_PIXELS = 784
-# The standard GAN slope; TLX's own LeakyReLU default differs by backend (see parity report).
-LEAKY_SLOPE = 0.2
+from tlx_gan import spec
 
-
-def _leaky(slope: float | None):
-    """``tlx.LeakyReLU`` as the tutorial writes it (slope None: the backend's default), else explicit."""
-    return tlx.LeakyReLU if slope is None else tlx.nn.LeakyReLU(negative_slope=slope)
-
-
-class MlpGenerator(Module):
-    """The tutorial's generator: 100 -> 256 ReLU -> 256 ReLU -> 784 Tanh."""
-
-    def __init__(self):
-        super().__init__()
-        self.g_fc1 = Linear(out_features=256, in_features=LATENT_DIM, act=tlx.nn.ReLU)
-        self.g_fc2 = Linear(out_features=256, in_features=256, act=tlx.nn.ReLU)
-        self.g_fc3 = Linear(out_features=IMAGE_PIXELS, in_features=256, act=tlx.nn.Tanh)
-
-    def forward(self, z):
-        return self.g_fc3(self.g_fc2(self.g_fc1(z)))
-
-    def canonical_layers(self) -> dict[str, Module]:
-        return {"G/fc1": self.g_fc1, "G/fc2": self.g_fc2, "G/fc3": self.g_fc3}
-
-
-class MlpDiscriminator(Module):
-    """The tutorial's discriminator: 784 -> 256 LeakyReLU -> 256 LeakyReLU -> 1 (Sigmoid or logit)."""
-
-    def __init__(self, logits: bool = False, leaky_slope: float | None = LEAKY_SLOPE):
-        super().__init__()
-        self.d_fc1 = Linear(out_features=256, in_features=IMAGE_PIXELS, act=_leaky(leaky_slope))
-        self.d_fc2 = Linear(out_features=256, in_features=256, act=_leaky(leaky_slope))
-        self.d_fc3 = Linear(out_features=1, in_features=256, act=None if logits else tlx.Sigmoid)
-
-    def forward(self, x):
-        return self.d_fc3(self.d_fc2(self.d_fc1(x)))
-
-    def canonical_layers(self) -> dict[str, Module]:
-        return {"D/fc1": self.d_fc1, "D/fc2": self.d_fc2, "D/fc3": self.d_fc3}
-
-
-# DCGAN: NHWC ("channels_last", TLX's default): TF's CPU convolutions accept no other layout.
 _NHWC = "channels_last"
 
 
-class DcganGenerator(Module):
-    """100 -> 128x7x7 (BN, ReLU) -> deconv 64x14x14 (BN, ReLU) -> deconv 1x28x28 Tanh."""
+def activation(fn: str, logits: bool, leaky_slope: float | None):
+    """The TLX activation for a spec ``Act`` (None: no activation)."""
+    if fn == "relu":
+        return tlx.nn.ReLU
+    if fn == "tanh":
+        return tlx.nn.Tanh
+    if fn == "leaky":  # slope None: the tutorial's tlx.LeakyReLU with the backend's own default slope
+        return tlx.LeakyReLU if leaky_slope is None else tlx.nn.LeakyReLU(negative_slope=leaky_slope)
+    if fn == "head":
+        return None if logits else tlx.Sigmoid
+    raise ValueError(f"unknown activation {fn!r}")
 
-    def __init__(self):
+
+def _tlx_layer(placed: spec.Placed, act):
+    layer, shape = placed.layer, placed.in_shape
+    bias = {} if getattr(layer, "bias", True) else {"b_init": None}
+    if isinstance(layer, spec.Linear):
+        return Linear(out_features=layer.n_out, in_features=shape[0], act=act, **bias)
+    if isinstance(layer, (spec.Conv, spec.Deconv)):
+        kind = Conv2d if isinstance(layer, spec.Conv) else ConvTranspose2d
+        return kind(out_channels=layer.c_out, in_channels=shape[2], kernel_size=(layer.kernel, layer.kernel),
+                    stride=(layer.stride, layer.stride), padding="SAME", data_format=_NHWC, act=act, **bias)
+    if len(shape) == 1:
+        return BatchNorm1d(num_features=shape[0], act=act, momentum=layer.momentum, epsilon=layer.eps)
+    return BatchNorm2d(num_features=shape[-1], act=act, data_format=_NHWC, momentum=layer.momentum,
+                       epsilon=layer.eps)
+
+
+class SpecNetwork(Module):
+    """One :class:`tlx_gan.spec.Network` as a TLX module: its layers in order, each an attribute named
+    after its canonical name (``g_fc1``)."""
+
+    def __init__(self, network: spec.Network, logits: bool = False, leaky_slope: float | None = 0.2):
         super().__init__()
-        self.fc = Linear(out_features=128 * 7 * 7, in_features=LATENT_DIM, b_init=None)
-        self.bn0 = BatchNorm1d(num_features=128 * 7 * 7, act=tlx.nn.ReLU)
-        self.deconv1 = ConvTranspose2d(
-            out_channels=64, in_channels=128, kernel_size=(4, 4), stride=(2, 2), padding="SAME",
-            data_format=_NHWC, b_init=None,
-        )
-        self.bn1 = BatchNorm2d(num_features=64, act=tlx.nn.ReLU, data_format=_NHWC)
-        self.deconv2 = ConvTranspose2d(
-            out_channels=1, in_channels=64, kernel_size=(4, 4), stride=(2, 2), padding="SAME",
-            data_format=_NHWC, act=tlx.nn.Tanh,
-        )
-
-    def forward(self, z):
-        h = self.bn0(self.fc(z))
-        h = tlx.reshape(h, (-1, 7, 7, 128))
-        h = self.deconv2(self.bn1(self.deconv1(h)))
-        return tlx.reshape(h, (-1, IMAGE_PIXELS))
-
-    def canonical_layers(self) -> dict[str, Module]:
-        return {"G/fc": self.fc, "G/bn0": self.bn0, "G/deconv1": self.deconv1, "G/bn1": self.bn1,
-                "G/deconv2": self.deconv2}
-
-
-class DcganDiscriminator(Module):
-    """1x28x28 -> conv 64x14x14 LeakyReLU -> conv 128x7x7 (BN, LeakyReLU) -> 1."""
-
-    def __init__(self, logits: bool = False, leaky_slope: float | None = LEAKY_SLOPE):
-        super().__init__()
-        self.conv1 = Conv2d(
-            out_channels=64, in_channels=1, kernel_size=(4, 4), stride=(2, 2), padding="SAME",
-            data_format=_NHWC, act=_leaky(leaky_slope),
-        )
-        self.conv2 = Conv2d(
-            out_channels=128, in_channels=64, kernel_size=(4, 4), stride=(2, 2), padding="SAME",
-            data_format=_NHWC, b_init=None,
-        )
-        self.bn2 = BatchNorm2d(num_features=128, act=_leaky(leaky_slope), data_format=_NHWC)
-        self.fc = Linear(out_features=1, in_features=128 * 7 * 7, act=None if logits else tlx.Sigmoid)
+        self.network = network
+        self._plan: list[tuple[str, object]] = []  # ("layer", attribute) | ("act", fn) | ("reshape", shape)
+        self._paths: dict[str, str] = {}
+        placed = spec.place(network)
+        i = 0
+        while i < len(placed):
+            p = placed[i]
+            if isinstance(p.layer, spec.WEIGHTED):
+                following = placed[i + 1].layer if i + 1 < len(placed) else None
+                fused = isinstance(following, spec.Act)
+                act = activation(following.fn, logits, leaky_slope) if fused else None
+                attribute = p.path.replace("/", "_").lower()
+                setattr(self, attribute, _tlx_layer(p, act))
+                self._plan.append(("layer", attribute))
+                self._paths[p.path] = attribute
+                i += 2 if fused else 1
+                continue
+            if isinstance(p.layer, spec.Act):
+                act = activation(p.layer.fn, logits, leaky_slope)
+                if act is not None:
+                    self._plan.append(("act", act() if isinstance(act, type) else act))
+            else:
+                self._plan.append(("reshape", (-1, *p.layer.shape)))
+            i += 1
 
     def forward(self, x):
-        h = self.conv1(tlx.reshape(x, (-1, 28, 28, 1)))
-        h = self.bn2(self.conv2(h))
-        return self.fc(tlx.reshape(h, (-1, 128 * 7 * 7)))
+        for kind, item in self._plan:
+            if kind == "layer":
+                x = getattr(self, item)(x)
+            elif kind == "act":
+                x = item(x)
+            else:
+                x = tlx.reshape(x, item)
+        return x
 
     def canonical_layers(self) -> dict[str, Module]:
-        return {"D/conv1": self.conv1, "D/conv2": self.conv2, "D/bn2": self.bn2, "D/fc": self.fc}
+        return {path: getattr(self, attribute) for path, attribute in self._paths.items()}
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    description: str
-    generator: Callable[[], Module]
-    discriminator: Callable[..., Module]
-
-
-MODELS: dict[str, ModelSpec] = {
-    "mlp": ModelSpec("mlp", "the TLX mnist_gan tutorial's MLP (100-256-256-784 / 784-256-256-1)",
-                     MlpGenerator, MlpDiscriminator),
-    "dcgan": ModelSpec("dcgan", "small DCGAN for 28x28 (transposed convs, convs, BatchNorm)",
-                       DcganGenerator, DcganDiscriminator),
-}
+def build(model: spec.ModelSpec, logits: bool, leaky_slope: float | None) -> tuple[SpecNetwork, SpecNetwork]:
+    """(G, D) for ``model``; D ends in a logit when ``logits``, else in the tutorial's Sigmoid."""
+    return SpecNetwork(model.generator), SpecNetwork(model.discriminator, logits, leaky_slope)

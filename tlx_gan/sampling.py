@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, images
+from tlx_gan import backend, checkpoint, images, streams
 from tlx_gan.errors import UserError
 
 
@@ -28,9 +28,7 @@ def gan_from_checkpoint(source: str | Path | checkpoint.Checkpoint, device: str 
 
 
 def sample(model, n: int, seed: int) -> np.ndarray:
-    from tlx_gan.gan import noise_batch
-
-    return model.generate(noise_batch(np.random.default_rng([seed, 5]), n, model.config.noise))
+    return model.generate(streams.noise_batch(streams.rng(seed, streams.SAMPLE_NOISE), n, model.config.noise))
 
 
 def generate_grid(source: str | Path | checkpoint.Checkpoint, n: int, seed: int, out: str, device: str = "cpu",

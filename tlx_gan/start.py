@@ -1,10 +1,9 @@
 """Where a training run starts: a checkpoint it continues (``--resume``), weights it starts from
 (``--init-weights``), or fresh weights drawn with numpy.
 
-:func:`plan` runs before any framework is imported and checks everything the files alone can tell
-(kind, model, loss, optimizer state present, step against the run's length); :func:`apply` runs on the
-backend and checks the rest against the built model (every weight's and every Adam moment's name,
-shape, dtype and values) before it assigns anything.
+:func:`plan` runs before any framework is imported and checks everything: the kind, model and loss, the
+step against the run's length, and every weight's and every Adam moment's name, shape, dtype and values
+against the model's description (:mod:`tlx_gan.spec`). :func:`apply` then assigns them on the backend.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint
+from tlx_gan import backend, checkpoint, spec, weights
 from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
 
@@ -27,6 +26,7 @@ class Start:
     kind: str  # RESUME | INIT | FRESH
     checkpoint: checkpoint.Checkpoint | None = None
     source: str | None = None
+    optimizers: dict[str, dict[str, np.ndarray]] | None = None  # checked Adam moments (float32), resuming
 
     @property
     def step(self) -> int:
@@ -52,12 +52,18 @@ def plan(resume: str | None, init_weights: str | None, config: GanConfig, total_
         if ckpt.step >= total_steps:
             raise UserError(f"--resume {resume}: the checkpoint is at step {ckpt.step} and this run is {total_steps} "
                             f"steps long: ask for more (--steps N with N > {ckpt.step}, or more --epochs)")
-        return Start(RESUME, ckpt, str(resume))
+        model = spec.MODELS[config.model]
+        weights.check_compatible(ckpt.weights, model.shapes(), str(resume))
+        moments = {prefix: checked_optimizer_state(ckpt.optimizers[prefix], trainable(weights.expected_shapes(net)),
+                                                   str(resume), prefix)
+                   for prefix, net in zip(checkpoint.OPTIMIZER_PREFIXES, (model.generator, model.discriminator))}
+        return Start(RESUME, ckpt, str(resume), moments)
     if init_weights:
         ckpt = checkpoint.load(init_weights)
         if ckpt.config.model != config.model:
             raise UserError(f"--init-weights {init_weights}: holds weights of --model {ckpt.config.model}, this run "
                             f"trains {config.model}: pass --model {ckpt.config.model} or other weights")
+        weights.check_compatible(ckpt.weights, spec.MODELS[config.model].shapes(), str(init_weights))
         return Start(INIT, ckpt, str(init_weights))
     return Start(FRESH)
 
@@ -97,29 +103,20 @@ def checked_optimizer_state(state: dict[str, np.ndarray], shapes: dict[str, tupl
 
 
 def apply(start: Start, gan, seed: int) -> int:
-    """Write the start's weights (and, resuming, Adam's state) into ``gan``, all checked first; returns the
-    step the run continues from."""
-    from tlx_gan import weights
-
+    """Write the start's weights (and, resuming, Adam's state), all checked by :func:`plan`, into ``gan``;
+    returns the step the run continues from."""
     source = start.source or "weights"
     if start.kind == FRESH:
-        state = weights.initial_state(weights.expected_shapes(gan.G, gan.D), seed, gan.config.init)
-        weights.write(state, gan.G, gan.D)
+        weights.write(weights.initial_state(gan.model.shapes(), seed, gan.config.init), gan.G, gan.D)
         return 0
+    weights.write(start.checkpoint.weights, gan.G, gan.D, source=source)
     if start.kind == INIT:
-        weights.write(start.checkpoint.weights, gan.G, gan.D, source=source)
         return 0
     runtime = backend.module("runtime")
-    ckpt = start.checkpoint
-    weights.check_compatible(ckpt.weights, weights.expected_shapes(gan.G, gan.D), source)
-    pairs = (("opt_g", gan.optimizer_g, gan.G), ("opt_d", gan.optimizer_d, gan.D))
-    # Every check before the first assignment: a bad moment must not leave half a model loaded.
-    states = {prefix: checked_optimizer_state(ckpt.optimizers[prefix], trainable(weights.expected_shapes(net)),
-                                              source, prefix) for prefix, _, net in pairs}
-    weights.write(ckpt.weights, gan.G, gan.D, source=source)
-    for prefix, optimizer, net in pairs:
-        runtime.set_adam_state(optimizer, trainable(weights.variables(net)), states[prefix], ckpt.step)
-    return ckpt.step
+    for prefix, optimizer, net in (("opt_g", gan.optimizer_g, gan.G), ("opt_d", gan.optimizer_d, gan.D)):
+        runtime.set_adam_state(optimizer, trainable(weights.variables(net)), start.optimizers[prefix],
+                               start.checkpoint.step)
+    return start.checkpoint.step
 
 
 def same_folder(path: str | Path | None, folder: str | Path) -> bool:

@@ -5,8 +5,8 @@ checkpoint, the output folder, which it locks) and :func:`run` trains on the bac
 activated. ``train()`` does both.
 
 Reproducibility without framework RNGs: the data order of epoch ``e`` is a permutation drawn from
-``default_rng([seed, 1, e])`` and the noise of step ``s`` from ``default_rng([seed, 3, s])``; initial
-weights come from numpy too (:func:`tlx_gan.weights.initial_state`). So every backend sees the same
+``streams.rng(seed, DATA_ORDER, e)`` and the noise of step ``s`` from ``streams.rng(seed, STEP_NOISE, s)``;
+initial weights come from numpy too (:func:`tlx_gan.weights.initial_state`). So every backend sees the same
 numbers, and a resumed run (which knows its step) continues exactly where it stopped.
 
 Stopping: SIGINT (Ctrl-C) and SIGTERM (``timeout``, ``docker stop``, batch schedulers) finish the step,
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, data, images, outputs, start
+from tlx_gan import backend, checkpoint, data, images, outputs, start, streams
 from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
 from tlx_gan.runlog import History, Progress
@@ -73,7 +73,6 @@ class TrainOptions:
     eval_every_epoch: bool = False
     eval_samples: int = 1000
     progress: bool = True
-    fault_nan_at_step: int | None = None  # test aid: make this step's loss NaN
     config: GanConfig | None = None  # overrides model/loss/noise/tutorial (the parity suite's L6)
     status_file: str | None = None  # JSON progress for a watching process (tlx-gan compare)
     threads: int | None = None  # CPU threads for the framework's kernels (None: its own default)
@@ -102,19 +101,15 @@ class Plan:
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
-    return np.random.default_rng([seed, 1, epoch]).permutation(n)
+    return streams.rng(seed, streams.DATA_ORDER, epoch).permutation(n)
 
 
 def step_noise(seed: int, step: int, batch: int, kind: str) -> np.ndarray:
-    from tlx_gan.gan import noise_batch
-
-    return noise_batch(np.random.default_rng([seed, 3, step]), batch, kind)
+    return streams.noise_batch(streams.rng(seed, streams.STEP_NOISE, step), batch, kind)
 
 
 def fixed_noise(seed: int, kind: str, n: int = SAMPLE_GRID) -> np.ndarray:
-    from tlx_gan.gan import noise_batch
-
-    return noise_batch(np.random.default_rng([seed, 2]), n, kind)
+    return streams.noise_batch(streams.rng(seed, streams.FIXED_NOISE), n, kind)
 
 
 class _Batches:
@@ -219,11 +214,12 @@ def run(plan: Plan, backend_name: str) -> dict:
         "kind": "train",
         "config": config.to_dict(),
         "options": {k: v for k, v in asdict(opts).items()
-                    if k not in ("resume", "fault_nan_at_step", "config", "status_file", "overwrite")},
+                    if k not in ("resume", "config", "status_file", "overwrite")},
         "threads": runtime.threads(),
         "backend": backend_name,
         "data": plan.train_split.source,
-        "rng": "numpy default_rng([seed, 1, epoch]) for data order, ([seed, 3, step]) for noise",
+        "rng": f"numpy default_rng([seed, {streams.DATA_ORDER}, epoch]) for data order, "
+               f"([seed, {streams.STEP_NOISE}, step]) for noise",
     }
     env = environment.describe()
     writer = _tensorboard(out) if opts.tensorboard else None
@@ -283,8 +279,6 @@ def run(plan: Plan, backend_name: str) -> dict:
                     d_loss, g_loss = gan.train_step(real, noise)
                     runtime.sync()
                     seconds = time.perf_counter() - began
-                    if opts.fault_nan_at_step is not None and step == opts.fault_nan_at_step:
-                        d_loss = float("nan")
                     if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
                         kept = _last_good(out)
                         # the divergence is the news; the checkpoint on disk is what matters
@@ -343,9 +337,8 @@ def _last_good(out: Path) -> str:
 
 def _evaluate(gan, opts: TrainOptions, noise_kind: str, step: int) -> dict:
     from tlx_gan import metrics
-    from tlx_gan.gan import noise_batch
-
-    samples = gan.generate(noise_batch(np.random.default_rng([opts.seed, 4]), opts.eval_samples, noise_kind))
+    noise = streams.noise_batch(streams.rng(opts.seed, streams.EVAL_NOISE), opts.eval_samples, noise_kind)
+    samples = gan.generate(noise)
     result = metrics.evaluate(samples, real_source=opts.data)
     return {"step": step, **result}
 

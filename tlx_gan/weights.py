@@ -1,53 +1,40 @@
 """Backend-neutral weights: ``{canonical name: float32 array}`` read from and written to TLX models.
 
-Names come from the model (``G/fc1`` + ``/W``), not from TLX's global layer counters, and arrays use
-one layout on every backend (Linear (in, out), conv OIHW, deconv IOHW); each backend's runtime
-module converts its own layout. Writing checks every name, shape and dtype first, so a mismatch is a
-one-line error and never a partial load.
+Names, shapes and layouts come from the model's description (:mod:`tlx_gan.spec`), not from TLX's global
+layer counters: Linear (in, out), conv OIHW, deconv IOHW on every backend; each backend's runtime module
+converts its own layout. Writing checks every name, shape and dtype first, so a mismatch is a one-line
+error and never a partial load. Importing this module loads no framework.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from tensorlayerx.nn import BatchNorm, Conv2d, ConvTranspose2d, Linear
 
-from tlx_gan import backend
+from tlx_gan import backend, checkpoint, spec, streams
+from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
 
-# (TLX attribute, canonical suffix, layout kind) per layer type, in a fixed order.
-_LAYER_PARAMS = (
-    (ConvTranspose2d, (("filters", "W", "deconv"), ("biases", "b", "vector"))),
-    (Conv2d, (("filters", "W", "conv"), ("biases", "b", "vector"))),
-    (Linear, (("weights", "W", "linear"), ("biases", "b", "vector"))),
-    (BatchNorm, (("gamma", "gamma", "vector"), ("beta", "beta", "vector"),
-                 ("moving_mean", "mean", "vector"), ("moving_var", "var", "vector"))),
-)
-
-
-def _params_of(layer):
-    for layer_type, params in _LAYER_PARAMS:
-        if isinstance(layer, layer_type):
-            return params
-    raise TypeError(f"no canonical weight names for layer type {type(layer).__name__}")
+# The TLX attribute holding each canonical parameter, by the parameter's suffix and layout.
+_ATTRIBUTE = {("W", "linear"): "weights", ("W", "conv"): "filters", ("W", "deconv"): "filters",
+              ("b", "vector"): "biases", ("gamma", "vector"): "gamma", ("beta", "vector"): "beta",
+              ("mean", "vector"): "moving_mean", ("var", "vector"): "moving_var"}
 
 
 def variables(*networks) -> dict[str, tuple[object, str]]:
-    """``{canonical name: (framework variable, layout kind)}`` for the networks' layers."""
+    """``{canonical name: (framework variable, layout)}`` for the TLX networks (``models.SpecNetwork``)."""
     found: dict[str, tuple[object, str]] = {}
     for net in networks:
-        for prefix, layer in net.canonical_layers().items():
-            for attribute, suffix, kind in _params_of(layer):
-                variable = getattr(layer, attribute, None)
-                if variable is not None:
-                    found[f"{prefix}/{suffix}"] = (variable, kind)
+        layers = net.canonical_layers()
+        for param in spec.params(net.network):
+            path, _, suffix = param.name.rpartition("/")
+            variable = getattr(layers[path], _ATTRIBUTE[(suffix, param.layout)])
+            found[param.name] = (variable, param.layout)
     return found
 
 
-def batch_independent(net) -> bool:
-    """No batch-norm statistics in ``net``: each sample's output depends on that sample alone, so real and
-    fake batches can go through it as one batch (bigger matrix products, half the calls) with the same
-    results. Batch norm would mix them."""
-    return not any(name.endswith("/mean") for name in variables(net))
+def expected_shapes(*networks: spec.Network) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``{canonical name: (shape, layout)}`` of the networks, from their description alone."""
+    return {p.name: (p.shape, p.layout) for net in networks for p in spec.params(net)}
 
 
 def read(*networks) -> dict[str, np.ndarray]:
@@ -83,35 +70,16 @@ def check_compatible(state: dict[str, np.ndarray], expected: dict[str, tuple[tup
             raise UserError(f"{source}: {name} holds NaN or infinite values")
 
 
-def expected_shapes(*networks) -> dict[str, tuple[tuple[int, ...], str]]:
-    import tensorlayerx as tlx
-
-    runtime = backend.module("runtime")
-    return {
-        name: (runtime.to_canonical(kind, tlx.convert_to_numpy(var)).shape, kind)
-        for name, (var, kind) in variables(*networks).items()
-    }
-
-
 def write(state: dict[str, np.ndarray], *networks, source: str = "weights") -> None:
-    """Assign ``state`` to the networks, all or nothing."""
+    """Assign ``state`` to the TLX networks, all or nothing."""
     runtime = backend.module("runtime")
-    targets = variables(*networks)
-    check_compatible(state, expected_shapes(*networks), source)
-    for name, (var, kind) in targets.items():
+    check_compatible(state, expected_shapes(*(net.network for net in networks)), source)
+    for name, (var, kind) in variables(*networks).items():
         runtime.assign(var, runtime.from_canonical(kind, state[name].astype(np.float32)))
 
 
 # TLX's default initializer: truncated normal, stddev 0.05, whatever the layer's size.
 TLX_STDDEV = 0.05
-
-
-def _fan_in(name: str, shape: tuple[int, ...]) -> int:
-    """Inputs feeding each output unit, from the canonical layout (Linear (in, out), conv OIHW, deconv IOHW)."""
-    if len(shape) == 2:
-        return shape[0]
-    kernel = int(np.prod(shape[2:]))
-    return (shape[0] if "deconv" in name else shape[1]) * kernel
 
 
 def initial_state(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int,
@@ -120,16 +88,17 @@ def initial_state(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int,
     from the same numbers. ``scheme``: "lecun" (std 1/sqrt(fan_in)) or "tlx" (TLX's std 0.05); both
     truncated at two standard deviations like TLX's TruncatedNormal. Biases and batch-norm shifts 0,
     scales and running variances 1."""
-    rng = np.random.default_rng([seed, 0x1A17])
+    rng = streams.rng(seed, streams.INITIAL_WEIGHTS)
     state: dict[str, np.ndarray] = {}
     for name in sorted(shapes):
-        shape, _ = shapes[name]
+        shape, layout = shapes[name]
         suffix = name.rsplit("/", 1)[-1]
         if suffix == "W":
             value = rng.standard_normal(shape)
             while (outside := np.abs(value) > 2.0).any():
                 value[outside] = rng.standard_normal(int(outside.sum()))
-            std = TLX_STDDEV if scheme == "tlx" else 1.0 / np.sqrt(_fan_in(name, shape))
+            fan_in = spec.fan_in(spec.Param(name, tuple(shape), layout))
+            std = TLX_STDDEV if scheme == "tlx" else 1.0 / np.sqrt(fan_in)
             state[name] = (value * std).astype(np.float32)
         elif suffix in ("gamma", "var"):
             state[name] = np.ones(shape, dtype=np.float32)
@@ -140,12 +109,8 @@ def initial_state(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int,
 
 def save_initial(path: str, config: dict, seed: int) -> dict:
     """Write the shared initial weights of ``config``'s model as an init file (a checkpoint without
-    optimizer state). Runs in any backend's process: numpy draws the numbers, TLX only gives shapes."""
-    from tlx_gan import checkpoint, gan
-    from tlx_gan.config import GanConfig
-
+    optimizer state). Framework-free: numpy draws the numbers, the model's description gives the shapes."""
     gan_config = GanConfig.from_dict(config)
-    g = gan.build(gan_config)
-    state = initial_state(expected_shapes(g.G, g.D), seed, gan_config.init)
+    state = initial_state(spec.MODELS[gan_config.model].shapes(), seed, gan_config.init)
     checkpoint.save(path, checkpoint.Checkpoint({"kind": "init", "config": config, "seed": seed}, state))
     return {"tensors": len(state)}

@@ -1,4 +1,4 @@
-"""Run a callback right after a framework (torch, paddle, tensorflow) is first imported."""
+"""Run a callback right after a module (by default a framework: torch, paddle, tensorflow) is first imported."""
 
 import importlib.abc
 import sys
@@ -7,14 +7,14 @@ FRAMEWORKS = ("torch", "paddle", "tensorflow")
 
 
 class _After(importlib.abc.MetaPathFinder):
-    def __init__(self, callback):
-        self.callback = callback
+    def __init__(self, callback, names):
+        self.callback, self.names = callback, tuple(names)
 
     def find_spec(self, name, path, target=None):
-        if name not in FRAMEWORKS:
+        if name not in self.names:
             return None
         for finder in sys.meta_path:
-            if finder is self or isinstance(finder, _After) or not hasattr(finder, "find_spec"):
+            if isinstance(finder, _After) or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(name, path, target)
             if spec is not None:
@@ -35,5 +35,5 @@ class _After(importlib.abc.MetaPathFinder):
         return spec
 
 
-def after_import(callback) -> None:
-    sys.meta_path.insert(0, _After(callback))
+def after_import(callback, names=FRAMEWORKS) -> None:
+    sys.meta_path.insert(0, _After(callback, names))

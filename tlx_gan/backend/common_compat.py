@@ -6,7 +6,7 @@ import types
 
 import numpy as np
 
-from tlx_gan.compat import patch_after
+from tlx_gan.backend.shims import patch_after
 
 # Aliases numpy 1.24 removed (NEP 52 finished the job in 2.0) that TLX 0.5.8 still uses.
 _REMOVED_NUMPY_ALIASES = {"float": float, "int": int, "bool": bool, "object": object, "complex": complex}

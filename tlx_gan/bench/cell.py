@@ -22,7 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint
+from tlx_gan import backend, checkpoint, spec, streams
 from tlx_gan.bench import flops
 from tlx_gan.bench.timing import Clock, summarize
 from tlx_gan.config import GanConfig
@@ -72,6 +72,7 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
     if mode in ("eager", "fast"):
         import tensorlayerx as tlx
 
+        from tlx_gan import fast as fast_steps
         from tlx_gan import gan, weights
 
         model = gan.build(config)
@@ -79,11 +80,13 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
         if mode == "eager":
             step, text = model.train_step, "TLX TrainOneStep (D then G), as the tutorial runs it"
         else:
-            fast = backend.module("fast")
+            fast = fast_steps.module()
             step, text = fast.make_step(model), fast.DESCRIPTION
         return Stepper(step, lambda a: tlx.convert_to_tensor(np.ascontiguousarray(a, dtype=np.float32)),
                        lambda: weights.read(model.G, model.D), text)
-    native = backend.module("native").build(config, state, device, compiled=mode == "native-compiled")
+    from tlx_gan import native as baselines
+
+    native = baselines.module().build(config, state, device, compiled=mode == "native-compiled")
     text = f"plain {backend.pretty(backend.current())}" + (", compiled" if native.compiled else "")
     return Stepper(native.step, native.tensor, native.read, text)
 
@@ -95,8 +98,8 @@ def synthetic_batches(batch_size: int, seed: int, pool: int = DATA_POOL) -> tupl
 
     images = data.load_synthetic(n=pool * batch_size, seed=seed).images
     real = data.to_model_input(images).reshape(pool, batch_size, -1)
-    rng = np.random.default_rng([seed, batch_size, 0xBE7C])
-    noise = rng.standard_normal((pool, batch_size, flops.LATENT), dtype=np.float32)
+    rng = streams.rng(seed, streams.BENCH_DATA, batch_size)
+    noise = rng.standard_normal((pool, batch_size, spec.LATENT_DIM), dtype=np.float32)
     return real, noise
 
 
@@ -239,7 +242,7 @@ def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, mode
 
     config = GanConfig(model=model, loss=loss)
     g = gan.build(config)
-    init = weights.initial_state(weights.expected_shapes(g.G, g.D), seed, config.init)
+    init = weights.initial_state(g.model.shapes(), seed, config.init)
     real, noise = (a[0] for a in synthetic_batches(batch_size, seed, pool=1))
     results = {}
     for mode in modes or ["eager", "fast", "native"]:

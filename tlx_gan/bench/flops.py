@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LATENT = 100
-PIXELS = 784
+from tlx_gan import spec
 
 
 @dataclass(frozen=True)
@@ -32,34 +31,12 @@ class Layer:
     macs: int
 
 
-def linear(name: str, n_in: int, n_out: int) -> Layer:
-    return Layer(name, n_in * n_out)
-
-
-def conv(name: str, out_hw: tuple[int, int], c_in: int, c_out: int, kernel: int) -> Layer:
-    """A convolution: every output pixel of every output channel reads kernel x kernel x c_in inputs."""
-    return Layer(name, out_hw[0] * out_hw[1] * c_out * kernel * kernel * c_in)
-
-
-def deconv(name: str, in_hw: tuple[int, int], c_in: int, c_out: int, kernel: int) -> Layer:
-    """A transposed convolution: every input pixel of every input channel scatters into a
-    kernel x kernel x c_out patch (the transpose of the convolution it inverts)."""
-    return Layer(name, in_hw[0] * in_hw[1] * c_in * kernel * kernel * c_out)
-
-
 def networks(model: str) -> tuple[tuple[Layer, ...], tuple[Layer, ...]]:
-    """(generator, discriminator) layers of :mod:`tlx_gan.models`, in order."""
-    if model == "mlp":
-        g = (linear("G/fc1", LATENT, 256), linear("G/fc2", 256, 256), linear("G/fc3", 256, PIXELS))
-        d = (linear("D/fc1", PIXELS, 256), linear("D/fc2", 256, 256), linear("D/fc3", 256, 1))
-        return g, d
-    if model == "dcgan":
-        g = (linear("G/fc", LATENT, 128 * 7 * 7), deconv("G/deconv1", (7, 7), 128, 64, 4),
-             deconv("G/deconv2", (14, 14), 64, 1, 4))
-        d = (conv("D/conv1", (14, 14), 1, 64, 4), conv("D/conv2", (7, 7), 64, 128, 4),
-             linear("D/fc", 128 * 7 * 7, 1))
-        return g, d
-    raise ValueError(f"unknown model {model!r}")
+    """(generator, discriminator) matrix layers of the model, in order, from its description."""
+    if model not in spec.MODELS:
+        raise ValueError(f"unknown model {model!r}")
+    g, d = (tuple(Layer(name, macs) for name, macs in spec.matrix_macs(net)) for net in spec.MODELS[model].networks)
+    return g, d
 
 
 def chain_macs(chain: list[tuple[tuple[Layer, ...], bool]]) -> dict[str, int]:

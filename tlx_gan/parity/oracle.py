@@ -1,101 +1,105 @@
-"""The float64 NumPy oracle of the mlp GAN: forward, losses, hand-written gradients, Adam, one GAN step.
+"""The float64 NumPy oracle of every GAN in :mod:`tlx_gan.spec`: forward, losses, hand-written backward,
+Adam, one GAN step.
 
-Written from the maths, never from a framework: this module imports only numpy, so a framework bug
-cannot leak into the reference it is judged against. Everything is computed in float64, whatever
-dtype comes in, and no function mutates its arguments (each returns fresh arrays and dicts).
+Written from the maths, never from a framework: this module imports only numpy and the spec (which
+imports only numpy), so a framework bug cannot leak into the reference it is judged against. Everything
+is computed in float64, whatever dtype comes in, and no function mutates its arguments.
 
-Canonical weights (shared with the rest of the project): ``name -> array``, Linear weights stored
-``(in_features, out_features)`` so that a layer is ``x @ W + b``::
+Each spec layer has a forward and a backward here: ``Linear`` (``x @ W + b``, W stored (in, out)), SAME
+``Conv`` and ``Deconv`` on NHWC maps (im2col; the transposed convolution is the adjoint of the
+convolution with the same weight, as in every framework), ``BatchNorm`` in training mode (batch
+statistics, biased variance; each call moves the running statistics by ``1 - momentum``), the
+activations and reshapes. The losses come from the spec's table, evaluated by a small reverse-mode
+differentiator (:class:`_Node`), so the oracle's loss is the very formula the backends run.
 
-    G(z) = tanh(relu(relu(z W1 + b1) W2 + b2) W3 + b3)                  z: (B, 100) -> (B, 784)
-    D(x) = sigmoid(h W3 + b3), h = lrelu(lrelu(x W1 + b1) W2 + b2)    x: (B, 784) -> (B, 1)
-
-Losses (``loss=``): ``"mse"`` is the tutorial's least-squares GAN on the sigmoid output;
-``"bce"`` is the original GAN with the non-saturating generator loss, computed from the logits.
-
-Training follows the tutorial: one D step on ``(x_real, z)`` (G fixed), then one G step on the same
-``z`` that sees the updated D (D fixed); each step is one Adam update of that network only, i.e. the
-oracle of one TLX ``TrainOneStep``.
+Training follows the tutorial: one D step on ``(x_real, z)`` (G fixed), then one G step on the same ``z``
+that sees the updated D (D fixed); each step is one Adam update of that network, i.e. the oracle of one
+TLX ``TrainOneStep``. Every forward pass in training mode moves batch-norm running statistics, as TLX's
+do: the D step runs D on the real batch, G, then D on the fakes; the G step runs G, then D.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 
 import numpy as np
 
+from tlx_gan import spec
+
 Weights = dict[str, np.ndarray]
 
-NOISE_DIM = 100
-HIDDEN_DIM = 256
-IMAGE_DIM = 28 * 28
 DEFAULT_SLOPE = 0.2
-LOSSES = ("mse", "bce")
 EPS_MODES = ("bias_corrected", "keras")
+LOSSES = tuple(spec.LOSSES)
+MLP = spec.MODELS["mlp"]
+NOISE_DIM = spec.LATENT_DIM
+IMAGE_DIM = spec.IMAGE_PIXELS
 
-G_SHAPES: dict[str, tuple[int, ...]] = {
-    "G/fc1/W": (NOISE_DIM, HIDDEN_DIM),
-    "G/fc1/b": (HIDDEN_DIM,),
-    "G/fc2/W": (HIDDEN_DIM, HIDDEN_DIM),
-    "G/fc2/b": (HIDDEN_DIM,),
-    "G/fc3/W": (HIDDEN_DIM, IMAGE_DIM),
-    "G/fc3/b": (IMAGE_DIM,),
-}
-D_SHAPES: dict[str, tuple[int, ...]] = {
-    "D/fc1/W": (IMAGE_DIM, HIDDEN_DIM),
-    "D/fc1/b": (HIDDEN_DIM,),
-    "D/fc2/W": (HIDDEN_DIM, HIDDEN_DIM),
-    "D/fc2/b": (HIDDEN_DIM,),
-    "D/fc3/W": (HIDDEN_DIM, 1),
-    "D/fc3/b": (1,),
-}
+
+def _shapes(network: spec.Network) -> dict[str, tuple[int, ...]]:
+    return {p.name: p.shape for p in spec.params(network)}
+
+
+# The mlp's canonical weights, for the tests and for readers: everything below works for any model.
+G_SHAPES = _shapes(MLP.generator)
+D_SHAPES = _shapes(MLP.discriminator)
 WEIGHT_SHAPES: dict[str, tuple[int, ...]] = {**G_SHAPES, **D_SHAPES}
 G_KEYS: tuple[str, ...] = tuple(G_SHAPES)
 D_KEYS: tuple[str, ...] = tuple(D_SHAPES)
 
 
-# --------------------------------------------------------------------------------------------- weights
-def init_weights(seed: int, std: float = 0.05) -> Weights:
-    """A canonical float64 weights dict, deterministic in ``seed``.
+def _model(model: spec.ModelSpec | str | None) -> spec.ModelSpec:
+    if model is None:
+        return MLP
+    return spec.MODELS[model] if isinstance(model, str) else model
 
-    The init mirrors TLX's ``Linear`` defaults: W ~ truncated normal(0, ``std``) cut at two standard
-    deviations (values outside are redrawn, as ``tf.random.truncated_normal`` does), b = 0. Draws are
-    made in ``WEIGHT_SHAPES`` order from ``np.random.default_rng(seed)``, so the dict depends on the
-    seed and nothing else. It need not equal any framework's init: parity runs start every framework
-    from one shared weights dict.
-    """
+
+def trainable_keys(network: spec.Network) -> tuple[str, ...]:
+    return tuple(p.name for p in spec.params(network) if p.trainable)
+
+
+# --------------------------------------------------------------------------------------------- weights
+def init_weights(seed: int, std: float = 0.05, model: spec.ModelSpec | str | None = None) -> Weights:
+    """A canonical float64 weights dict, deterministic in ``seed``: W ~ normal(0, ``std``) truncated at two
+    standard deviations (values outside are redrawn, as TLX's TruncatedNormal does), biases and shifts 0,
+    batch-norm scales and running variances 1, running means 0. It need not equal any framework's init:
+    parity runs start every framework from one shared weights dict."""
     rng = np.random.default_rng(seed)
     weights: Weights = {}
-    for name, shape in WEIGHT_SHAPES.items():
-        if name.endswith("/b"):
-            weights[name] = np.zeros(shape, dtype=np.float64)
+    for param in _model(model).params():
+        suffix = param.name.rsplit("/", 1)[-1]
+        if suffix != "W":
+            weights[param.name] = np.full(param.shape, 1.0 if suffix in ("gamma", "var") else 0.0)
             continue
-        values = rng.standard_normal(shape)
+        values = rng.standard_normal(param.shape)
         outside = np.abs(values) > 2.0
         while outside.any():  # redraw only the rejected entries; terminates fast (~4.6% per round)
             values[outside] = rng.standard_normal(int(outside.sum()))
             outside = np.abs(values) > 2.0
-        weights[name] = values * std
+        weights[param.name] = values * std
     return weights
 
 
-def _take(weights: Mapping[str, np.ndarray], keys: tuple[str, ...]) -> Weights:
-    """float64 copies of ``keys``, checked against the canonical shapes (a wrong layout fails loudly
-    here rather than broadcasting into a silently wrong answer)."""
+def _take(weights: Mapping[str, np.ndarray], network: spec.Network) -> Weights:
+    """float64 copies of the network's weights, checked against the canonical shapes (a wrong layout fails
+    loudly here rather than broadcasting into a silently wrong answer)."""
     out: Weights = {}
-    for name in keys:
+    for name, shape in _shapes(network).items():
         if name not in weights:
             raise KeyError(f"weights lack {name!r}")
         value = np.array(weights[name], dtype=np.float64)  # np.array copies: callers' arrays stay intact
-        if value.shape != WEIGHT_SHAPES[name]:
-            raise ValueError(f"{name} has shape {value.shape}, expected {WEIGHT_SHAPES[name]}")
+        if value.shape != shape:
+            raise ValueError(f"{name} has shape {value.shape}, expected {shape}")
         out[name] = value
     return out
 
 
-def _batch(x: np.ndarray, width: int, what: str) -> np.ndarray:
-    """``x`` as a float64 (B, width) matrix; images (B, 28, 28) or (B, 1, 28, 28) are flattened."""
+def _batch(x: np.ndarray, network: spec.Network, what: str) -> np.ndarray:
+    """``x`` as float64 (B, features) for the network's flat input; images (B, 28, 28) are flattened."""
+    width = math.prod(network.input_shape)
     arr = np.asarray(x, dtype=np.float64)
     arr = arr.reshape(arr.shape[0], -1) if arr.ndim != 2 else arr
     if arr.shape[1] != width:
@@ -103,185 +107,353 @@ def _batch(x: np.ndarray, width: int, what: str) -> np.ndarray:
     return arr
 
 
-def _check_loss(loss: str) -> None:
-    if loss not in LOSSES:
+def _check_loss(loss: str) -> spec.Loss:
+    if loss not in spec.LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
+    return spec.LOSSES[loss]
 
 
-# ------------------------------------------------------------------------------------------- forward
+# ---------------------------------------------------------------------------- convolution primitives
+def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF's SAME padding (before, after) for one axis of a convolution reading ``size`` inputs."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _im2col(x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+    """(N, H, W, C) -> (N * OH * OW, k * k * C) patches of a SAME convolution, ordered (ky, kx, c)."""
+    n, h, w, c = x.shape
+    (top, bottom), (left, right) = _same_pads(h, kernel, stride), _same_pads(w, kernel, stride)
+    padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    oh, ow = -(-h // stride), -(-w // stride)
+    cols = np.empty((n, oh, ow, kernel, kernel, c))
+    for ky in range(kernel):
+        for kx in range(kernel):
+            cols[:, :, :, ky, kx, :] = padded[:, ky:ky + stride * oh:stride, kx:kx + stride * ow:stride, :]
+    return cols.reshape(n * oh * ow, kernel * kernel * c)
+
+
+def _col2im(cols: np.ndarray, shape: tuple[int, ...], kernel: int, stride: int) -> np.ndarray:
+    """The adjoint of :func:`_im2col`: patches summed back into an (N, H, W, C) map."""
+    n, h, w, c = shape
+    (top, bottom), (left, right) = _same_pads(h, kernel, stride), _same_pads(w, kernel, stride)
+    oh, ow = -(-h // stride), -(-w // stride)
+    padded = np.zeros((n, h + top + bottom, w + left + right, c))
+    cols = cols.reshape(n, oh, ow, kernel, kernel, c)
+    for ky in range(kernel):
+        for kx in range(kernel):
+            padded[:, ky:ky + stride * oh:stride, kx:kx + stride * ow:stride, :] += cols[:, :, :, ky, kx, :]
+    return padded[:, top:top + h, left:left + w, :]
+
+
+def _conv_matrix(weight: np.ndarray) -> np.ndarray:
+    """OIHW weight -> (k * k * I, O), matching the (ky, kx, c) order of the patches."""
+    o, i, kh, kw = weight.shape
+    return weight.transpose(2, 3, 1, 0).reshape(kh * kw * i, o)
+
+
+def _conv(x: np.ndarray, weight: np.ndarray, stride: int) -> np.ndarray:
+    n, h, w, _ = x.shape
+    y = _im2col(x, weight.shape[2], stride) @ _conv_matrix(weight)
+    return y.reshape(n, -(-h // stride), -(-w // stride), weight.shape[0])
+
+
+def _conv_input_grad(dy: np.ndarray, weight: np.ndarray, x_shape: tuple[int, ...], stride: int) -> np.ndarray:
+    cols = dy.reshape(-1, weight.shape[0]) @ _conv_matrix(weight).T
+    return _col2im(cols, x_shape, weight.shape[2], stride)
+
+
+def _conv_weight_grad(x: np.ndarray, dy: np.ndarray, weight_shape: tuple[int, ...], stride: int) -> np.ndarray:
+    o, i, kh, kw = weight_shape
+    dmatrix = _im2col(x, kh, stride).T @ dy.reshape(-1, o)
+    return dmatrix.reshape(kh, kw, i, o).transpose(3, 2, 0, 1)
+
+
+# ------------------------------------------------------------------------------- layers, forward and back
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
     # exp(-|l|) never overflows, and each branch keeps full relative precision in its own tail.
     e = np.exp(-np.abs(logits))
     return np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def _lrelu(a: np.ndarray, slope: float) -> np.ndarray:
-    return np.where(a > 0, a, slope * a)
+@dataclass
+class _Pass:
+    """One forward pass: what each layer's backward needs, and the batch statistics of each batch norm."""
+
+    caches: list = field(default_factory=list)
+    batch_stats: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def _generator_forward(w: Weights, z: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    a1 = z @ w["G/fc1/W"] + w["G/fc1/b"]
-    h1 = np.maximum(a1, 0.0)
-    a2 = h1 @ w["G/fc2/W"] + w["G/fc2/b"]
-    h2 = np.maximum(a2, 0.0)
-    out = np.tanh(h2 @ w["G/fc3/W"] + w["G/fc3/b"])
-    return out, {"z": z, "a1": a1, "h1": h1, "a2": a2, "h2": h2, "out": out}
+def _forward(network: spec.Network, w: Weights, x: np.ndarray, slope: float, logits: bool) -> tuple[np.ndarray, _Pass]:
+    record = _Pass()
+    h = x
+    for p in spec.place(network):
+        layer, path = p.layer, p.path
+        if isinstance(layer, spec.Linear):
+            out = h @ w[f"{path}/W"] + (w[f"{path}/b"] if layer.bias else 0.0)
+            record.caches.append(h)
+        elif isinstance(layer, spec.Conv):
+            out = _conv(h, w[f"{path}/W"], layer.stride) + (w[f"{path}/b"] if layer.bias else 0.0)
+            record.caches.append(h)
+        elif isinstance(layer, spec.Deconv):
+            n, hh, ww, _ = h.shape
+            shape = (n, hh * layer.stride, ww * layer.stride, layer.c_out)
+            out = _conv_input_grad(h, w[f"{path}/W"], shape, layer.stride) + (w[f"{path}/b"] if layer.bias else 0.0)
+            record.caches.append(h)
+        elif isinstance(layer, spec.BatchNorm):
+            axes = tuple(range(h.ndim - 1))
+            mean, var = h.mean(axis=axes), h.var(axis=axes)
+            inv_std = 1.0 / np.sqrt(var + layer.eps)
+            normalized = (h - mean) * inv_std
+            out = w[f"{path}/gamma"] * normalized + w[f"{path}/beta"]
+            record.caches.append((normalized, inv_std))
+            record.batch_stats[path] = (mean, var)
+        elif isinstance(layer, spec.Act):
+            if layer.fn == "relu":
+                out = np.maximum(h, 0.0)
+            elif layer.fn == "tanh":
+                out = np.tanh(h)
+            elif layer.fn == "leaky":
+                out = np.where(h > 0, h, slope * h)
+            else:  # the head
+                out = h if logits else _sigmoid(h)
+            record.caches.append((h, out))
+        else:  # Reshape
+            out = h.reshape(h.shape[0], *layer.shape)
+            record.caches.append(h.shape)
+        h = out
+    return h, record
 
 
-def _discriminator_forward(
-    w: Weights, x: np.ndarray, slope: float
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    a1 = x @ w["D/fc1/W"] + w["D/fc1/b"]
-    h1 = _lrelu(a1, slope)
-    a2 = h1 @ w["D/fc2/W"] + w["D/fc2/b"]
-    h2 = _lrelu(a2, slope)
-    logits = h2 @ w["D/fc3/W"] + w["D/fc3/b"]
-    probs = _sigmoid(logits)
-    return logits, probs, {"x": x, "a1": a1, "h1": h1, "a2": a2, "h2": h2, "probs": probs}
+def _backward(network: spec.Network, w: Weights, record: _Pass, dout: np.ndarray, slope: float,
+              logits: bool) -> tuple[Weights, np.ndarray]:
+    """Gradients w.r.t. the network's trainable weights, and w.r.t. its input, given dL/d(output)."""
+    grads: Weights = {}
+    d = dout
+    for p, cache in reversed(list(zip(spec.place(network), record.caches))):
+        layer, path = p.layer, p.path
+        if isinstance(layer, spec.Linear):
+            grads[f"{path}/W"] = cache.T @ d
+            if layer.bias:
+                grads[f"{path}/b"] = d.sum(axis=0)
+            d = d @ w[f"{path}/W"].T
+        elif isinstance(layer, spec.Conv):
+            grads[f"{path}/W"] = _conv_weight_grad(cache, d, w[f"{path}/W"].shape, layer.stride)
+            if layer.bias:
+                grads[f"{path}/b"] = d.sum(axis=(0, 1, 2))
+            d = _conv_input_grad(d, w[f"{path}/W"], cache.shape, layer.stride)
+        elif isinstance(layer, spec.Deconv):
+            # the transposed convolution of x is the convolution's input gradient: its adjoints swap
+            grads[f"{path}/W"] = _conv_weight_grad(d, cache, w[f"{path}/W"].shape, layer.stride)
+            if layer.bias:
+                grads[f"{path}/b"] = d.sum(axis=(0, 1, 2))
+            d = _conv(d, w[f"{path}/W"], layer.stride)
+        elif isinstance(layer, spec.BatchNorm):
+            normalized, inv_std = cache
+            axes = tuple(range(d.ndim - 1))
+            count = math.prod(d.shape[:-1])
+            grads[f"{path}/gamma"] = (d * normalized).sum(axis=axes)
+            grads[f"{path}/beta"] = d.sum(axis=axes)
+            dnorm = d * w[f"{path}/gamma"]
+            d = inv_std / count * (count * dnorm - dnorm.sum(axis=axes)
+                                   - normalized * (dnorm * normalized).sum(axis=axes))
+        elif isinstance(layer, spec.Act):
+            pre, post = cache
+            if layer.fn == "relu":
+                d = d * (pre > 0)  # relu' taken as 0 at 0, like the frameworks
+            elif layer.fn == "tanh":
+                d = d * (1.0 - post**2)
+            elif layer.fn == "leaky":
+                d = d * np.where(pre > 0, 1.0, slope)
+            elif not logits:
+                d = d * post * (1.0 - post)
+        else:  # Reshape
+            d = d.reshape(cache)
+    return {k: grads[k] for k in trainable_keys(network)}, d
 
 
-def generator(weights: Mapping[str, np.ndarray], z: np.ndarray) -> np.ndarray:
-    """G(z): (B, 100) noise -> (B, 784) images in [-1, 1], float64."""
-    out, _ = _generator_forward(_take(weights, G_KEYS), _batch(z, NOISE_DIM, "z"))
+def _moved_statistics(w: Weights, network: spec.Network, record: _Pass) -> Weights:
+    """The running statistics after one training-mode pass: moving = m * moving + (1 - m) * batch."""
+    moved: Weights = {}
+    for p in spec.place(network):
+        if isinstance(p.layer, spec.BatchNorm):
+            m = p.layer.momentum
+            mean, var = record.batch_stats[p.path]
+            moved[f"{p.path}/mean"] = m * w[f"{p.path}/mean"] + (1.0 - m) * mean
+            moved[f"{p.path}/var"] = m * w[f"{p.path}/var"] + (1.0 - m) * var
+    return moved
+
+
+def forward(network: spec.Network, weights: Mapping[str, np.ndarray], x: np.ndarray, slope: float = DEFAULT_SLOPE,
+            logits: bool = False) -> np.ndarray:
+    """The network's output on ``x`` (training mode: batch statistics), float64."""
+    out, _ = _forward(network, _take(weights, network), _batch(x, network, "input"), slope, logits)
     return out
 
 
-def discriminator(
-    weights: Mapping[str, np.ndarray], x: np.ndarray, slope: float = DEFAULT_SLOPE
-) -> tuple[np.ndarray, np.ndarray]:
+def generator(weights: Mapping[str, np.ndarray], z: np.ndarray,
+              model: spec.ModelSpec | str | None = None) -> np.ndarray:
+    """G(z): (B, 100) noise -> (B, 784) images in [-1, 1], float64."""
+    return forward(_model(model).generator, weights, z)
+
+
+def discriminator(weights: Mapping[str, np.ndarray], x: np.ndarray, slope: float = DEFAULT_SLOPE,
+                  model: spec.ModelSpec | str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """D(x) as ``(logits, probs)``, each (B, 1) float64; ``probs = sigmoid(logits)``."""
-    logits, probs, _ = _discriminator_forward(_take(weights, D_KEYS), _batch(x, IMAGE_DIM, "x"), slope)
-    return logits, probs
+    logits = forward(_model(model).discriminator, weights, x, slope, logits=True)
+    return logits, _sigmoid(logits)
 
 
 # -------------------------------------------------------------------------------------------- losses
-def bce_with_logits(logits: np.ndarray, targets: np.ndarray | float) -> float:
-    """mean(max(l, 0) - l*y + log(1 + exp(-|l|))): binary cross-entropy of sigmoid(l) against y.
+class _Node:
+    """A float64 array that remembers how it was made, for the losses' reverse-mode gradients. Supports
+    what the spec's loss formulas use: + - * with numbers or nodes, unary minus, and :data:`NUMPY_OPS`."""
 
-    Algebraically -y log s(l) - (1-y) log(1 - s(l)), rearranged so that exp only sees -|l| <= 0:
-    finite for any finite logit, where the naive formula takes log(0) once s(l) rounds to 0 or 1.
-    """
+    def __init__(self, value, parents=()):
+        self.value = np.asarray(value, dtype=np.float64)
+        self.parents = parents  # ((node, local gradient function), ...)
+        self.grad = None
+
+    def __add__(self, other):
+        other = _lift(other)
+        return _Node(self.value + other.value, ((self, lambda g: g), (other, lambda g: g)))
+
+    __radd__ = __add__
+
+    def __neg__(self):
+        return _Node(-self.value, ((self, lambda g: -g),))
+
+    def __sub__(self, other):
+        return self + (-_lift(other))
+
+    def __rsub__(self, other):
+        return _lift(other) + (-self)
+
+    def __mul__(self, other):
+        other = _lift(other)
+        return _Node(self.value * other.value, ((self, lambda g: g * other.value), (other, lambda g: g * self.value)))
+
+    __rmul__ = __mul__
+
+
+def _lift(value) -> _Node:
+    return value if isinstance(value, _Node) else _Node(value)
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    while grad.ndim > len(shape):
+        grad = grad.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and grad.shape[axis] != 1:
+            grad = grad.sum(axis=axis, keepdims=True)
+    return grad
+
+
+def _backprop(out: _Node) -> None:
+    order, seen = [], set()
+
+    def visit(node):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        for parent, _ in node.parents:
+            visit(parent)
+        order.append(node)
+
+    visit(out)
+    out.grad = np.ones_like(out.value)
+    for node in reversed(order):
+        for parent, local in node.parents:
+            contribution = _unbroadcast(local(node.grad), parent.value.shape)
+            parent.grad = contribution if parent.grad is None else parent.grad + contribution
+
+
+NUMPY_OPS = SimpleNamespace(
+    mean=lambda x: _Node(x.value.mean(), ((x, lambda g: np.full_like(x.value, g / x.value.size)),)),
+    square=lambda x: _Node(x.value**2, ((x, lambda g: 2.0 * x.value * g),)),
+    # softplus(x) = log(1 + e^x), computed so that e^x never overflows; its derivative is sigmoid(x)
+    softplus=lambda x: _Node(np.logaddexp(0.0, x.value), ((x, lambda g: g * _sigmoid(x.value)),)),
+    relu=lambda x: _Node(np.maximum(x.value, 0.0), ((x, lambda g: g * (x.value > 0)),)),
+)
+
+
+def loss_and_output_grads(formula, *outputs: np.ndarray) -> tuple[float, list[np.ndarray]]:
+    """A spec loss formula's value on D's outputs and its gradient w.r.t. each of them."""
+    nodes = [_Node(o) for o in outputs]
+    value = formula(NUMPY_OPS, *nodes)
+    _backprop(value)
+    return float(value.value), [n.grad if n.grad is not None else np.zeros_like(n.value) for n in nodes]
+
+
+def bce_with_logits(logits: np.ndarray, targets: np.ndarray | float) -> float:
+    """mean(max(l, 0) - l*y + log(1 + exp(-|l|))): binary cross-entropy of sigmoid(l) against y, finite
+    for any finite logit (the naive formula takes log(0) once s(l) rounds to 0 or 1)."""
     logits = np.asarray(logits, dtype=np.float64)
     targets = np.broadcast_to(np.asarray(targets, dtype=np.float64), logits.shape)
     return float(np.mean(np.maximum(logits, 0.0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))))
 
 
-def _head(logits: np.ndarray, probs: np.ndarray, target: float, loss: str) -> tuple[float, np.ndarray]:
-    """One loss term on D's output against a constant label, and its gradient w.r.t. the logits."""
-    n = logits.size  # both losses are means over every element of D's (B, 1) output
-    if loss == "mse":
-        value = float(np.mean((probs - target) ** 2))
-        # d/dl (p - y)^2 = 2 (p - y) * p (1 - p): the chain through the sigmoid.
-        dlogits = 2.0 * (probs - target) * probs * (1.0 - probs) / n
-    else:
-        value = bce_with_logits(logits, target)
-        # The log-sigmoid and the sigmoid cancel: d/dl bce(l, y) = sigmoid(l) - y.
-        dlogits = (probs - target) / n
-    return value, dlogits
+# ------------------------------------------------------------------------------- the two steps' losses
+def _d_pass(weights, x_real, z, loss: str, slope: float, model) -> tuple[float, Weights, Weights]:
+    """The D loss, its gradients w.r.t. D's trainable weights (G held fixed), and the running statistics
+    the pass moved (D on real, G, D on fake, in that order, as TLX runs them)."""
+    model, formula = _model(model), _check_loss(loss)
+    wg, wd = _take(weights, model.generator), _take(weights, model.discriminator)
+    real_out, real_pass = _forward(model.discriminator, wd, _batch(x_real, model.discriminator, "x_real"), slope,
+                                   formula.logits)
+    fake, g_pass = _forward(model.generator, wg, _batch(z, model.generator, "z"), slope, formula.logits)
+    moved_d = _moved_statistics(wd, model.discriminator, real_pass)
+    fake_out, fake_pass = _forward(model.discriminator, wd, fake, slope, formula.logits)
+    moved_d = _moved_statistics({**wd, **moved_d}, model.discriminator, fake_pass)
+    value, (d_real, d_fake) = loss_and_output_grads(formula.d, real_out, fake_out)
+    grads_real, _ = _backward(model.discriminator, wd, real_pass, d_real, slope, formula.logits)
+    grads_fake, _ = _backward(model.discriminator, wd, fake_pass, d_fake, slope, formula.logits)
+    grads = {k: grads_real[k] + grads_fake[k] for k in grads_real}  # D appears in both terms
+    return value, grads, {**_moved_statistics(wg, model.generator, g_pass), **moved_d}
 
 
-# ------------------------------------------------------------------------------------------ backward
-def _discriminator_backward(
-    w: Weights, cache: dict[str, np.ndarray], dlogits: np.ndarray, slope: float
-) -> tuple[Weights, np.ndarray]:
-    """Gradients w.r.t. D's weights and w.r.t. D's input, given dL/dlogits."""
-    grads: Weights = {"D/fc3/W": cache["h2"].T @ dlogits, "D/fc3/b": dlogits.sum(axis=0)}
-    dh2 = dlogits @ w["D/fc3/W"].T
-    da2 = dh2 * np.where(cache["a2"] > 0, 1.0, slope)
-    grads["D/fc2/W"] = cache["h1"].T @ da2
-    grads["D/fc2/b"] = da2.sum(axis=0)
-    dh1 = da2 @ w["D/fc2/W"].T
-    da1 = dh1 * np.where(cache["a1"] > 0, 1.0, slope)
-    grads["D/fc1/W"] = cache["x"].T @ da1
-    grads["D/fc1/b"] = da1.sum(axis=0)
-    dx = da1 @ w["D/fc1/W"].T  # needed by the G loss, which reaches G through D's input
-    return {k: grads[k] for k in D_KEYS}, dx
+def _g_pass(weights, z, loss: str, slope: float, model) -> tuple[float, Weights, Weights]:
+    """The G loss, its gradients w.r.t. G's trainable weights (D fixed), and the moved running statistics."""
+    model, formula = _model(model), _check_loss(loss)
+    wg, wd = _take(weights, model.generator), _take(weights, model.discriminator)
+    fake, g_pass = _forward(model.generator, wg, _batch(z, model.generator, "z"), slope, formula.logits)
+    fake_out, d_pass = _forward(model.discriminator, wd, fake, slope, formula.logits)
+    value, (d_fake,) = loss_and_output_grads(formula.g, fake_out)
+    _, d_images = _backward(model.discriminator, wd, d_pass, d_fake, slope, formula.logits)
+    grads, _ = _backward(model.generator, wg, g_pass, d_images, slope, formula.logits)
+    moved = {**_moved_statistics(wg, model.generator, g_pass), **_moved_statistics(wd, model.discriminator, d_pass)}
+    return value, grads, moved
 
 
-def _generator_backward(w: Weights, cache: dict[str, np.ndarray], dout: np.ndarray) -> Weights:
-    """Gradients w.r.t. G's weights, given dL/dG(z)."""
-    da3 = dout * (1.0 - cache["out"] ** 2)  # tanh' = 1 - tanh^2
-    grads: Weights = {"G/fc3/W": cache["h2"].T @ da3, "G/fc3/b": da3.sum(axis=0)}
-    da2 = (da3 @ w["G/fc3/W"].T) * (cache["a2"] > 0)  # relu' taken as 0 at 0, like the frameworks
-    grads["G/fc2/W"] = cache["h1"].T @ da2
-    grads["G/fc2/b"] = da2.sum(axis=0)
-    da1 = (da2 @ w["G/fc2/W"].T) * (cache["a1"] > 0)
-    grads["G/fc1/W"] = cache["z"].T @ da1
-    grads["G/fc1/b"] = da1.sum(axis=0)
-    return {k: grads[k] for k in G_KEYS}
+def d_loss_and_grads(weights: Mapping[str, np.ndarray], x_real: np.ndarray, z: np.ndarray, loss: str = "mse",
+                     slope: float = DEFAULT_SLOPE, model: spec.ModelSpec | str | None = None) -> tuple[float, Weights]:
+    """The D loss (the spec's ``Loss.d`` on D(x_real), D(G(z))) and its gradient w.r.t. D's trainable
+    weights, G held fixed. Returns ``(loss, grads)``."""
+    value, grads, _ = _d_pass(weights, x_real, z, loss, slope, model)
+    return value, grads
 
 
-def d_loss_and_grads(
-    weights: Mapping[str, np.ndarray],
-    x_real: np.ndarray,
-    z: np.ndarray,
-    loss: str = "mse",
-    slope: float = DEFAULT_SLOPE,
-) -> tuple[float, Weights]:
-    """D loss = L(D(x_real), 1) + L(D(G(z)), 0) and its gradient w.r.t. the D weights (G held fixed).
-
-    Returns ``(loss, grads)`` with ``grads`` keyed by ``D_KEYS``.
-    """
-    _check_loss(loss)
-    wg, wd = _take(weights, G_KEYS), _take(weights, D_KEYS)
-    fake, _ = _generator_forward(wg, _batch(z, NOISE_DIM, "z"))
-    total = 0.0
-    grads = {k: np.zeros_like(v) for k, v in wd.items()}
-    for x, target in ((_batch(x_real, IMAGE_DIM, "x_real"), 1.0), (fake, 0.0)):
-        logits, probs, cache = _discriminator_forward(wd, x, slope)
-        value, dlogits = _head(logits, probs, target, loss)
-        part, _ = _discriminator_backward(wd, cache, dlogits, slope)
-        total += value
-        for k in D_KEYS:  # D appears in both terms, so its gradients add
-            grads[k] += part[k]
-    return total, grads
+def g_loss_and_grads(weights: Mapping[str, np.ndarray], z: np.ndarray, loss: str = "mse",
+                     slope: float = DEFAULT_SLOPE, model: spec.ModelSpec | str | None = None) -> tuple[float, Weights]:
+    """The G loss (``Loss.g`` on D(G(z))) and its gradient w.r.t. G's trainable weights, D held fixed."""
+    value, grads, _ = _g_pass(weights, z, loss, slope, model)
+    return value, grads
 
 
-def g_loss_and_grads(
-    weights: Mapping[str, np.ndarray],
-    z: np.ndarray,
-    loss: str = "mse",
-    slope: float = DEFAULT_SLOPE,
-) -> tuple[float, Weights]:
-    """G loss = L(D(G(z)), 1) (non-saturating for bce) and its gradient w.r.t. the G weights (D fixed).
-
-    Returns ``(loss, grads)`` with ``grads`` keyed by ``G_KEYS``.
-    """
-    _check_loss(loss)
-    wg, wd = _take(weights, G_KEYS), _take(weights, D_KEYS)
-    fake, g_cache = _generator_forward(wg, _batch(z, NOISE_DIM, "z"))
-    logits, probs, d_cache = _discriminator_forward(wd, fake, slope)
-    value, dlogits = _head(logits, probs, 1.0, loss)
-    _, dfake = _discriminator_backward(wd, d_cache, dlogits, slope)
-    return value, _generator_backward(wg, g_cache, dfake)
+def d_loss(weights, x_real, z, loss: str = "mse", slope: float = DEFAULT_SLOPE, model=None) -> float:
+    """The D loss alone (see :func:`d_loss_and_grads`), for finite differences."""
+    model, formula = _model(model), _check_loss(loss)
+    real = forward(model.discriminator, weights, x_real, slope, formula.logits)
+    fake = forward(model.discriminator, weights, generator(weights, z, model), slope, formula.logits)
+    return float(formula.d(NUMPY_OPS, _Node(real), _Node(fake)).value)
 
 
-def d_loss(
-    weights: Mapping[str, np.ndarray],
-    x_real: np.ndarray,
-    z: np.ndarray,
-    loss: str = "mse",
-    slope: float = DEFAULT_SLOPE,
-) -> float:
-    """The D loss alone (see :func:`d_loss_and_grads`); forward passes only, for finite differences."""
-    _check_loss(loss)
-    wd = _take(weights, D_KEYS)
-    fake, _ = _generator_forward(_take(weights, G_KEYS), _batch(z, NOISE_DIM, "z"))
-    total = 0.0
-    for x, target in ((_batch(x_real, IMAGE_DIM, "x_real"), 1.0), (fake, 0.0)):
-        logits, probs, _ = _discriminator_forward(wd, x, slope)
-        total += _head(logits, probs, target, loss)[0]
-    return total
-
-
-def g_loss(
-    weights: Mapping[str, np.ndarray], z: np.ndarray, loss: str = "mse", slope: float = DEFAULT_SLOPE
-) -> float:
-    """The G loss alone (see :func:`g_loss_and_grads`); forward passes only."""
-    _check_loss(loss)
-    fake, _ = _generator_forward(_take(weights, G_KEYS), _batch(z, NOISE_DIM, "z"))
-    logits, probs, _ = _discriminator_forward(_take(weights, D_KEYS), fake, slope)
-    return _head(logits, probs, 1.0, loss)[0]
+def g_loss(weights, z, loss: str = "mse", slope: float = DEFAULT_SLOPE, model=None) -> float:
+    """The G loss alone (see :func:`g_loss_and_grads`)."""
+    model, formula = _model(model), _check_loss(loss)
+    fake = forward(model.discriminator, weights, generator(weights, z, model), slope, formula.logits)
+    return float(formula.g(NUMPY_OPS, _Node(fake)).value)
 
 
 # ---------------------------------------------------------------------------------------------- Adam
@@ -300,16 +472,8 @@ def adam_init(params: Mapping[str, np.ndarray]) -> AdamState:
     return AdamState(m=zeros, v={k: z.copy() for k, z in zeros.items()}, t=0)
 
 
-def adam_step(
-    params: Mapping[str, np.ndarray],
-    grads: Mapping[str, np.ndarray],
-    state: AdamState,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    eps_mode: str = "bias_corrected",
-) -> tuple[Weights, AdamState]:
+def adam_step(params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray], state: AdamState, lr: float,
+              beta1: float, beta2: float, eps: float, eps_mode: str = "bias_corrected") -> tuple[Weights, AdamState]:
     """One Adam update of the parameters named in ``grads``; returns ``(new_params, new_state)``.
 
     m = b1 m + (1-b1) g,  v = b2 v + (1-b2) g^2,  t = t + 1, then
@@ -320,8 +484,8 @@ def adam_step(
 
     The two are equal when eps = 0; otherwise keras mode is bias_corrected mode with eps replaced by
     eps / sqrt(1-b2^t), which is up to ~1/sqrt(1-b2) (about 32 for b2 = 0.999) times larger early on.
-    Entries of ``params`` not in ``grads`` (the other network) are passed through unchanged, so one
-    weights dict can hold both networks. ``state`` must cover exactly the keys of ``grads``.
+    Entries of ``params`` not in ``grads`` (the other network, running statistics) pass through
+    unchanged, so one weights dict can hold both networks. ``state`` must cover exactly ``grads``' keys.
     """
     if eps_mode not in EPS_MODES:
         raise ValueError(f"unknown eps_mode {eps_mode!r}; expected one of {EPS_MODES}")
@@ -364,12 +528,13 @@ class AdamConfig:
 
 @dataclass(frozen=True)
 class GanConfig:
-    """Loss, leaky slope and the two optimizers; defaults are the tutorial's (G Adam uses beta1 0.5)."""
+    """Model, loss, leaky slope and the two optimizers; defaults are the tutorial's (G Adam uses beta1 0.5)."""
 
     loss: str = "mse"
     slope: float = DEFAULT_SLOPE
     g_adam: AdamConfig = field(default_factory=lambda: AdamConfig(beta1=0.5))
     d_adam: AdamConfig = field(default_factory=AdamConfig)
+    model: str = "mlp"
 
     def with_eps_mode(self, eps_mode: str) -> GanConfig:
         """The same config with both optimizers in ``eps_mode`` (``"keras"`` for the TF backend)."""
@@ -385,65 +550,45 @@ class GanOptState:
     g: AdamState
 
 
-def init_opt_state(weights: Mapping[str, np.ndarray]) -> GanOptState:
-    """Fresh Adam states for D and G."""
-    return GanOptState(d=adam_init(_take(weights, D_KEYS)), g=adam_init(_take(weights, G_KEYS)))
+def init_opt_state(weights: Mapping[str, np.ndarray], model: spec.ModelSpec | str | None = None) -> GanOptState:
+    """Fresh Adam states for D and G (their trainable weights)."""
+    model = _model(model)
+    return GanOptState(*(adam_init({k: weights[k] for k in trainable_keys(net)})
+                         for net in (model.discriminator, model.generator)))
 
 
-def _apply(
-    weights: Mapping[str, np.ndarray], grads: Weights, state: AdamState, cfg: AdamConfig
-) -> tuple[Weights, AdamState]:
+def _apply(weights, grads: Weights, state: AdamState, cfg: AdamConfig) -> tuple[Weights, AdamState]:
     return adam_step(weights, grads, state, cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.eps_mode)
 
 
-def train_step_d(
-    weights: Mapping[str, np.ndarray],
-    state: AdamState,
-    x_real: np.ndarray,
-    z: np.ndarray,
-    config: GanConfig | None = None,
-) -> tuple[Weights, AdamState, float]:
-    """One D ``TrainOneStep``: the D loss and grads at the current weights, one Adam update of D.
-
-    Returns ``(new_weights, new_d_state, loss)``; the loss is the one computed before the update, as
-    ``TrainOneStep`` reports it. G's entries come back unchanged.
-    """
+def train_step_d(weights: Mapping[str, np.ndarray], state: AdamState, x_real: np.ndarray, z: np.ndarray,
+                 config: GanConfig | None = None) -> tuple[Weights, AdamState, float]:
+    """One D ``TrainOneStep``: the D loss and grads at the current weights, one Adam update of D, and the
+    running statistics the pass moved. Returns ``(new_weights, new_d_state, loss)``; the loss is the one
+    computed before the update, as ``TrainOneStep`` reports it. G's weights come back unchanged."""
     config = config or GanConfig()
-    value, grads = d_loss_and_grads(weights, x_real, z, config.loss, config.slope)
+    value, grads, moved = _d_pass(weights, x_real, z, config.loss, config.slope, config.model)
     new_weights, new_state = _apply(weights, grads, state, config.d_adam)
-    return new_weights, new_state, value
+    return {**new_weights, **moved}, new_state, value
 
 
-def train_step_g(
-    weights: Mapping[str, np.ndarray],
-    state: AdamState,
-    z: np.ndarray,
-    config: GanConfig | None = None,
-) -> tuple[Weights, AdamState, float]:
+def train_step_g(weights: Mapping[str, np.ndarray], state: AdamState, z: np.ndarray,
+                 config: GanConfig | None = None) -> tuple[Weights, AdamState, float]:
     """One G ``TrainOneStep``: the G loss and grads at the current weights, one Adam update of G.
-
-    Returns ``(new_weights, new_g_state, loss)`` (loss before the update); D's entries come back unchanged.
-    """
+    Returns ``(new_weights, new_g_state, loss)`` (loss before the update); D's weights come back unchanged."""
     config = config or GanConfig()
-    value, grads = g_loss_and_grads(weights, z, config.loss, config.slope)
+    value, grads, moved = _g_pass(weights, z, config.loss, config.slope, config.model)
     new_weights, new_state = _apply(weights, grads, state, config.g_adam)
-    return new_weights, new_state, value
+    return {**new_weights, **moved}, new_state, value
 
 
-def gan_step(
-    weights: Mapping[str, np.ndarray],
-    opt_state: GanOptState | None,
-    x_real: np.ndarray,
-    z: np.ndarray,
-    config: GanConfig | None = None,
-) -> tuple[Weights, GanOptState, dict[str, float]]:
-    """One tutorial iteration: the D step on ``(x_real, z)``, then the G step on the same ``z``.
-
-    The G step sees the D weights the D step just produced. ``opt_state=None`` starts both optimizers
-    afresh. Returns ``(new_weights, new_opt_state, {"d_loss": ..., "g_loss": ...})``.
-    """
+def gan_step(weights: Mapping[str, np.ndarray], opt_state: GanOptState | None, x_real: np.ndarray, z: np.ndarray,
+             config: GanConfig | None = None) -> tuple[Weights, GanOptState, dict[str, float]]:
+    """One tutorial iteration: the D step on ``(x_real, z)``, then the G step on the same ``z``, which sees
+    the D weights the D step just produced. ``opt_state=None`` starts both optimizers afresh. Returns
+    ``(new_weights, new_opt_state, {"d_loss": ..., "g_loss": ...})``."""
     config = config or GanConfig()
-    opt_state = opt_state or init_opt_state(weights)
+    opt_state = opt_state or init_opt_state(weights, config.model)
     weights, d_state, d_value = train_step_d(weights, opt_state.d, x_real, z, config)
     weights, g_state, g_value = train_step_g(weights, opt_state.g, z, config)
     return weights, GanOptState(d=d_state, g=g_state), {"d_loss": d_value, "g_loss": g_value}

@@ -2,7 +2,7 @@
 inputs and noise, each backend in its own process:
 
 * L1 forward (G(z), D(x)); L2 losses; L3 gradients of each step's loss w.r.t. the weights it trains;
-  L4 one TrainOneStep of D then of G — against the float64 oracle (mlp) and pairwise;
+  L4 one TrainOneStep of D then of G — against the float64 oracle (every model) and pairwise;
 * L5 a K-step trajectory (losses and weights, with the drift curve) and L6 the outcome of a short
   training run (final losses and sample quality) — pairwise.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import checkpoint, data, isolate, outputs
+from tlx_gan import checkpoint, data, isolate, outputs, spec, streams
 from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
 from tlx_gan.parity import oracle
@@ -169,28 +169,29 @@ def compare_levels(subject: str, result: dict, reference: str, ref: dict, init: 
 
 
 def oracle_levels(init: dict, inputs: dict, gan_config: GanConfig) -> dict:
-    """The float64 oracle's L1-L4 numbers, keyed like the backends' (mlp only).
+    """The float64 oracle's L1-L4 numbers, keyed like the backends', for any model of the spec.
 
     It follows the project's normalizations; where one is switched off, it keeps the project's
     choice, so a backend left on its own default shows up as a failure."""
     norm, loss = gan_config.normalization, gan_config.loss
+    model = spec.MODELS[gan_config.model]
     slope = norm.leaky_slope if norm.leaky_slope is not None else oracle.DEFAULT_SLOPE
     eps = norm.adam_eps if norm.adam_eps is not None else 1e-8
     w = {k: v.astype(np.float64) for k, v in init.items()}
     z, x = inputs["z"].astype(np.float64), inputs["x"].astype(np.float64)
-    logits, probs = oracle.discriminator(w, x, slope)
-    out = {"L1/G(z)": oracle.generator(w, z), "L1/D(x)": logits if loss == "bce" else probs}
-    d_loss, d_grads = oracle.d_loss_and_grads(w, x, z, loss, slope)
-    g_loss, g_grads = oracle.g_loss_and_grads(w, z, loss, slope)
+    out = {"L1/G(z)": oracle.forward(model.generator, w, z),
+           "L1/D(x)": oracle.forward(model.discriminator, w, x, slope, spec.LOSSES[loss].logits)}
+    d_loss, d_grads = oracle.d_loss_and_grads(w, x, z, loss, slope, model)
+    g_loss, g_grads = oracle.g_loss_and_grads(w, z, loss, slope, model)
     out["L2/d_loss"], out["L2/g_loss"] = np.asarray(d_loss), np.asarray(g_loss)
     out.update({f"L3/d/{k}": v for k, v in d_grads.items()})
     out.update({f"L3/g/{k}": v for k, v in g_grads.items()})
     g_adam, d_adam = gan_config.adam_g, gan_config.adam_d
     config = oracle.GanConfig(
-        loss=loss, slope=slope,
+        loss=loss, slope=slope, model=model.name,
         g_adam=oracle.AdamConfig(lr=g_adam.lr, beta1=g_adam.beta1, beta2=g_adam.beta2, eps=eps),
         d_adam=oracle.AdamConfig(lr=d_adam.lr, beta1=d_adam.beta1, beta2=d_adam.beta2, eps=eps))
-    state = oracle.init_opt_state(w)
+    state = oracle.init_opt_state(w, model)
     after_d, d_state, d_step_loss = oracle.train_step_d(w, state.d, x, z, config)
     after_g, _, g_step_loss = oracle.train_step_g(after_d, state.g, z, config)
     out.update({f"L4/after_d/{k}": v for k, v in after_d.items()})
@@ -200,19 +201,19 @@ def oracle_levels(init: dict, inputs: dict, gan_config: GanConfig) -> dict:
 
 
 def _inputs(batch: int, steps: int, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng([seed, 0xA11])
+    rng = streams.rng(seed, streams.PARITY_INPUTS)
     test = data.load_mnist(None, "test")
     train = data.load_mnist(None, "train")
     picked = rng.choice(len(test), batch, replace=False)
     inputs = {
-        "z": rng.standard_normal((batch, 100), dtype=np.float32),
+        "z": rng.standard_normal((batch, spec.LATENT_DIM), dtype=np.float32),
         "x": data.to_model_input(test.images[picked]),
     }
     if steps:
         epochs = -(-steps * batch // len(train))  # as many shuffled passes as the K batches need
         order = np.concatenate([rng.permutation(len(train)) for _ in range(epochs)])[: steps * batch]
         inputs["traj_x"] = data.to_model_input(train.images[order]).reshape(steps, batch, -1)
-        inputs["traj_z"] = rng.standard_normal((steps, batch, 100), dtype=np.float32)
+        inputs["traj_z"] = rng.standard_normal((steps, batch, spec.LATENT_DIM), dtype=np.float32)
     return inputs
 
 
@@ -267,10 +268,9 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = 100, 
                 results[name] = _load_npz(tmp / f"{name}.npz")
             else:
                 report.failures[name] = outcome.error
-        if model == "mlp":
-            for name, result in results.items():
-                ref = oracle_levels(init, inputs, config)
-                report.comparisons += compare_levels(name, result, "oracle", ref, init)
+        ref = oracle_levels(init, inputs, config) if results else {}
+        for name, result in results.items():
+            report.comparisons += compare_levels(name, result, "oracle", ref, init)
         for a, b in itertools.combinations(results, 2):
             report.comparisons += compare_levels(a, results[a], b, results[b], init)
             if steps:
@@ -400,7 +400,7 @@ def format_markdown(report: Report, environment_line: str = "") -> str:
     if environment_line:
         out += [environment_line, ""]
     out += [f"Verdict: **{'PASS' if report.passed else 'FAIL'}** — levels x backends, worst scaled error of any "
-            f"comparison involving the backend (against the float64 oracle for L1-L4 on mlp, and pairwise).", ""]
+            f"comparison involving the backend (against the float64 oracle for L1-L4, and pairwise).", ""]
     out.append("| level | tolerance | " + " | ".join(report.backends) + " |")
     out.append("|---|---|" + "---|" * len(report.backends))
     for level in TOLERANCES:

@@ -10,7 +10,7 @@ import types
 import warnings
 from collections.abc import Iterator
 
-from tlx_gan.compat import module_exists, new_module, patch_after, substitute
+from tlx_gan.backend.shims import module_exists, new_module, patch_after, substitute
 
 # Old ``paddle.fluid.<sub>`` module -> the module that holds the same API today.
 _FLUID_MODULE_ALIASES = {

@@ -135,7 +135,7 @@ def inner_optimizer(optimizer, weights) -> paddle.optimizer.Adam:
 def device_description(device: str) -> dict[str, object]:
     """What the benchmark runs on: the GPU's name, memory and capability, or the CPU."""
     if device != "gpu" or not gpu_available():
-        from tlx_gan.environment import cpu_model
+        from tlx_gan.backend import cpu_model
 
         return {"kind": "cpu", "name": cpu_model()}
     props = paddle.device.cuda.get_device_properties(0)

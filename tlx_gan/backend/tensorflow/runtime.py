@@ -166,7 +166,7 @@ def inner_optimizer(optimizer, weights):
 def device_description(device: str) -> dict[str, object]:
     """What the benchmark runs on: the GPU's name and compute capability, or the CPU."""
     if device != "gpu" or not gpu_available():
-        from tlx_gan.environment import cpu_model
+        from tlx_gan.backend import cpu_model
 
         return {"kind": "cpu", "name": cpu_model()}
     details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from tlx_gan.compat import new_module, patch_after, substitute
+from tlx_gan.backend.shims import new_module, patch_after, substitute
 
 # The TLX torch optimizers that wrap a torch.optim optimizer, and the attribute holding it.
 _TLX_TORCH_OPTIMIZERS = {

@@ -8,6 +8,8 @@ import numpy as np
 import tensorlayerx as tlx
 import torch
 
+from tlx_gan.backend import cpu_model
+
 NAME = "torch"
 
 
@@ -128,19 +130,13 @@ def inner_optimizer(optimizer, weights) -> torch.optim.Adam:
 def device_description(device: str) -> dict[str, object]:
     """What the benchmark runs on: the GPU's name, driver, memory and capability, or the CPU."""
     if device != "gpu" or not torch.cuda.is_available():
-        return {"kind": "cpu", "name": _cpu_name()}
+        return {"kind": "cpu", "name": cpu_model()}
     props = torch.cuda.get_device_properties(0)
     driver = None
     with contextlib.suppress(Exception):  # torch has no public driver-version call; this private one is old
         driver = str(torch._C._cuda_getDriverVersion())
     return {"kind": "gpu", "name": props.name, "driver": driver, "memory_mb": props.total_memory / 2**20,
             "capability": f"{props.major}.{props.minor}", **versions()}
-
-
-def _cpu_name() -> str:
-    from tlx_gan.environment import cpu_model
-
-    return cpu_model()
 
 
 def gemm_probe(n: int, device: str = "cpu"):

@@ -14,24 +14,22 @@ Same maths as TLX's ``TrainOneStep`` pair (:meth:`tlx_gan.gan.Gan.train_step`), 
 * the update is the same ``torch.optim.Adam`` object TLX uses, switched to its fused kernel
   (:func:`runtime.fused_adam_update`): one kernel for all weights instead of a Python loop of small ops,
   same state, so eager and fast steps can be mixed on one model;
-* the loss targets (ones/zeros) are made once per batch shape, not every step.
 
 ``torch.compile`` was measured as well: on this CPU it made the step slower (the GEMMs are already MKL
-calls and the rest is small), so the fast step is the hand-fused one. Same function names in every
-backend's ``fast`` module: :func:`make_step`.
+calls and the rest is small), so the fast step is the hand-fused one. Same names in every ``tlx_gan/fast`` module.
 """
 
 from __future__ import annotations
 
 import torch
 
-from tlx_gan.backend import dygraph_step
 from tlx_gan.backend.torch import runtime
+from tlx_gan.fast import dygraph
 
 DESCRIPTION = ("autograd.grad on the trained weights only, G run once (mlp) and real+fake in one D call "
                "in the D step, fused Adam")
 
 
-def make_step(gan) -> dygraph_step.Step:
+def make_step(gan) -> dygraph.Step:
     """A ``step(real, noise) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam states."""
-    return dygraph_step.make_step(gan, torch.autograd.grad, torch.no_grad, runtime.fused_adam_update)
+    return dygraph.make_step(gan, torch.autograd.grad, torch.no_grad, runtime.fused_adam_update)

@@ -14,10 +14,21 @@ from contextlib import AbstractContextManager
 
 import tensorlayerx as tlx
 
-from tlx_gan import weights
-from tlx_gan.gan import paired_discriminator
-
 Step = Callable[[object, object], tuple[float, float]]
+
+
+def paired_discriminator(gan) -> Callable[[object, object], tuple[object, object]]:
+    """``(real, fake) -> (D(real), D(fake))``: one D call on the two batches stacked when D has no batch
+    norm (same numbers, bigger matrix products), two calls otherwise."""
+    d_net = gan.D
+    if gan.d_batch_norm:
+        return lambda real, fake: (d_net(real), d_net(fake))
+
+    def discriminate(real, fake):
+        both = d_net(tlx.concat([real, fake], 0))
+        return both[: real.shape[0]], both[real.shape[0]:]
+
+    return discriminate
 
 
 def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager],
@@ -26,19 +37,11 @@ def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager]
 
     ``grad(loss, weights)`` gives the gradients of ``loss`` for ``weights``; ``no_grad()`` stops graph
     recording; ``adam_update(tlx_optimizer, weights, grads)`` applies one Adam step in place."""
-    G, D = gan.G, gan.D
-    loss_fn = gan.loss_d.loss_fn
+    G, D, loss, ops = gan.G, gan.D, gan.loss, gan.ops
     d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
-    discriminate = paired_discriminator(D)
+    discriminate = paired_discriminator(gan)
     # with batch norm, G must run twice, as in TLX, so its running statistics advance the same way
-    reuse_fake = weights.batch_independent(G)
-    targets: dict[tuple, tuple] = {}
-
-    def labels(like):
-        key = tuple(like.shape)
-        if key not in targets:
-            targets[key] = (tlx.ones_like(like), tlx.zeros_like(like))
-        return targets[key]
+    reuse_fake = not gan.g_batch_norm
 
     def step(real, noise) -> tuple[float, float]:
         if reuse_fake:
@@ -47,12 +50,10 @@ def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager]
             with no_grad():
                 fake = G(noise)
         d_real, d_fake = discriminate(real, fake.detach())
-        ones, zeros = labels(d_real)
-        d_loss = loss_fn(d_real, ones) + loss_fn(d_fake, zeros)
+        d_loss = loss.d(ops, d_real, d_fake)
         adam_update(gan.optimizer_d, d_weights, grad(d_loss, d_weights))
 
-        d_fake = D(fake if reuse_fake else G(noise))
-        g_loss = loss_fn(d_fake, labels(d_fake)[0])
+        g_loss = loss.g(ops, D(fake if reuse_fake else G(noise)))
         adam_update(gan.optimizer_g, g_weights, grad(g_loss, g_weights))
         return float(d_loss.detach()), float(g_loss.detach())
 

@@ -16,20 +16,20 @@ hand-fused dygraph step.
   (:func:`runtime.fused_adam_update`; its moment accumulators are the ones eager TLX uses, so eager and
   fast steps can be mixed).
 
-Same function names in every backend's ``fast`` module: :func:`make_step`.
+Same names in every ``tlx_gan/fast`` module.
 """
 
 from __future__ import annotations
 
 import paddle
 
-from tlx_gan.backend import dygraph_step
 from tlx_gan.backend.paddle import runtime
+from tlx_gan.fast import dygraph
 
 DESCRIPTION = ("paddle.grad on the trained weights only, G run once (mlp) and real+fake in one D call "
                "in the D step, paddle Adam on the gradient list")
 
 
-def make_step(gan) -> dygraph_step.Step:
+def make_step(gan) -> dygraph.Step:
     """A ``step(real, noise) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam states."""
-    return dygraph_step.make_step(gan, paddle.grad, paddle.no_grad, runtime.fused_adam_update)
+    return dygraph.make_step(gan, paddle.grad, paddle.no_grad, runtime.fused_adam_update)

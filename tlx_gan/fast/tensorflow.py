@@ -20,7 +20,7 @@ XLA (``jit_compile=True``) measured here against the plain ``tf.function`` graph
 differently but stay well inside L4 (relative L2 of one step's updates against the float64 oracle
 1.6e-4 at batch 128, bound 1e-3). Its cost is a slower first step (compilation, ~1.5 s).
 
-Same function names in every backend's ``fast`` module: :func:`make_step`.
+Same names in every ``tlx_gan/fast`` module.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from tlx_gan import weights
 from tlx_gan.backend.tensorflow import runtime
-from tlx_gan.gan import paired_discriminator
+from tlx_gan.fast.dygraph import paired_discriminator
 
 DESCRIPTION = ("one XLA-compiled tf.function for both tape steps, G run once (mlp); fused ResourceApplyAdam "
                "on the Keras Adam's own slots")
@@ -39,11 +38,10 @@ DESCRIPTION = ("one XLA-compiled tf.function for both tape steps, G run once (ml
 
 def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
     """A ``step(real, noise) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam states."""
-    G, D = gan.G, gan.D
-    loss_fn = gan.loss_d.loss_fn
+    G, D, loss, ops = gan.G, gan.D, gan.loss, gan.ops
     d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
-    discriminate = paired_discriminator(D)
-    reuse_fake = weights.batch_independent(G)
+    discriminate = paired_discriminator(gan)
+    reuse_fake = not gan.g_batch_norm
 
     # the Keras slots must exist before tracing: a tf.function may create variables only on its first trace
     runtime.inner_optimizer(gan.optimizer_d, d_weights)
@@ -60,10 +58,9 @@ def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
             with g_tape.stop_recording():  # the D step: D's own tape, G's images as constants
                 with tf.GradientTape() as d_tape:
                     d_real, d_fake = discriminate(real, tf.stop_gradient(fake))
-                    d_loss = loss_fn(d_real, tf.ones_like(d_real)) + loss_fn(d_fake, tf.zeros_like(d_fake))
+                    d_loss = loss.d(ops, d_real, d_fake)
                 runtime.fused_adam_update(gan.optimizer_d, d_weights, d_tape.gradient(d_loss, d_weights))
-            d_fake = D(fake if reuse_fake else G(noise))
-            g_loss = loss_fn(d_fake, tf.ones_like(d_fake))
+            g_loss = loss.g(ops, D(fake if reuse_fake else G(noise)))
         runtime.fused_adam_update(gan.optimizer_g, g_weights, g_tape.gradient(g_loss, g_weights))
         return d_loss, g_loss
 

@@ -1,4 +1,4 @@
-"""The compatibility layer that runs TensorLayerX 0.5.8 on today's frameworks.
+"""The compatibility layer that runs TensorLayerX 0.5.8 on today's frameworks: its mechanism.
 
 TLX 0.5.8 was written against TF 2.4, Paddle 2.2 and torch 1.10. Each incompatibility is fixed by one
 *shim*: a named function whose docstring says which TLX file or behaviour it fixes and which framework
@@ -14,7 +14,8 @@ Both take ``needed``, a zero-argument feature test run at that moment: a shim wh
 have the problem is skipped and reported as such. ``TLX_GAN_COMPAT_DISABLE=name,name`` turns shims off
 (for diagnosis, and for the tests that prove each shim is required).
 
-Importing :mod:`tlx_gan` installs the hook; nothing here imports a framework by itself.
+Importing :mod:`tlx_gan` installs the hook; nothing here imports a framework by itself, nor anything of
+tlx_gan above the backend layer.
 """
 
 from __future__ import annotations

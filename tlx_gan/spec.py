@@ -1,0 +1,337 @@
+"""The networks and the losses, each described once. Everything else is derived from these tables: the
+TLX modules (:mod:`tlx_gan.models`), each framework's native baseline (``backend/<name>/native.py``),
+canonical weight names, shapes and layouts (checkpoints, initial weights), the NCHW permutation of the
+native baselines, the FLOP count of the benchmark, and the float64 oracle's forward and backward
+(:mod:`tlx_gan.parity.oracle`).
+
+A network is a sequence of layers on one sample, NHWC (TLX's default layout), flat images in and out:
+
+* ``Linear(name, n_out)``, ``Conv(name, c_out, kernel, stride)``, ``Deconv(name, c_out, kernel, stride)``
+  (padding SAME: a stride-2 convolution halves H and W, a stride-2 transposed one doubles them) and
+  ``BatchNorm(name)`` hold weights; ``Act(fn)`` and ``Reshape(shape)`` do not. Input sizes are inferred.
+* Activations: ``relu``, ``tanh``, ``leaky`` (slope from the config: one fact, :mod:`tlx_gan.config`)
+  and ``head``: D's output, a Sigmoid probability or a raw logit, as the loss asks (``Loss.logits``).
+
+A model is one entry of :data:`MODELS`; a loss is one entry of :data:`LOSSES`, a pair of functions
+written against an ``ops`` namespace (``mean``, ``softplus``, ``relu``, ``square``) so that TLX, each
+plain framework and the oracle's numpy all evaluate the same formula. Imports only numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+LATENT_DIM = 100
+IMAGE_SHAPE = (28, 28, 1)  # H, W, C of one digit
+IMAGE_PIXELS = math.prod(IMAGE_SHAPE)
+
+
+# --------------------------------------------------------------------------------------------- layers
+@dataclass(frozen=True)
+class Linear:
+    name: str
+    n_out: int
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class Conv:
+    name: str
+    c_out: int
+    kernel: int
+    stride: int
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class Deconv:
+    name: str
+    c_out: int
+    kernel: int
+    stride: int
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    name: str
+    # TLX's BatchNorm defaults (tensorlayerx/nn/layers/normalization.py), ``momentum`` in TLX's sense:
+    # moving = momentum * moving + (1 - momentum) * batch statistic (torch's momentum is 1 minus it).
+    momentum: float = 0.9
+    eps: float = 1e-5
+
+
+@dataclass(frozen=True)
+class Act:
+    fn: str  # relu | tanh | leaky | head
+
+
+@dataclass(frozen=True)
+class Reshape:
+    shape: tuple[int, ...]  # per sample: (H, W, C) or (features,)
+
+
+Layer = Linear | Conv | Deconv | BatchNorm | Act | Reshape
+WEIGHTED = (Linear, Conv, Deconv, BatchNorm)
+ACTIVATIONS = ("relu", "tanh", "leaky", "head")
+
+
+@dataclass(frozen=True)
+class Network:
+    prefix: str  # "G" or "D": canonical weight names are <prefix>/<layer name>/<param>
+    input_shape: tuple[int, ...]
+    layers: tuple[Layer, ...]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One canonical weight: its full name, shape, and layout kind (how each backend stores it)."""
+
+    name: str
+    shape: tuple[int, ...]
+    layout: str  # linear (in, out) | conv (out, in, kh, kw) | deconv (in, out, kh, kw) | vector
+    trainable: bool = True
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A layer with the per-sample shapes it takes and gives (NHWC), and its canonical name."""
+
+    layer: Layer
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    path: str | None  # "G/fc1" for a weighted layer, else None
+
+
+def _same_out(size: int, stride: int) -> int:
+    return -(-size // stride)
+
+
+def place(network: Network) -> list[Placed]:
+    """Every layer with its input and output shape; a ValueError names the first one that does not fit."""
+    shape, placed = tuple(network.input_shape), []
+    for layer in network.layers:
+        where = f"{network.prefix}/{getattr(layer, 'name', type(layer).__name__)}"
+        if isinstance(layer, Linear):
+            if len(shape) != 1:
+                raise ValueError(f"{where}: Linear needs a flat input, got {shape}")
+            out = (layer.n_out,)
+        elif isinstance(layer, Conv):
+            if len(shape) != 3:
+                raise ValueError(f"{where}: Conv needs an (H, W, C) input, got {shape}")
+            out = (_same_out(shape[0], layer.stride), _same_out(shape[1], layer.stride), layer.c_out)
+        elif isinstance(layer, Deconv):
+            if len(shape) != 3:
+                raise ValueError(f"{where}: Deconv needs an (H, W, C) input, got {shape}")
+            out = (shape[0] * layer.stride, shape[1] * layer.stride, layer.c_out)
+        elif isinstance(layer, Reshape):
+            if math.prod(layer.shape) != math.prod(shape):
+                raise ValueError(f"{where}: cannot reshape {shape} to {layer.shape}")
+            out = tuple(layer.shape)
+        elif isinstance(layer, Act):
+            if layer.fn not in ACTIVATIONS:
+                raise ValueError(f"{where}: unknown activation {layer.fn!r}")
+            out = shape
+        else:  # BatchNorm
+            out = shape
+        path = f"{network.prefix}/{layer.name}" if isinstance(layer, WEIGHTED) else None
+        placed.append(Placed(layer, shape, out, path))
+        shape = out
+    return placed
+
+
+def output_shape(network: Network) -> tuple[int, ...]:
+    return place(network)[-1].out_shape
+
+
+def params(network: Network) -> list[Param]:
+    """The canonical weights of ``network`` in layer order (one layout on every backend)."""
+    out = []
+    for p in place(network):
+        layer, path = p.layer, p.path
+        if isinstance(layer, Linear):
+            out.append(Param(f"{path}/W", (p.in_shape[0], layer.n_out), "linear"))
+        elif isinstance(layer, Conv):
+            out.append(Param(f"{path}/W", (layer.c_out, p.in_shape[2], layer.kernel, layer.kernel), "conv"))
+        elif isinstance(layer, Deconv):
+            out.append(Param(f"{path}/W", (p.in_shape[2], layer.c_out, layer.kernel, layer.kernel), "deconv"))
+        elif isinstance(layer, BatchNorm):
+            features = (p.in_shape[-1],)
+            out += [Param(f"{path}/gamma", features, "vector"), Param(f"{path}/beta", features, "vector"),
+                    Param(f"{path}/mean", features, "vector", trainable=False),
+                    Param(f"{path}/var", features, "vector", trainable=False)]
+            continue
+        else:
+            continue
+        if layer.bias:
+            out.append(Param(f"{path}/b", (layer.n_out if isinstance(layer, Linear) else layer.c_out,), "vector"))
+    return out
+
+
+def fan_in(param: Param) -> int:
+    """Inputs feeding each output unit, from the canonical layout."""
+    if param.layout == "linear":
+        return param.shape[0]
+    kernel = math.prod(param.shape[2:])
+    return (param.shape[0] if param.layout == "deconv" else param.shape[1]) * kernel
+
+
+def has_batch_norm(network: Network) -> bool:
+    """With batch norm, each sample's output depends on the whole batch: real and fake batches cannot go
+    through D as one batch, and G's running statistics advance with every call."""
+    return any(isinstance(layer, BatchNorm) for layer in network.layers)
+
+
+# ------------------------------------------------------------------------------------------ the models
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    generator: Network
+    discriminator: Network
+
+    @property
+    def networks(self) -> tuple[Network, Network]:
+        return self.generator, self.discriminator
+
+    def params(self) -> list[Param]:
+        return params(self.generator) + params(self.discriminator)
+
+    def shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """``{canonical name: (shape, layout)}``: what a checkpoint of this model must hold."""
+        return {p.name: (p.shape, p.layout) for p in self.params()}
+
+
+def mlp(hidden: int = 256, name: str = "mlp", description: str = "") -> ModelSpec:
+    """The TLX mnist_gan tutorial's networks: 100-h-h-784 (ReLU, ReLU, Tanh) and 784-h-h-1 (LeakyReLU, head)."""
+    g = Network("G", (LATENT_DIM,), (
+        Linear("fc1", hidden), Act("relu"), Linear("fc2", hidden), Act("relu"), Linear("fc3", IMAGE_PIXELS),
+        Act("tanh")))
+    d = Network("D", (IMAGE_PIXELS,), (
+        Linear("fc1", hidden), Act("leaky"), Linear("fc2", hidden), Act("leaky"), Linear("fc3", 1), Act("head")))
+    return ModelSpec(name, description or f"the TLX mnist_gan tutorial's MLP (100-{hidden}-{hidden}-784 / "
+                     f"784-{hidden}-{hidden}-1)", g, d)
+
+
+def dcgan(channels: int = 64, name: str = "dcgan", description: str = "") -> ModelSpec:
+    """A small DCGAN for 28x28 digits: 100 -> 2c x 7 x 7 (BN, ReLU) -> deconv c x 14 x 14 (BN, ReLU) -> deconv
+    1 x 28 x 28 Tanh; 1 x 28 x 28 -> conv c x 14 x 14 LeakyReLU -> conv 2c x 7 x 7 (BN, LeakyReLU) -> 1."""
+    c, c2 = channels, 2 * channels
+    g = Network("G", (LATENT_DIM,), (
+        Linear("fc", 7 * 7 * c2, bias=False), BatchNorm("bn0"), Act("relu"), Reshape((7, 7, c2)),
+        Deconv("deconv1", c, 4, 2, bias=False), BatchNorm("bn1"), Act("relu"),
+        Deconv("deconv2", 1, 4, 2), Act("tanh"), Reshape((IMAGE_PIXELS,))))
+    d = Network("D", (IMAGE_PIXELS,), (
+        Reshape(IMAGE_SHAPE), Conv("conv1", c, 4, 2), Act("leaky"),
+        Conv("conv2", c2, 4, 2, bias=False), BatchNorm("bn2"), Act("leaky"),
+        Reshape((7 * 7 * c2,)), Linear("fc", 1), Act("head")))
+    return ModelSpec(name, description or "small DCGAN for 28x28 (transposed convs, convs, BatchNorm)", g, d)
+
+
+MODELS: dict[str, ModelSpec] = {m.name: m for m in (mlp(), dcgan())}
+
+
+# ------------------------------------------------------------------------------------------ the losses
+@dataclass(frozen=True)
+class Loss:
+    """A GAN loss: D's loss on its outputs for real and fake images, and G's on D's output for fakes.
+
+    ``logits``: D's head gives raw logits (True) or Sigmoid probabilities (False). The functions take an
+    ``ops`` namespace first (``mean``, ``softplus``, ``relu``, ``square``) and use only it and arithmetic."""
+
+    name: str
+    description: str
+    logits: bool
+    d: Callable[..., object]  # (ops, d_real, d_fake) -> scalar
+    g: Callable[..., object]  # (ops, d_fake) -> scalar
+
+
+def _mse_d(ops, real, fake):
+    return ops.mean(ops.square(real - 1.0)) + ops.mean(ops.square(fake))
+
+
+def _mse_g(ops, fake):
+    return ops.mean(ops.square(fake - 1.0))
+
+
+def _bce_d(ops, real, fake):  # -log sigmoid(l) = softplus(-l); -log(1 - sigmoid(l)) = softplus(l)
+    return ops.mean(ops.softplus(-real)) + ops.mean(ops.softplus(fake))
+
+
+def _bce_g(ops, fake):  # the non-saturating generator loss
+    return ops.mean(ops.softplus(-fake))
+
+
+LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
+    Loss("mse", "the tutorial's least-squares GAN, on D's Sigmoid output", False, _mse_d, _mse_g),
+    Loss("bce", "the original GAN with the non-saturating generator loss, from D's logits", True, _bce_d, _bce_g),
+)}
+
+
+# ------------------------------------------------------------------------------- derived descriptions
+def flat_map_axes(model: ModelSpec) -> dict[str, tuple[int, tuple[int, int, int]]]:
+    """Canonical weights with an axis that runs over a flattened (H, W, C) feature map, in TLX's NHWC
+    flattening order: ``{name: (axis, (H, W, C))}``. A plain NCHW implementation flattens the same map
+    (C, H, W), so these are the axes it must permute (:func:`to_nchw`)."""
+    found: dict[str, tuple[int, tuple[int, int, int]]] = {}
+    for network in model.networks:
+        placed = place(network)
+        for i, p in enumerate(placed):
+            layer = p.layer
+            if not isinstance(layer, Reshape):
+                continue
+            if len(p.in_shape) == 1 and len(p.out_shape) == 3:  # flat -> map: what produced the flat vector
+                for q in reversed(placed[:i]):
+                    if isinstance(q.layer, Linear):
+                        found[f"{q.path}/W"] = (1, p.out_shape)
+                        if q.layer.bias:
+                            found[f"{q.path}/b"] = (0, p.out_shape)
+                        break
+                    if isinstance(q.layer, BatchNorm):
+                        for suffix in ("gamma", "beta", "mean", "var"):
+                            found[f"{q.path}/{suffix}"] = (0, p.out_shape)
+            elif len(p.in_shape) == 3 and len(p.out_shape) == 1:  # map -> flat: what consumes the vector
+                for q in placed[i + 1:]:
+                    if isinstance(q.layer, Linear):
+                        found[f"{q.path}/W"] = (0, p.in_shape)
+                        break
+    return found
+
+
+def _hwc_to_chw(shape: tuple[int, int, int]) -> np.ndarray:
+    return np.arange(math.prod(shape)).reshape(shape).transpose(2, 0, 1).ravel()
+
+
+def to_nchw(model: ModelSpec, name: str, value: np.ndarray) -> np.ndarray:
+    """A canonical array with its flattened feature-map axis (if any) in (C, H, W) order."""
+    axis = flat_map_axes(model).get(name)
+    return value if axis is None else np.take(value, _hwc_to_chw(axis[1]), axis=axis[0])
+
+
+def from_nchw(model: ModelSpec, name: str, value: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`to_nchw`."""
+    axis = flat_map_axes(model).get(name)
+    return value if axis is None else np.take(value, np.argsort(_hwc_to_chw(axis[1])), axis=axis[0])
+
+
+def to_nchw_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """(H, W, C) -> (C, H, W); flat shapes unchanged."""
+    return (shape[2], shape[0], shape[1]) if len(shape) == 3 else tuple(shape)
+
+
+def matrix_macs(network: Network) -> list[tuple[str, int]]:
+    """Multiply-adds per sample of each matrix layer (Linear, Conv, Deconv), forward, in order."""
+    out = []
+    for p in place(network):
+        layer = p.layer
+        if isinstance(layer, Linear):
+            out.append((p.path, p.in_shape[0] * layer.n_out))
+        elif isinstance(layer, Conv):  # each output pixel of each output channel reads k x k x c_in inputs
+            out.append((p.path, p.out_shape[0] * p.out_shape[1] * layer.c_out * layer.kernel**2 * p.in_shape[2]))
+        elif isinstance(layer, Deconv):  # each input pixel of each input channel scatters into k x k x c_out
+            out.append((p.path, p.in_shape[0] * p.in_shape[1] * p.in_shape[2] * layer.kernel**2 * layer.c_out))
+    return out

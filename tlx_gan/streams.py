@@ -1,0 +1,34 @@
+"""Every random stream of the project, by name: numpy generators seeded with ``[seed, stream, *index]``.
+
+Nothing draws from a framework's generator, so every backend sees the same numbers (tlx.set_seed would
+seed three different generators three different ways), and a run that knows its step can redraw exactly
+what it would have drawn. The tags are fixed: changing one changes every result that depends on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tlx_gan import spec
+
+INITIAL_WEIGHTS = 0x1A17  # weights.initial_state
+DATA_ORDER = 1  # the permutation of epoch e: rng(seed, DATA_ORDER, e)
+FIXED_NOISE = 2  # the noise of the sample grids a run saves
+STEP_NOISE = 3  # G's input at step s: rng(seed, STEP_NOISE, s)
+EVAL_NOISE = 4  # the samples --eval-every-epoch scores
+SAMPLE_NOISE = 5  # tlx-gan generate / eval
+PARITY_INPUTS = 0xA11  # the parity suite's batches and noise
+BENCH_DATA = 0xBE7C  # the benchmark's synthetic batches: rng(seed, BENCH_DATA, batch size)
+
+
+def rng(seed: int, stream: int, *index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, *index])
+
+
+def noise_batch(generator: np.random.Generator, n: int, kind: str = "normal",
+                latent_dim: int = spec.LATENT_DIM) -> np.ndarray:
+    """Generator input, drawn on the host so every backend gets the same numbers: standard normal, or
+    U[0, 1) as the tutorial's ``np.random.random``."""
+    if kind == "uniform":
+        return generator.random((n, latent_dim), dtype=np.float32)
+    return generator.standard_normal((n, latent_dim), dtype=np.float32)
