@@ -11,6 +11,7 @@ The rest is TLX's own API: Module, Linear, Dataset/DataLoader, losses, Adam and 
 
 # ruff: noqa: I001  (import order matters here: tlx_gan must come before tensorlayerx)
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -111,5 +112,5 @@ for epoch in range(args.epochs):
 
 G.set_eval()
 samples = G(tlx.convert_to_tensor(rng.standard_normal((36, 100)), dtype=tlx.float32))
-images.save_grid(tlx.convert_to_numpy(samples), args.out)
+Path(args.out).write_bytes(images.grid_picture(tlx.convert_to_numpy(samples), args.out))
 print(f"[{tlx.BACKEND}] wrote {args.out}")

@@ -28,10 +28,10 @@ def train_fixed_batch(model: str = "mlp", loss: str = "mse", steps: int = 40) ->
     import tensorlayerx as tlx
 
     from tlx_gan import data, gan, streams, weights
-    from tlx_gan.config import GanConfig
+    from tlx_gan.spec import GanConfig
 
     g = gan.build(GanConfig(model=model, loss=loss))
-    weights.write(weights.initial_state(g.model.shapes(), seed=0), g.G, g.D)
+    weights.write(streams.initial_state(g.model.shapes(), seed=0), g.G, g.D)
     before = weights.read(g.G, g.D)
     real = data.to_model_input(data.load_mnist(None, "train").images[:64])
     noise_images = np.random.default_rng(7).uniform(-1, 1, real.shape).astype(np.float32)
@@ -72,16 +72,17 @@ def save_trained_checkpoint(path: str, model: str = "mlp", steps: int = 3) -> di
     """A few training steps, then a checkpoint, then this backend's outputs for the fixed inputs."""
     import tensorlayerx as tlx
 
-    from tlx_gan import backend, checkpoint, gan, train, weights
-    from tlx_gan.config import GanConfig
+    from tlx_gan import backend, checkpoint, gan, outputs, streams, train, weights
+    from tlx_gan.spec import GanConfig
 
     config = GanConfig(model=model)
     g = gan.build(config)
-    weights.write(weights.initial_state(g.model.shapes(), seed=3), g.G, g.D)
+    weights.write(streams.initial_state(g.model.shapes(), seed=3), g.G, g.D)
     z, x = _fixed_inputs(32)
     for step in range(steps):
         noise = train.step_noise(0, step, 32, "normal")
         g.train_step(tlx.convert_to_tensor(x), tlx.convert_to_tensor(noise))
     meta = {"kind": "train", "step": steps, "config": config.to_dict(), "backend": backend.current()}
-    checkpoint.save(path, checkpoint.Checkpoint(meta, weights.read(g.G, g.D), train.optimizer_states(g)))
+    ckpt = checkpoint.Checkpoint(meta, weights.read(g.G, g.D), train.optimizer_states(g))
+    outputs.atomic_write(path, checkpoint.writer(ckpt))
     return checkpoint_outputs(path)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import BACKENDS, run_cli
 
-from tlx_gan import isolate
-from tlx_gan.bench import flops, report
+from tlx_gan import isolate, matrix
+from tlx_gan.bench import flops
 from tlx_gan.bench.cell import FAULT_ENV, MODES
 from tlx_gan.bench.timing import Clock, summarize
 from tlx_gan.parity import suite
@@ -158,7 +158,7 @@ def test_profiles_come_from_each_framework(tiny_run):
 
 def test_matrix_copy(tiny_run, tmp_path):
     data, out, _ = tiny_run
-    written = report.record_matrix(data, folder=tmp_path, source=out)
+    written = matrix.record_bench(data, folder=tmp_path)
     assert {p.name for p in written} == {"bench-cpu.json", "bench-cpu.md", "bench-cpu.png"}
     copied = json.loads((tmp_path / "bench-cpu.json").read_text())
     assert copied["machine"] == data["machine"] and copied["schema_version"] == 1
@@ -166,12 +166,12 @@ def test_matrix_copy(tiny_run, tmp_path):
 
 
 def test_gpu_without_a_gpu_is_a_one_line_error(tmp_path, monkeypatch):
-    from tlx_gan import backend
+    from tlx_gan.backend import machine
     from tlx_gan.bench import runner
     from tlx_gan.errors import UserError
 
     # the same check on any machine: point it at device nodes that do not exist
-    monkeypatch.setattr(backend, "_GPU_NODES", (str(tmp_path / "nvidia0"),))
+    monkeypatch.setattr(machine, "_GPU_NODES", (str(tmp_path / "nvidia0"),))
     with pytest.raises(UserError, match="--device gpu: .* use --device cpu"):
         runner.check_options(runner.BenchOptions(device="gpu", out=str(tmp_path)))
 

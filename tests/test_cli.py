@@ -119,12 +119,12 @@ def test_checkpoint_of_another_model_is_refused_without_partial_load(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     saved = checkpoint.load(out / "checkpoint.npz")
     saved.weights["D/fc1/W"] = saved.weights["D/fc1/W"][:10]
-    checkpoint.save(tmp_path / "bad-shape.npz", saved)
+    outputs.atomic_write(tmp_path / "bad-shape.npz", checkpoint.writer(saved))
     result = run_cli("generate", "--checkpoint", str(tmp_path / "bad-shape.npz"), "--out",
                      str(tmp_path / "g.png"), backend="tensorflow")
     assert_one_line_error(result, "D/fc1/W", "(784, 256)")
     del saved.weights["G/fc3/b"]
-    checkpoint.save(tmp_path / "missing.npz", saved)
+    outputs.atomic_write(tmp_path / "missing.npz", checkpoint.writer(saved))
     result = run_cli("generate", "--checkpoint", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "g.png"),
                      backend="paddle")
     assert_one_line_error(result, "missing G/fc3/b")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import BACKENDS, run_cli
 
-from tlx_gan.config import GanConfig, Normalization
 from tlx_gan.parity import suite
+from tlx_gan.spec import GanConfig, Normalization
 
 
 @pytest.fixture(scope="module")

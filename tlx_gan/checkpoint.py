@@ -8,14 +8,14 @@ Layout of the archive (all plain numeric arrays):
   optimizer has taken one update per training step, so with ``step`` they let ``--resume`` continue
   the same run, on any backend.
 
-Files are written to a temporary file in the same directory and renamed over the target, so a crash or
-Ctrl-C mid-save leaves the previous checkpoint intact (:func:`tlx_gan.outputs.atomic_write`).
+Files are written by :func:`writer` through :func:`tlx_gan.outputs.atomic_write` (a temporary file renamed
+over the target), so a crash or Ctrl-C mid-save leaves the previous checkpoint intact.
 
 Loading trusts nothing in the file: it tells what a non-checkpoint is from its first bytes, reads every
 entry's ``.npy`` header (names, dtypes, shapes, and that the declared sizes match the archive and stay
 under :data:`MAX_ARRAY_BYTES`) before reading any array data, never unpickles, and validates the JSON
-header field by field. Weights are checked against the model (names, shapes, finite values) by
-:mod:`tlx_gan.weights` before anything is assigned.
+header field by field; :func:`check_compatible` checks the weights against the model's description
+(names, shapes, finite values) before anything is assigned. Framework-free.
 """
 
 from __future__ import annotations
@@ -26,16 +26,17 @@ import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from tlx_gan import outputs
-from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
+from tlx_gan.spec import GanConfig
 
-__all__ = ["Checkpoint", "check_file", "load", "save"]
+__all__ = ["Checkpoint", "check_compatible", "check_file", "load", "writer"]
 
 FORMAT = "tlx-gan-checkpoint"
 FORMAT_VERSION = 1
@@ -77,7 +78,8 @@ class Checkpoint:
         return GanConfig.from_dict(self.meta["config"])
 
 
-def save(path: str | Path, ckpt: Checkpoint) -> Path:
+def writer(ckpt: Checkpoint) -> Callable[[BinaryIO], None]:
+    """What writes ``ckpt`` into a binary file: hand it to :func:`tlx_gan.outputs.atomic_write`."""
     arrays: dict[str, np.ndarray] = {}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **ckpt.meta}
     arrays[META_KEY] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
@@ -86,7 +88,7 @@ def save(path: str | Path, ckpt: Checkpoint) -> Path:
     for prefix, state in ckpt.optimizers.items():
         for name, value in state.items():
             arrays[f"{prefix}/{name}"] = np.asarray(value, dtype=np.float32)
-    return outputs.atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    return lambda fh: np.savez(fh, **arrays)
 
 
 def check_file(path: str | Path, what: str = "checkpoint") -> Path:
@@ -236,3 +238,25 @@ def load(path: str | Path) -> Checkpoint:
         else:
             weights[name] = value
     return Checkpoint(meta, weights, optimizers)
+
+
+def check_compatible(state: dict[str, np.ndarray], expected: dict[str, tuple[tuple[int, ...], str]],
+                     source: str) -> None:
+    """Raise UserError unless ``state`` has exactly the expected names, shapes and float dtypes."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
+        raise UserError(f"{source}: weights do not match the model ({'; '.join(parts)})")
+    for name, (shape, _) in expected.items():
+        value = state[name]
+        if tuple(value.shape) != tuple(shape):
+            raise UserError(f"{source}: {name} has shape {tuple(value.shape)}, the model needs {tuple(shape)}")
+        if value.dtype.kind != "f":
+            raise UserError(f"{source}: {name} has dtype {value.dtype}, the model needs a float array")
+        if not np.all(np.isfinite(value)):
+            raise UserError(f"{source}: {name} holds NaN or infinite values")

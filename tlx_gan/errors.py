@@ -1,4 +1,4 @@
-"""The one exception type for user mistakes (bad flag, missing file, corrupt checkpoint).
+"""The exception types: user mistakes (bad flag, missing file, corrupt checkpoint), stops, SIGTERM.
 
 The CLI prints it as a single line ``tlx-gan: error: <message>`` and exits 2, with no traceback.
 Messages name the thing at fault and say what would be right.
@@ -11,6 +11,14 @@ class UserError(Exception):
     """A problem with what the user asked for or handed in, not a bug in tlx-gan."""
 
     exit_code = 2
+
+
+class TrainingStopped(Exception):
+    """Training ended early on purpose (diverged, interrupted); ``exit_code`` says how (3, 130, 143)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Terminated(KeyboardInterrupt):

@@ -15,8 +15,8 @@ import tensorlayerx as tlx
 from tensorlayerx.model import TrainOneStep
 from tensorlayerx.nn import Module
 
-from tlx_gan import backend, models, spec
-from tlx_gan.config import GanConfig
+from tlx_gan import backend, models, spec, streams
+from tlx_gan.spec import GanConfig
 
 # The ops a spec loss is written against, as TLX runs them on the current backend.
 TLX_OPS = SimpleNamespace(mean=tlx.reduce_mean, softplus=tlx.softplus, relu=tlx.relu, square=tlx.square)
@@ -108,6 +108,10 @@ class Gan:
         d_loss = self.step_d(real, noise)
         g_loss = self.step_g(noise, None)
         return float(d_loss), float(g_loss)
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """``n`` images from the noise stream of ``tlx-gan generate`` / ``eval`` (the same on every backend)."""
+        return self.generate(streams.noise_batch(streams.rng(seed, streams.SAMPLE_NOISE), n, self.config.noise))
 
     def generate(self, noise: np.ndarray) -> np.ndarray:
         """Images (N, 784) in [-1, 1] from float noise, with G in eval mode (batch-norm statistics)."""

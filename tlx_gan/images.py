@@ -1,4 +1,5 @@
-"""PNG output: sample grids and loss curves. Framework-free (numpy, Pillow, matplotlib)."""
+"""Pictures as bytes: sample grids (in the format their file name asks for) and loss curves. Framework-free
+(numpy, Pillow, matplotlib); the callers write the bytes (:func:`tlx_gan.outputs.write_bytes`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tlx_gan import outputs
 from tlx_gan.errors import UserError
 
 
 def grid(images: np.ndarray, columns: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
-    """Tile (N, 784) or (N, 28, 28) images in [-1, 1] into one uint8 picture (white gaps between)."""
-    images = np.asarray(images, dtype=np.float32).reshape(len(images), 28, 28)
+    """Tile (N, 784) or (N, 28, 28) images in [-1, 1] into one uint8 picture (white gaps between). A diverged
+    generator's NaN pixels are drawn black, its infinities clipped, without a warning."""
+    images = np.nan_to_num(np.asarray(images, dtype=np.float32), nan=-1.0).reshape(len(images), 28, 28)
     n = len(images)
     columns = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
@@ -55,9 +56,9 @@ def png_bytes(picture: np.ndarray) -> bytes:
     return encode(picture, "PNG")
 
 
-def save_grid(images: np.ndarray, path: str | Path, columns: int | None = None, scale: int = 2) -> Path:
-    data = encode(grid(images, columns, scale=scale), image_format(path))
-    return outputs.atomic_write(path, lambda fh: fh.write(data))
+def grid_picture(images: np.ndarray, path: str | Path, columns: int | None = None, scale: int = 2) -> bytes:
+    """The grid of ``images`` encoded as ``path``'s suffix says (PNG, JPEG, ...)."""
+    return encode(grid(images, columns, scale=scale), image_format(path))
 
 
 def loss_figure(curves: Mapping[str, Mapping[str, Sequence[float]]], title: str = "") -> bytes:
@@ -100,8 +101,3 @@ def _smooth(values: np.ndarray, window: int = 25) -> np.ndarray:
     idx = np.arange(1, len(values) + 1)
     start = np.maximum(idx - window, 0)
     return (cumulative[idx] - cumulative[start]) / (idx - start)
-
-
-def save_loss_plot(curves, path: str | Path, title: str = "") -> Path:
-    data = loss_figure(curves, title)
-    return outputs.atomic_write(path, lambda fh: fh.write(data))

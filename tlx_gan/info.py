@@ -7,18 +7,16 @@ import json
 
 import numpy as np
 
-from tlx_gan import backend, isolate, streams
+from tlx_gan import backend, data, environment, isolate, streams, weights
+from tlx_gan.backend import shims
+from tlx_gan.spec import GanConfig
 
 CHECK_STEPS = 30
 
 
 def describe_backend(check: bool = False) -> dict:
     """Runs inside a backend's own process (see :mod:`tlx_gan.isolate`)."""
-    from tlx_gan import environment
-
     description = environment.describe()
-    from tlx_gan.backend import shims
-
     description["shims"] = shims.report(description["backend"])
     if check:
         description["check"] = smoke_train()
@@ -29,11 +27,10 @@ def smoke_train(steps: int = CHECK_STEPS, model: str = "mlp") -> dict:
     """A few GAN steps on real digits: do the losses stay finite and the weights move?"""
     import tensorlayerx as tlx
 
-    from tlx_gan import data, gan, weights
-    from tlx_gan.config import GanConfig
+    from tlx_gan import gan
 
     g = gan.build(GanConfig(model=model))
-    weights.write(weights.initial_state(g.model.shapes(), seed=0), g.G, g.D)
+    weights.write(streams.initial_state(g.model.shapes(), seed=0), g.G, g.D)
     before = weights.read(g.G, g.D)
     real = data.to_model_input(data.load_mnist(None, "train").images[:64])
     rng = np.random.default_rng(0)

@@ -3,7 +3,8 @@
 TL_BACKEND is read once, when tensorlayerx is imported, so everything that spans backends (info,
 parity, the benchmark, compare) calls :func:`call` once per backend. The child gets the function's
 keyword arguments as JSON and hands back a JSON value; a crash, a hang or an error in one backend
-becomes a failed :class:`Outcome` with the reason, and the other backends carry on.
+becomes a failed :class:`Outcome` with the reason, and the other backends carry on. The child's side is
+:mod:`tlx_gan.child` (this module, the parent's side, never imports a backend).
 
 Signals: each child runs in its own session, so a terminal's Ctrl-C reaches the parent only, which passes
 it on exactly once (:func:`signal_children`; a child training then saves and stops). A child also dies
@@ -14,8 +15,6 @@ PR_SET_PDEATHSIG), which a training child answers by saving a checkpoint. No orp
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import importlib
 import json
 import os
 import signal
@@ -24,11 +23,10 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlx_gan.errors import Terminated, UserError, raise_on_sigterm
+from tlx_gan.errors import Terminated
 
 
 @dataclass
@@ -59,7 +57,7 @@ _LIVE: set[subprocess.Popen] = set()
 _LIVE_LOCK = threading.Lock()
 # How long a signalled child gets to save and exit before it is killed.
 GRACE_S = 120.0
-PARENT_ENV = "TLX_GAN_PARENT_PID"
+PARENT_ENV = "TLX_GAN_PARENT_PID"  # read by the child (tlx_gan.child) to die with its parent
 
 
 def signal_children(signum: int) -> None:
@@ -112,7 +110,7 @@ def call(backend: str, target: str, kwargs: dict | None = None, *, timeout: floa
         try:
             with log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "tlx_gan.isolate", str(spec_path)], env=child_env(backend, env),
+                    [sys.executable, "-m", "tlx_gan.child", str(spec_path)], env=child_env(backend, env),
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
                 )
                 with _LIVE_LOCK:
@@ -141,61 +139,3 @@ def call(backend: str, target: str, kwargs: dict | None = None, *, timeout: floa
 
 def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
-
-
-def _die_with_parent() -> None:
-    """Ask the kernel for SIGTERM when the parent dies (Linux); exit now if it already has."""
-    parent = os.environ.get(PARENT_ENV, "")
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if parent.isdigit() and os.getppid() != int(parent):
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _child(spec_path: str) -> int:
-    raise_on_sigterm()
-    _die_with_parent()
-    spec = json.loads(Path(spec_path).read_text())
-    result_path = Path(spec["result"])
-    try:
-        from tlx_gan import backend
-
-        backend.activate(os.environ["TL_BACKEND"])
-        module_name, _, function = spec["target"].partition(":")
-        value = getattr(importlib.import_module(module_name), function)(**spec["kwargs"])
-        result = {"ok": True, "value": value}
-    except UserError as exc:
-        result = {"ok": False, "error": str(exc)}
-    except Exception as exc:  # any failure in one backend is reported, never raised across
-        stop = getattr(exc, "exit_code", None)  # training stopped on purpose (a signal, NaN): no traceback
-        if stop is None:
-            traceback.print_exc()
-        result = {"ok": False, "error": (str(exc) if stop else f"{type(exc).__name__}: {exc}").splitlines()[0][:500],
-                  "exit_code": stop}
-    except KeyboardInterrupt as exc:  # SIGINT or SIGTERM outside a training loop: say so, exit like one
-        result = {"ok": False, "error": "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted",
-                  "exit_code": 143 if isinstance(exc, Terminated) else 130}
-    result_path.write_text(json.dumps(result, default=_jsonable))
-    return 0
-
-
-def _jsonable(value):
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-    except ImportError:
-        pass
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1]))

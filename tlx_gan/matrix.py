@@ -8,6 +8,9 @@ latest parity and benchmark results. Everything in it is written from runs, neve
 * ``parity-<model>-<loss>.{md,json}``: the latest parity report per model and loss;
 * ``bench-cpu.{md,json,png}``: the latest CPU benchmark;
 * ``README.md``: the table of all of it, regenerated from the files above.
+
+This module only files what others measured (the cells :mod:`tlx_gan.info` gathers, the reports of
+:mod:`tlx_gan.parity.suite` and :mod:`tlx_gan.bench`), so it imports none of them but the bench's writers.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import platform
 import time
 from pathlib import Path
 
-from tlx_gan import backend, info, outputs
+from tlx_gan import backend, outputs
+from tlx_gan.bench import report as bench_report
 
 CELLS = "cells.json"
 
@@ -48,12 +52,13 @@ def load_cells(folder: Path | None = None) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
-def record_cells(names: list[str], folder: Path | None = None) -> list[dict]:
-    """Check every installed backend in this environment (import + a short training run) and store it."""
+def record_cells(rows: list[dict], folder: Path | None = None) -> list[dict]:
+    """Store the cells of this environment from ``info.gather(names, check=True)``'s rows (import + a short
+    training run per installed backend)."""
     folder = folder or directory()
     cells = {_cell_key(c): c for c in load_cells(folder)}
     fresh = []
-    for row in info.gather(names, check=True):
+    for row in rows:
         if not row["installed"]:
             continue
         cell = {
@@ -83,17 +88,25 @@ def record_cells(names: list[str], folder: Path | None = None) -> list[dict]:
     return fresh
 
 
-def record_parity(report, folder: Path | None = None) -> list[Path]:
-    from tlx_gan.parity import suite
+def parity_paths(model: str, loss: str, folder: Path | None = None) -> tuple[Path, Path]:
+    """Where the parity report of ``model``/``loss`` is recorded: (JSON, markdown)."""
+    stem = (folder or directory()) / f"parity-{model}-{loss}"
+    return stem.with_suffix(".json"), stem.with_suffix(".md")
 
-    folder = folder or directory()
-    stem = folder / f"parity-{report.model}-{report.loss}"
-    versions = ", ".join(f"{name} {backend.framework_version(name)}" for name in report.backends)
-    line = (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} "
+
+def environment_line(backends: list[str]) -> str:
+    versions = ", ".join(f"{name} {backend.framework_version(name)}" for name in backends)
+    return (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} "
             f"({platform.python_version()}; {versions}).")
-    suite.save(report, stem.with_suffix(".json"), stem.with_suffix(".md"), line)
-    render_readme(folder)
-    return [stem.with_suffix(".md"), stem.with_suffix(".json")]
+
+
+def record_bench(report: dict, folder: Path | None = None) -> list[Path]:
+    """Copy a CPU benchmark run into backends_matrix/ (bench-cpu.{json,md,png}) and refresh the README."""
+    folder = folder or directory()
+    written = [outputs.write_bytes(folder / name, data) for name, data in bench_report.matrix_files(report).items()]
+    if written:
+        render_readme(folder)
+    return written
 
 
 def _parity_rows(folder: Path) -> list[str]:

@@ -105,6 +105,10 @@ def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
 # ---------------------------------------------------------------------------------------------------
 # Run folders
 # ---------------------------------------------------------------------------------------------------

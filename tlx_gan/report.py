@@ -125,7 +125,7 @@ def _figures(out: Path, results: dict) -> dict[str, Path]:
             curves[name] = {"step": history.step, "d_loss": history.d_loss, "g_loss": history.g_loss}
     figures = {}
     if curves:
-        figures["losses"] = images.save_loss_plot(curves, out / "losses.png", title="losses, all backends")
+        figures["losses"] = outputs.write_bytes(out / "losses.png", images.loss_figure(curves, "losses, all backends"))
     return figures
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, images, streams
+from tlx_gan import backend, checkpoint, images, outputs, weights
 from tlx_gan.errors import UserError
 
 
@@ -15,7 +15,7 @@ def gan_from_checkpoint(source: str | Path | checkpoint.Checkpoint, device: str 
     or a checkpoint already loaded (and checked) before the framework was imported, read from ``path``."""
     ckpt = source if isinstance(source, checkpoint.Checkpoint) else checkpoint.load(source)
     where = str(path or source)
-    from tlx_gan import gan, weights
+    from tlx_gan import gan
 
     runtime = backend.module("runtime")
     if device == "gpu" and not runtime.gpu_available():
@@ -28,10 +28,10 @@ def gan_from_checkpoint(source: str | Path | checkpoint.Checkpoint, device: str 
 
 
 def sample(model, n: int, seed: int) -> np.ndarray:
-    return model.generate(streams.noise_batch(streams.rng(seed, streams.SAMPLE_NOISE), n, model.config.noise))
+    return model.sample(n, seed)
 
 
 def generate_grid(source: str | Path | checkpoint.Checkpoint, n: int, seed: int, out: str, device: str = "cpu",
                   path: str | Path = "") -> Path:
     model, _ = gan_from_checkpoint(source, device, path)
-    return images.save_grid(sample(model, n, seed), out)
+    return outputs.write_bytes(out, images.grid_picture(sample(model, n, seed), out))

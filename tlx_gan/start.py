@@ -3,7 +3,8 @@
 
 :func:`plan` runs before any framework is imported and checks everything: the kind, model and loss, the
 step against the run's length, and every weight's and every Adam moment's name, shape, dtype and values
-against the model's description (:mod:`tlx_gan.spec`). :func:`apply` then assigns them on the backend.
+against the model's description (:mod:`tlx_gan.spec`); :func:`tlx_gan.train.apply_start` then assigns
+them on the backend. :func:`save_initial` writes the initial weights every backend of a comparison shares.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, spec, weights
-from tlx_gan.config import GanConfig
+from tlx_gan import checkpoint, outputs, spec, streams
 from tlx_gan.errors import UserError
+from tlx_gan.spec import GanConfig
 
 RESUME, INIT, FRESH = "resume", "init", "fresh"
 _NETWORK = {"opt_g": "G", "opt_d": "D"}
@@ -53,8 +54,8 @@ def plan(resume: str | None, init_weights: str | None, config: GanConfig, total_
             raise UserError(f"--resume {resume}: the checkpoint is at step {ckpt.step} and this run is {total_steps} "
                             f"steps long: ask for more (--steps N with N > {ckpt.step}, or more --epochs)")
         model = spec.MODELS[config.model]
-        weights.check_compatible(ckpt.weights, model.shapes(), str(resume))
-        moments = {prefix: checked_optimizer_state(ckpt.optimizers[prefix], trainable(weights.expected_shapes(net)),
+        checkpoint.check_compatible(ckpt.weights, model.shapes(), str(resume))
+        moments = {prefix: checked_optimizer_state(ckpt.optimizers[prefix], trainable(_shapes(net)),
                                                    str(resume), prefix)
                    for prefix, net in zip(checkpoint.OPTIMIZER_PREFIXES, (model.generator, model.discriminator))}
         return Start(RESUME, ckpt, str(resume), moments)
@@ -63,9 +64,13 @@ def plan(resume: str | None, init_weights: str | None, config: GanConfig, total_
         if ckpt.config.model != config.model:
             raise UserError(f"--init-weights {init_weights}: holds weights of --model {ckpt.config.model}, this run "
                             f"trains {config.model}: pass --model {ckpt.config.model} or other weights")
-        weights.check_compatible(ckpt.weights, spec.MODELS[config.model].shapes(), str(init_weights))
+        checkpoint.check_compatible(ckpt.weights, spec.MODELS[config.model].shapes(), str(init_weights))
         return Start(INIT, ckpt, str(init_weights))
     return Start(FRESH)
+
+
+def _shapes(network: spec.Network) -> dict[str, tuple[tuple[int, ...], str]]:
+    return {p.name: (p.shape, p.layout) for p in spec.params(network)}
 
 
 def trainable(named: dict) -> dict:
@@ -102,21 +107,14 @@ def checked_optimizer_state(state: dict[str, np.ndarray], shapes: dict[str, tupl
     return checked
 
 
-def apply(start: Start, gan, seed: int) -> int:
-    """Write the start's weights (and, resuming, Adam's state), all checked by :func:`plan`, into ``gan``;
-    returns the step the run continues from."""
-    source = start.source or "weights"
-    if start.kind == FRESH:
-        weights.write(weights.initial_state(gan.model.shapes(), seed, gan.config.init), gan.G, gan.D)
-        return 0
-    weights.write(start.checkpoint.weights, gan.G, gan.D, source=source)
-    if start.kind == INIT:
-        return 0
-    runtime = backend.module("runtime")
-    for prefix, optimizer, net in (("opt_g", gan.optimizer_g, gan.G), ("opt_d", gan.optimizer_d, gan.D)):
-        runtime.set_adam_state(optimizer, trainable(weights.variables(net)), start.optimizers[prefix],
-                               start.checkpoint.step)
-    return start.checkpoint.step
+def save_initial(path: str, config: dict, seed: int) -> dict:
+    """Write the shared initial weights of ``config``'s model as an init file (a checkpoint without
+    optimizer state). Framework-free: numpy draws the numbers, the model's description gives the shapes."""
+    gan_config = GanConfig.from_dict(config)
+    state = streams.initial_state(spec.MODELS[gan_config.model].shapes(), seed, gan_config.init)
+    outputs.atomic_write(path, checkpoint.writer(checkpoint.Checkpoint({"kind": "init", "config": config,
+                                                                         "seed": seed}, state)))
+    return {"tensors": len(state)}
 
 
 def same_folder(path: str | Path | None, folder: str | Path) -> bool:

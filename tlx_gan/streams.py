@@ -11,7 +11,7 @@ import numpy as np
 
 from tlx_gan import spec
 
-INITIAL_WEIGHTS = 0x1A17  # weights.initial_state
+INITIAL_WEIGHTS = 0x1A17  # initial_state
 DATA_ORDER = 1  # the permutation of epoch e: rng(seed, DATA_ORDER, e)
 FIXED_NOISE = 2  # the noise of the sample grids a run saves
 STEP_NOISE = 3  # G's input at step s: rng(seed, STEP_NOISE, s)
@@ -32,3 +32,32 @@ def noise_batch(generator: np.random.Generator, n: int, kind: str = "normal",
     if kind == "uniform":
         return generator.random((n, latent_dim), dtype=np.float32)
     return generator.standard_normal((n, latent_dim), dtype=np.float32)
+
+
+# TLX's default initializer: truncated normal, stddev 0.05, whatever the layer's size.
+TLX_STDDEV = 0.05
+
+
+def initial_state(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int,
+                  scheme: str = "lecun") -> dict[str, np.ndarray]:
+    """Deterministic initial weights for the canonical shapes, drawn with numpy, so every backend starts
+    from the same numbers. ``scheme``: "lecun" (std 1/sqrt(fan_in)) or "tlx" (TLX's std 0.05); both
+    truncated at two standard deviations like TLX's TruncatedNormal. Biases and batch-norm shifts 0,
+    scales and running variances 1."""
+    generator = rng(seed, INITIAL_WEIGHTS)
+    state: dict[str, np.ndarray] = {}
+    for name in sorted(shapes):
+        shape, layout = shapes[name]
+        suffix = name.rsplit("/", 1)[-1]
+        if suffix == "W":
+            value = generator.standard_normal(shape)
+            while (outside := np.abs(value) > 2.0).any():
+                value[outside] = generator.standard_normal(int(outside.sum()))
+            fan_in = spec.fan_in(spec.Param(name, tuple(shape), layout))
+            std = TLX_STDDEV if scheme == "tlx" else 1.0 / np.sqrt(fan_in)
+            state[name] = (value * std).astype(np.float32)
+        elif suffix in ("gamma", "var"):
+            state[name] = np.ones(shape, dtype=np.float32)
+        else:  # biases, beta, running mean
+            state[name] = np.zeros(shape, dtype=np.float32)
+    return state

@@ -6,11 +6,11 @@ activated. ``train()`` does both.
 
 Reproducibility without framework RNGs: the data order of epoch ``e`` is a permutation drawn from
 ``streams.rng(seed, DATA_ORDER, e)`` and the noise of step ``s`` from ``streams.rng(seed, STEP_NOISE, s)``;
-initial weights come from numpy too (:func:`tlx_gan.weights.initial_state`). So every backend sees the same
+initial weights come from numpy too (:func:`tlx_gan.streams.initial_state`). So every backend sees the same
 numbers, and a resumed run (which knows its step) continues exactly where it stopped.
 
 Stopping: SIGINT (Ctrl-C) and SIGTERM (``timeout``, ``docker stop``, batch schedulers) finish the step,
-save a checkpoint and exit 130 / 143; a second signal aborts at once. A NaN or infinite loss exits 3
+save a checkpoint and exit 130 / 143; a second Ctrl-C aborts at once. A NaN or infinite loss exits 3
 and keeps the last good checkpoint. An output that cannot be written (a full disk, a removed folder)
 stops training after saving the steps trained so far: a reserved file keeps room for that save.
 """
@@ -28,26 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, data, images, outputs, start, streams
-from tlx_gan.config import GanConfig
-from tlx_gan.errors import UserError
-from tlx_gan.runlog import History, Progress
+from tlx_gan import backend, checkpoint, data, environment, images, metrics, outputs, start, streams, weights
+from tlx_gan.errors import TrainingStopped, UserError
+from tlx_gan.progress import Progress
+from tlx_gan.runlog import RUN_MARKERS, RUN_OUTPUTS, History
+from tlx_gan.spec import GanConfig
 
 SAMPLE_GRID = 64
-# A folder holding any of these holds a run: train refuses it without --resume or --overwrite.
-RUN_MARKERS = ("checkpoint.npz", "run.json", "losses.csv")
-# The rest of what a run writes, removed with the markers by --overwrite.
-RUN_OUTPUTS = ("losses.png", "samples.png", "samples", "tensorboard", "status.json")
 # Room kept for the last checkpoint: its arrays, plus the JSON header and the zip directory.
 _RESERVE_SLACK = 1 << 20
-
-
-class TrainingStopped(Exception):
-    """Training ended early (diverged or interrupted); ``exit_code`` says how."""
-
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass
@@ -169,9 +158,36 @@ def train(opts: TrainOptions, backend_name: str | None = None) -> dict:
     return run(prepare(opts), backend_name or backend.current())
 
 
-def optimizer_states(gan) -> dict[str, dict[str, np.ndarray]]:
-    from tlx_gan import weights
+def train_and_evaluate(config: dict, epochs: int, batch_size: int, seed: int, data: str | None, threads: int,
+                       init: str, out: str, status_file: str, eval_samples: int) -> dict:
+    """One backend's run of ``tlx-gan compare`` (in that backend's process): train from the shared initial
+    weights, then score samples of the result."""
+    run_json, gan = _run(prepare(TrainOptions(
+        config=GanConfig.from_dict(config), epochs=epochs, batch_size=batch_size, seed=seed, data=data, out=out,
+        init_weights=init, sample_every=0, checkpoint_every=0, progress=False, status_file=status_file,
+        threads=threads)), backend.current())
+    quality = metrics.evaluate(gan.sample(eval_samples, seed), real_source=data)
+    return {"run": run_json, "metrics": quality}
 
+
+def apply_start(begin: start.Start, gan, seed: int) -> int:
+    """Write the start's weights (and, resuming, Adam's state), all checked by :func:`tlx_gan.start.plan`,
+    into ``gan``; returns the step the run continues from."""
+    source = begin.source or "weights"
+    if begin.kind == start.FRESH:
+        weights.write(streams.initial_state(gan.model.shapes(), seed, gan.config.init), gan.G, gan.D)
+        return 0
+    weights.write(begin.checkpoint.weights, gan.G, gan.D, source=source)
+    if begin.kind == start.INIT:
+        return 0
+    runtime = backend.module("runtime")
+    for prefix, optimizer, net in (("opt_g", gan.optimizer_g, gan.G), ("opt_d", gan.optimizer_d, gan.D)):
+        runtime.set_adam_state(optimizer, start.trainable(weights.variables(net)), begin.optimizers[prefix],
+                               begin.checkpoint.step)
+    return begin.checkpoint.step
+
+
+def optimizer_states(gan) -> dict[str, dict[str, np.ndarray]]:
     runtime = backend.module("runtime")
     states = {
         "opt_g": runtime.adam_state(gan.optimizer_g, start.trainable(weights.variables(gan.G))),
@@ -186,9 +202,13 @@ def _warn(message: str) -> None:
 
 def run(plan: Plan, backend_name: str) -> dict:
     """Train on the current process's backend (already activated). Returns run.json's content."""
+    return _run(plan, backend_name)[0]
+
+
+def _run(plan: Plan, backend_name: str):
+    """:func:`run`, also handing back the trained GAN."""
     import tensorlayerx as tlx
 
-    from tlx_gan import environment, weights
     from tlx_gan import gan as gan_module
 
     opts, config, out, total = plan.opts, plan.config, plan.out, plan.total
@@ -204,7 +224,7 @@ def run(plan: Plan, backend_name: str) -> dict:
     steps_per_epoch = plan.steps_per_epoch
     noise_kind = config.noise
     gan = gan_module.build(config)
-    first = start.apply(plan.start, gan, opts.seed)
+    first = apply_start(plan.start, gan, opts.seed)
     history = History()
     if plan.continuing and (out / "losses.csv").is_file():
         history = History.from_csv(out / "losses.csv", warn=_warn)
@@ -232,15 +252,15 @@ def run(plan: Plan, backend_name: str) -> dict:
     def save_checkpoint(step: int) -> Path:
         meta = {**meta_base, "step": step, "epoch": step // steps_per_epoch, "versions": env["versions"],
                 "tensorlayerx": env["tensorlayerx"]}
-        return checkpoint.save(checkpoint_path, checkpoint.Checkpoint(
-            meta, weights.read(gan.G, gan.D), optimizer_states(gan)))
+        return outputs.atomic_write(checkpoint_path, checkpoint.writer(checkpoint.Checkpoint(
+            meta, weights.read(gan.G, gan.D), optimizer_states(gan))))
 
     def write_outputs(status: str, step: int, message: str = "") -> dict:
         outputs.write_text(out / "losses.csv", history.to_csv())
         if history.step:
-            images.save_loss_plot({backend_name: asdict(history)}, out / "losses.png",
-                                  title=f"{config.model}/{config.loss} on {backend_name}")
-        images.save_grid(gan.generate(sample_noise), out / "samples.png")
+            outputs.write_bytes(out / "losses.png", images.loss_figure(
+                {backend_name: asdict(history)}, f"{config.model}/{config.loss} on {backend_name}"))
+        outputs.write_bytes(out / "samples.png", images.grid_picture(gan.generate(sample_noise), "samples.png"))
         timed = history.seconds[1:] if len(history.seconds) > 1 else history.seconds
         run = {
             "status": status, "message": message, "step": step, "total_steps": total,
@@ -296,7 +316,8 @@ def run(plan: Plan, backend_name: str) -> dict:
                         writer.add_scalar("loss/g", g_loss, step)
                     if opts.sample_every and step % opts.sample_every == 0:
                         samples = gan.generate(sample_noise)
-                        images.save_grid(samples, out / "samples" / f"step{step:07d}.png")
+                        grid = out / "samples" / f"step{step:07d}.png"
+                        outputs.write_bytes(grid, images.grid_picture(samples, grid))
                         if writer is not None:
                             writer.add_image("samples", images.grid(samples)[None], step)
                     if opts.checkpoint_every and step % opts.checkpoint_every == 0:
@@ -309,7 +330,7 @@ def run(plan: Plan, backend_name: str) -> dict:
                 write_outputs("interrupted", step, f"stopped by {stop.name}")
                 raise TrainingStopped(f"{stop.name}: stopped at step {step}; saved {saved}; continue with --resume "
                                       f"{saved}", 128 + stop.signum)
-            return write_outputs("finished", step)
+            return write_outputs("finished", step), gan
     except outputs.OutputError as failure:
         raise _saved_after(failure, reserve, save_checkpoint, step, out) from None
     finally:
@@ -336,7 +357,6 @@ def _last_good(out: Path) -> str:
 
 
 def _evaluate(gan, opts: TrainOptions, noise_kind: str, step: int) -> dict:
-    from tlx_gan import metrics
     noise = streams.noise_batch(streams.rng(opts.seed, streams.EVAL_NOISE), opts.eval_samples, noise_kind)
     samples = gan.generate(noise)
     result = metrics.evaluate(samples, real_source=opts.data)
@@ -350,7 +370,7 @@ def _tensorboard(out: Path):
 
 
 class _StopSignals:
-    """Turns the first SIGINT or SIGTERM into a flag the loop checks between steps; a second aborts."""
+    """Turns the first SIGINT or SIGTERM into a flag the loop checks between steps; a second SIGINT aborts."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -363,9 +383,11 @@ class _StopSignals:
         return "interrupted (Ctrl-C)" if self.signum == signal.SIGINT else "terminated (SIGTERM)"
 
     def _handle(self, signum, frame):
-        if self.signum is not None:
+        # A second Ctrl-C is a person in a hurry: abort. Repeated SIGTERMs are not: the kernel may send the
+        # parent-death signal again as a killed parent's threads die one by one (tlx_gan.child).
+        if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.signum = signum
+        self.signum = self.signum or signum
 
     def __enter__(self):
         for signum in self.SIGNALS:

@@ -15,13 +15,14 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
-import platform
 import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
 from types import ModuleType
 
+from tlx_gan.backend import shims
+from tlx_gan.backend.machine import cpu_model, machine_has_gpu  # noqa: F401  (part of the dispatch's API)
 from tlx_gan.errors import UserError
 
 BACKENDS = ("torch", "paddle", "tensorflow")
@@ -110,27 +111,6 @@ def framework_distribution(name: str) -> str | None:
     return None
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-
-# Device nodes through which a process can reach an accelerator at all (NVIDIA, WSL, ROCm).
-_GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
-
-
-def machine_has_gpu() -> bool:
-    """Whether this machine exposes any GPU device node: a check that needs no framework."""
-    return any(os.path.exists(node) for node in _GPU_NODES)
-
-
 @contextlib.contextmanager
 def quiet_stderr(enabled: bool = True) -> Iterator[None]:
     """Send file descriptor 2 to a temporary file for the duration, and replay it if the block fails.
@@ -177,7 +157,7 @@ def activate(name: str, quiet: bool = True) -> None:
             f"start a new process with TL_BACKEND={name}"
         )
     os.environ["TL_BACKEND"] = name
-    import tlx_gan  # noqa: F401  (installs the compat layer before TLX loads)
+    shims.install()  # the compat layer goes in before TLX loads (importing tlx_gan did it already)
 
     if loaded is not None:
         return

@@ -22,13 +22,16 @@ from types import ModuleType
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, spec, streams
+from tlx_gan import backend, checkpoint, data, environment, spec, start, streams, weights
+from tlx_gan import fast as fast_steps
+from tlx_gan import native as baselines
 from tlx_gan.bench import flops
+from tlx_gan.bench.runner import MODES
 from tlx_gan.bench.timing import Clock, summarize
-from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
+from tlx_gan.parity import oracle, suite
+from tlx_gan.spec import GanConfig
 
-MODES = ("eager", "fast", "native", "native-compiled")
 # Test hook: "backend:mode:kind[,...]" makes matching cells fail on purpose (kind: raise, crash, hang).
 FAULT_ENV = "TLX_GAN_BENCH_FAULT"
 # Distinct batches cycled through while timing: real data movement without one batch staying hot.
@@ -72,8 +75,7 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
     if mode in ("eager", "fast"):
         import tensorlayerx as tlx
 
-        from tlx_gan import fast as fast_steps
-        from tlx_gan import gan, weights
+        from tlx_gan import gan
 
         model = gan.build(config)
         weights.write(state, model.G, model.D, source="benchmark initial weights")
@@ -84,8 +86,6 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
             step, text = fast.make_step(model), fast.DESCRIPTION
         return Stepper(step, lambda a: tlx.convert_to_tensor(np.ascontiguousarray(a, dtype=np.float32)),
                        lambda: weights.read(model.G, model.D), text)
-    from tlx_gan import native as baselines
-
     native = baselines.module().build(config, state, device, compiled=mode == "native-compiled")
     text = f"plain {backend.pretty(backend.current())}" + (", compiled" if native.compiled else "")
     return Stepper(native.step, native.tensor, native.read, text)
@@ -94,8 +94,6 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
 def synthetic_batches(batch_size: int, seed: int, pool: int = DATA_POOL) -> tuple[np.ndarray, np.ndarray]:
     """``pool`` batches of synthetic images in [-1, 1] (N, 784) and standard-normal noise (N, 100),
     the same numbers in every cell with the same seed and batch size."""
-    from tlx_gan import data
-
     images = data.load_synthetic(n=pool * batch_size, seed=seed).images
     real = data.to_model_input(images).reshape(pool, batch_size, -1)
     rng = streams.rng(seed, streams.BENCH_DATA, batch_size)
@@ -119,9 +117,7 @@ def _peak_rss_mb() -> float:
 def write_init(model: str, seed: int, path: str) -> dict:
     """Write the canonical initial weights of ``model`` (seeded, backend-independent, the project's
     default init scheme) to ``path``."""
-    from tlx_gan import weights
-
-    written = weights.save_initial(path, GanConfig(model=model).to_dict(), seed)
+    written = start.save_initial(path, GanConfig(model=model).to_dict(), seed)
     state = checkpoint.load(path).weights
     return {"path": path, "tensors": written["tensors"], "parameters": int(sum(v.size for v in state.values()))}
 
@@ -139,8 +135,6 @@ def gemm_rate(runtime, size: int, repeats: int, device: str) -> dict:
 def probe(threads: int, device: str, gemm_size: int = 2048, gemm_repeats: int = 5) -> dict:
     """The backend's environment and its fp32 GEMM rate."""
     runtime, device_name = prepare(threads, device)
-    from tlx_gan import environment
-
     info = environment.describe()
     info["device"] = runtime.device_description(device)
     info["gpu_available"] = runtime.gpu_available()
@@ -238,11 +232,11 @@ def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, mode
     for the weights after the step and for the update (after - before), the measure of the project's
     L4 parity level; the worst tensor is named."""
     runtime, device_name = prepare(threads, "cpu")
-    from tlx_gan import gan, weights
+    from tlx_gan import gan
 
     config = GanConfig(model=model, loss=loss)
     g = gan.build(config)
-    init = weights.initial_state(g.model.shapes(), seed, config.init)
+    init = streams.initial_state(g.model.shapes(), seed, config.init)
     real, noise = (a[0] for a in synthetic_batches(batch_size, seed, pool=1))
     results = {}
     for mode in modes or ["eager", "fast", "native"]:
@@ -268,8 +262,6 @@ def _compare(losses, after, ref_losses, ref_after, init) -> dict:
     weights' updates), plus the largest weight difference over the model's largest weight and the share of
     updates whose sign flipped (float32 rounding flips a few near-zero gradients; a bug flips about half).
     Running batch-norm variances count too: every mode here runs on the same backend."""
-    from tlx_gan.parity import suite
-
     diffs = {n: float(np.max(np.abs(np.asarray(after[n], np.float64) - ref_after[n]))) for n in ref_after}
     scale = max(float(np.max(np.abs(ref_after[n]))) for n in ref_after)
     worst = max(diffs, key=diffs.get)
@@ -287,8 +279,6 @@ def _compare(losses, after, ref_losses, ref_after, init) -> dict:
 
 
 def _oracle_step(config: GanConfig, init, real, noise):
-    from tlx_gan.parity import oracle
-
     norm = config.normalization
     eps = norm.adam_eps or 1e-8
     g_adam = oracle.AdamConfig(config.adam_g.lr, config.adam_g.beta1, config.adam_g.beta2, eps)

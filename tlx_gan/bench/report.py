@@ -1,16 +1,16 @@
 """The benchmark's outputs: console table, JSON (versioned schema), markdown, PNG charts, the
-side-by-side profile tables, the targets verdict, and the copy into ``backends_matrix/``.
+side-by-side profile tables, the targets verdict, and the files ``backends_matrix/`` records.
 
-Framework-free: works on the report dict alone, so reports from other machines can be re-rendered.
+Framework-free and file-free: works on the report dict alone and hands back text and bytes (the verb and
+:mod:`tlx_gan.matrix` write them), so reports from other machines can be re-rendered.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
-
-from tlx_gan import outputs
 
 # The targets of the issue, checked on every run (ratios of medians from the same run).
 EAGER_OVER_NATIVE = 1.10
@@ -294,26 +294,26 @@ def _lines(ax, cells: list[dict]) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the lines stay readable
 
 
-def charts(report: dict, folder: Path) -> list[Path]:
-    """bench-bars.png (per batch size), bench-lines.png, and bench.png (both, for the matrix)."""
+def charts(report: dict) -> dict[str, bytes]:
+    """bench-bars.png (per batch size), bench-lines.png, and bench.png (both, for the matrix), as PNG bytes."""
     plt = _plt()
     cells = report["cells"]
     sizes = sorted({c["batch_size"] for c in cells})
     title = f"tlx-gan bench: {report['options']['model']}, {report['options']['device']}, " \
             f"{report['options']['threads']} threads ({report['machine'].get('cpu')})"
-    paths = []
+    pictures = {}
     fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 4), squeeze=False)
     for ax, size in zip(axes[0], sizes):
         _bars(ax, cells, size)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    paths.append(_save(fig, folder / "bench-bars.png", plt))
+    pictures["bench-bars.png"] = _png(fig, plt)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     _lines(ax, cells)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    paths.append(_save(fig, folder / "bench-lines.png", plt))
+    pictures["bench-lines.png"] = _png(fig, plt)
     ref = reference_batch(sizes) if sizes else None
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
     if ref is not None:
@@ -322,31 +322,27 @@ def charts(report: dict, folder: Path) -> list[Path]:
     _lines(right, cells)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    paths.append(_save(fig, folder / "bench.png", plt))
-    return paths
+    pictures["bench.png"] = _png(fig, plt)
+    return pictures
 
 
-def _save(fig, path: Path, plt) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+def _png(fig, plt) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return path
+    return buffer.getvalue()
 
 
 # ------------------------------------------------------------------------------------------ files
-def _write_text(path: Path, text: str) -> Path:
-    return outputs.atomic_write(path, lambda fh: fh.write(text.encode()))
-
-
-def save(report: dict, folder: Path) -> list[Path]:
-    """bench.json, bench.md, the charts (and profile.md with --profile) into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [_write_text(folder / "bench.json", json.dumps(report, indent=2, default=_jsonable) + "\n"),
-             _write_text(folder / "bench.md", markdown(report))]
+def files(report: dict) -> dict[str, bytes]:
+    """bench.json, bench.md and the charts, by file name: what a run writes into its folder."""
+    out = {"bench.json": (json.dumps(report, indent=2, default=_jsonable) + "\n").encode(),
+           "bench.md": markdown(report).encode()}
     try:
-        paths += charts(report, folder)
+        out.update(charts(report))
     except ImportError as exc:  # matplotlib is a dependency, but a broken install should not lose the data
         report.setdefault("warnings", []).append(f"charts not drawn: {exc}")
-    return paths
+    return out
 
 
 def _jsonable(value):
@@ -357,29 +353,13 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def record_matrix(report: dict, folder: Path | None = None, source: Path | None = None) -> list[Path]:
-    """Copy a CPU run (with the machine it came from, inside the JSON) into backends_matrix/ as
-    bench-cpu.{json,md,png}, and refresh the matrix README."""
-    from tlx_gan import matrix
-
+def matrix_files(report: dict) -> dict[str, bytes]:
+    """A CPU run as backends_matrix/ records it: bench-cpu.{json,md,png} (the machine it came from is in the
+    JSON); nothing for a GPU run."""
     if report["options"]["device"] != "cpu":
-        return []
-    folder = folder or matrix.directory()
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [_write_text(folder / "bench-cpu.json", json.dumps(report, indent=2, default=_jsonable) + "\n"),
-             _write_text(folder / "bench-cpu.md", markdown(report))]
-    chart = (source / "bench.png") if source else None
-    if chart and chart.is_file():
-        data = chart.read_bytes()
-        paths.append(outputs.atomic_write(folder / "bench-cpu.png", lambda fh: fh.write(data)))
-    else:
-        try:
-            charts(report, folder)
-            (folder / "bench.png").replace(folder / "bench-cpu.png")
-            for extra in ("bench-bars.png", "bench-lines.png"):
-                (folder / extra).unlink(missing_ok=True)
-            paths.append(folder / "bench-cpu.png")
-        except ImportError:
-            pass
-    matrix.render_readme(folder)
-    return paths
+        return {}
+    written = files(report)
+    out = {"bench-cpu.json": written["bench.json"], "bench-cpu.md": written["bench.md"]}
+    if "bench.png" in written:
+        out["bench-cpu.png"] = written["bench.png"]
+    return out

@@ -18,11 +18,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tlx_gan import backend, isolate
-from tlx_gan.bench import flops
-from tlx_gan.bench.cell import MODES
+from tlx_gan.bench import flops, report
 from tlx_gan.bench.timing import summarize
 from tlx_gan.errors import UserError
 
+MODES = ("eager", "fast", "native", "native-compiled")
+# Largest sizes taken: beyond them a run only exhausts memory (a 16384^2 GEMM already needs 3 GiB).
+MAX_GEMM = 16384
+MAX_BATCH = 65536
 SCHEMA = "tlx-gan-bench"
 SCHEMA_VERSION = 1
 CELL = "tlx_gan.bench.cell"
@@ -66,8 +69,6 @@ def parse_modes(text: str) -> list[str]:
 
 
 def parse_sizes(text: str) -> list[int]:
-    from tlx_gan.bench import MAX_BATCH
-
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
@@ -262,8 +263,6 @@ def _machine(probes: dict[str, dict]) -> dict:
 
 def build_report(opts: BenchOptions, probes: dict[str, dict], cells: list[dict], started: float,
                  finished: float, peaks: dict[str, dict] | None = None) -> dict:
-    from tlx_gan.bench import report
-
     frameworks = {}
     for name, probe in probes.items():
         if "error" in probe:

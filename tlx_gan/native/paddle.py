@@ -24,8 +24,8 @@ import paddle
 from paddle import nn
 
 from tlx_gan import spec
-from tlx_gan.config import GanConfig
 from tlx_gan.native import sequential
+from tlx_gan.spec import GanConfig
 
 NAME = "paddle"
 OPS = SimpleNamespace(mean=paddle.mean, softplus=nn.functional.softplus, relu=nn.functional.relu,

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlx_gan import spec
-from tlx_gan.config import GanConfig
+from tlx_gan.spec import GanConfig
 
 NAME = "tensorflow"
 OPS = SimpleNamespace(mean=tf.reduce_mean, softplus=tf.nn.softplus, relu=tf.nn.relu, square=tf.square)

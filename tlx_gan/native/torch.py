@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from tlx_gan import spec
-from tlx_gan.config import GanConfig
 from tlx_gan.native import sequential
+from tlx_gan.spec import GanConfig
 
 NAME = "torch"
 OPS = SimpleNamespace(mean=torch.mean, softplus=nn.functional.softplus, relu=torch.relu, square=torch.square)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, outputs
-from tlx_gan.config import GanConfig
+from tlx_gan import backend, checkpoint, metrics, outputs, runlog, sampling, train, weights
+from tlx_gan.spec import GanConfig
 
 
 def _build(config: dict, state: dict[str, np.ndarray]):
-    from tlx_gan import gan, weights
+    from tlx_gan import gan
 
     g = gan.build(GanConfig.from_dict(config))
     weights.write(state, g.G, g.D, source="parity initial weights")
@@ -23,8 +23,6 @@ def _build(config: dict, state: dict[str, np.ndarray]):
 
 
 def _grads(g, with_loss, args, net) -> dict[str, np.ndarray]:
-    from tlx_gan import weights
-
     runtime = backend.module("runtime")
     named = {k: v for k, v in weights.variables(net).items() if not k.endswith(("/mean", "/var"))}
     _, grads = runtime.gradients(lambda: with_loss(*args), [var for var, _ in named.values()])
@@ -34,8 +32,6 @@ def _grads(g, with_loss, args, net) -> dict[str, np.ndarray]:
 def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) -> dict:
     """L1-L5 on this backend; arrays go to ``out`` (npz), a small summary is returned."""
     import tensorlayerx as tlx
-
-    from tlx_gan import weights
 
     state = checkpoint.load(init).weights
     with np.load(inputs, allow_pickle=False) as archive:
@@ -89,15 +85,11 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
 
 def outcome(init: str, out: str, config: dict, steps: int, batch_size: int, seed: int, eval_samples: int) -> dict:
     """L6: a short real training run from the shared initial weights, then the quality metrics."""
-    from tlx_gan import metrics, runlog, train
-
     opts = train.TrainOptions(config=GanConfig.from_dict(config), steps=steps, batch_size=batch_size, seed=seed,
                               out=out, init_weights=init, sample_every=0, checkpoint_every=0, progress=False)
     run = train.train(opts, backend.current())
     history = runlog.History.from_csv(Path(out) / "losses.csv")
     tail = max(1, len(history.step) // 5)
-    from tlx_gan import sampling
-
     model_, _ = sampling.gan_from_checkpoint(Path(out) / "checkpoint.npz")
     quality = metrics.evaluate(sampling.sample(model_, eval_samples, seed), n=min(eval_samples, 500))
     return {

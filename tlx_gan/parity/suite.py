@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from tlx_gan import checkpoint, data, isolate, outputs, spec, streams
-from tlx_gan.config import GanConfig
 from tlx_gan.errors import UserError
 from tlx_gan.parity import oracle
+from tlx_gan.spec import GanConfig
 
+DEFAULT_STEPS = 100  # K, the L5 trajectory
+DEFAULT_BATCH = 64
 # L6: a short real training run (about 6 epochs of the embedded digits at the default batch size).
 DEFAULT_OUTCOME_STEPS = 1500
 DEFAULT_OUTCOME_BATCH = 16
@@ -243,8 +245,14 @@ def trajectory_drift(a: dict, b: dict, init: dict) -> tuple[float, list[list[flo
     return max((d for _, d in curve), default=0.0), curve, loss_drift
 
 
-def run(backends: list[str], config: GanConfig | None = None, steps: int = 100, batch: int = 64, seed: int = 0,
-        outcome_steps: int = 0, outcome_batch: int = DEFAULT_OUTCOME_BATCH, workdir: str | None = None,
+def default_outcome_steps(model: str) -> int:
+    """L6 by default for the models without batch norm (the mlp family: minutes on 2 cores); off for the
+    convolutional ones, whose 1,500 steps on three backends and three seeds take far longer."""
+    return 0 if any(spec.has_batch_norm(net) for net in spec.MODELS[model].networks) else DEFAULT_OUTCOME_STEPS
+
+
+def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAULT_STEPS, batch: int = DEFAULT_BATCH,
+        seed: int = 0, outcome_steps: int = 0, outcome_batch: int = DEFAULT_OUTCOME_BATCH, workdir: str | None = None,
         timeout: float = 1800) -> Report:
     """Run the levels on each backend (own process each) and compare."""
     config = config or GanConfig()
@@ -252,7 +260,7 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = 100, 
     report = Report(model, loss, list(backends), asdict(config.normalization), steps, as_dict)
     with tempfile.TemporaryDirectory(prefix="tlx-gan-parity-", dir=workdir) as tmp:
         tmp = Path(tmp)
-        made = isolate.call(backends[0], "tlx_gan.weights:save_initial",
+        made = isolate.call(backends[0], "tlx_gan.start:save_initial",
                             {"path": str(tmp / "init.npz"), "config": as_dict, "seed": seed}, timeout=timeout)
         if not made.ok:
             raise UserError(f"parity: could not build the {model} model on {backends[0]}: {made.error}")

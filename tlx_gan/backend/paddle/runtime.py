@@ -8,6 +8,8 @@ import numpy as np
 import paddle
 import tensorlayerx as tlx
 
+from tlx_gan.backend.machine import cpu_model
+
 NAME = "paddle"
 
 
@@ -135,8 +137,6 @@ def inner_optimizer(optimizer, weights) -> paddle.optimizer.Adam:
 def device_description(device: str) -> dict[str, object]:
     """What the benchmark runs on: the GPU's name, memory and capability, or the CPU."""
     if device != "gpu" or not gpu_available():
-        from tlx_gan.backend import cpu_model
-
         return {"kind": "cpu", "name": cpu_model()}
     props = paddle.device.cuda.get_device_properties(0)
     return {"kind": "gpu", "name": props.name, "driver": None, "memory_mb": props.total_memory / 2**20,

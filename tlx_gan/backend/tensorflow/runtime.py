@@ -8,6 +8,8 @@ import numpy as np
 import tensorflow as tf
 import tensorlayerx as tlx
 
+from tlx_gan.backend.machine import cpu_model
+
 NAME = "tensorflow"
 # TLX's TF layers keep conv filters HWIO and deconv filters HW(out)(in); canonical is OIHW / IOHW.
 _TO_CANONICAL = {"conv": (3, 2, 0, 1), "deconv": (3, 2, 0, 1)}
@@ -166,8 +168,6 @@ def inner_optimizer(optimizer, weights):
 def device_description(device: str) -> dict[str, object]:
     """What the benchmark runs on: the GPU's name and compute capability, or the CPU."""
     if device != "gpu" or not gpu_available():
-        from tlx_gan.backend import cpu_model
-
         return {"kind": "cpu", "name": cpu_model()}
     details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
     capability = details.get("compute_capability")

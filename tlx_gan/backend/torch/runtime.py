@@ -8,7 +8,7 @@ import numpy as np
 import tensorlayerx as tlx
 import torch
 
-from tlx_gan.backend import cpu_model
+from tlx_gan.backend.machine import cpu_model
 
 NAME = "torch"
 
