@@ -50,7 +50,8 @@ class SpecNetwork(Module):
     """One :class:`tlx_gan.spec.Network` as a TLX module: its layers in order, each an attribute named
     after its canonical name (``g_fc1``)."""
 
-    def __init__(self, network: spec.Network, logits: bool = False, leaky_slope: float | None = 0.2):
+    def __init__(self, network: spec.Network, logits: bool = False,
+                 leaky_slope: float | None = spec.Normalization.leaky_slope):
         super().__init__()
         self.network = network
         self._plan: list[tuple[str, object]] = []  # ("layer", attribute) | ("act", fn) | ("reshape", shape)

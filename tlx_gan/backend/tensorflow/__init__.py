@@ -1,0 +1,3 @@
+"""The tensorflow backend."""
+
+__all__ = ["compat", "runtime"]  # the same modules in every backend

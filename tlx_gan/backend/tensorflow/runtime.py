@@ -11,6 +11,13 @@ import tensorlayerx as tlx
 from tlx_gan.backend.machine import cpu_model
 
 NAME = "tensorflow"
+# The backend interface (tlx_gan.backend.interface.Runtime), and nothing else.
+__all__ = [
+    "NAME", "adam", "adam_state", "assign", "clear_grads", "detach", "device_description", "devices",
+    "from_canonical", "fused_adam_update", "gemm_probe", "gpu_available", "gradients", "inner_optimizer",
+    "peak_device_memory", "profile_ops", "set_adam_state", "set_threads", "sync", "threads", "to_canonical",
+    "use_device", "versions",
+]
 # TLX's TF layers keep conv filters HWIO and deconv filters HW(out)(in); canonical is OIHW / IOHW.
 _TO_CANONICAL = {"conv": (3, 2, 0, 1), "deconv": (3, 2, 0, 1)}
 _FROM_CANONICAL = {"conv": (2, 3, 1, 0), "deconv": (2, 3, 1, 0)}

@@ -11,6 +11,13 @@ import torch
 from tlx_gan.backend.machine import cpu_model
 
 NAME = "torch"
+# The backend interface (tlx_gan.backend.interface.Runtime), and nothing else.
+__all__ = [
+    "NAME", "adam", "adam_state", "assign", "clear_grads", "detach", "device_description", "devices",
+    "from_canonical", "fused_adam_update", "gemm_probe", "gpu_available", "gradients", "inner_optimizer",
+    "peak_device_memory", "profile_ops", "set_adam_state", "set_threads", "sync", "threads", "to_canonical",
+    "use_device", "versions",
+]
 
 
 def assign(variable, value: np.ndarray) -> None:

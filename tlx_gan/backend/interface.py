@@ -1,0 +1,55 @@
+"""What every backend provides: ``tlx_gan/backend/<name>/runtime.py`` implements :class:`Runtime` as module
+functions, with these names and parameters, and lists exactly them in its ``__all__``
+(``tests/test_structure.py`` checks all three, without importing a framework). Code above the backend
+layer reaches them through ``backend.module("runtime")``, chosen once per process by TL_BACKEND.
+
+``compat.py`` beside it holds that backend's shims (registered through :mod:`tlx_gan.backend.shims`; it
+exports nothing else). Layouts: ``kind`` is a canonical layout of :mod:`tlx_gan.spec` (linear, conv,
+deconv, vector); ``named`` maps canonical weight names to ``(framework variable, kind)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+
+class Runtime(Protocol):
+    NAME: str
+
+    # --- weights in canonical layouts
+    def assign(self, variable, value: np.ndarray) -> None: """Copy ``value`` into a framework variable."""
+    def to_canonical(self, kind: str, value: np.ndarray) -> np.ndarray: """The framework's layout -> canonical."""
+    def from_canonical(self, kind: str, value: np.ndarray) -> np.ndarray: """Canonical -> the framework's."""
+    def clear_grads(self, weights) -> None: """Drop every gradient the weights hold."""
+    def detach(self, tensor): """``tensor`` cut from the autograd graph."""
+    def gradients(self, compute_loss: Callable, weights) -> tuple[float, list[np.ndarray]]:
+        """The loss and d(loss)/d(weight) for each weight, by plain autodiff."""
+
+    # --- devices, threads, timing
+    def gpu_available(self) -> bool: """Whether the framework sees a GPU."""
+    def devices(self) -> list[str]: """The devices it sees, in words."""
+    def use_device(self, device: str) -> str: """Point TLX at "cpu" or "gpu"; the device the tensors live on."""
+    def sync(self) -> None: """Wait for queued device work (every timed region ends with it)."""
+    def set_threads(self, n: int) -> None: """The framework's CPU thread pool size."""
+    def threads(self) -> int: """The pool size in effect, read back."""
+    def peak_device_memory(self) -> int | None: """Peak device memory in bytes (None on CPU)."""
+    def versions(self) -> dict[str, str | None]: """The framework's and its libraries' versions."""
+    def device_description(self, device: str) -> dict[str, object]: """What a benchmark ran on."""
+    def gemm_probe(self, n: int, device: str = "cpu") -> Callable[[], None]: """An n x n fp32 GEMM to time."""
+    def profile_ops(self, fn: Callable, steps: int) -> dict: """The framework profiler's per-op table."""
+
+    # --- Adam as TLX runs it
+    def adam(self, lr: float, beta1: float, beta2: float, eps: float | None, bias_corrected_eps: bool):
+        """A TLX Adam, eps added to sqrt(v_hat) when ``bias_corrected_eps``."""
+    def inner_optimizer(self, optimizer, weights): """The framework optimizer under a TLX Adam, built now."""
+    def adam_state(self, optimizer, named: dict) -> dict[str, np.ndarray]: """Adam's moments, canonical."""
+    def set_adam_state(self, optimizer, named: dict, state: dict[str, np.ndarray], step: int) -> None:
+        """Restore the moments as if ``step`` updates had been taken."""
+    def fused_adam_update(self, optimizer, weights, grads) -> None: """One Adam step through the fastest kernel."""
+
+
+RUNTIME_NAMES: tuple[str, ...] = tuple(sorted(
+    name for name in vars(Runtime) if not name.startswith("_") and callable(getattr(Runtime, name))))
