@@ -8,11 +8,10 @@ precision/recall ~0.85-0.92; uniform noise FD ~800.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_child
 from scipy.ndimage import gaussian_filter
 
 from tlx_gan import metrics
@@ -271,6 +270,6 @@ def test_metrics_module_imports_no_framework() -> None:
         "import sys, tlx_gan.metrics; "
         "print(sorted(m for m in ('tensorlayerx', 'torch', 'paddle', 'tensorflow') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = run_child(["-c", code], timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

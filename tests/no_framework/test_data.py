@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import gzip
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_child
 
 from tlx_gan import data
 from tlx_gan.data import load_mnist, to_model_input
@@ -97,8 +96,7 @@ def test_loading_imports_no_framework():
         "frameworks = ('tensorlayerx', 'torch', 'paddle', 'tensorflow', 'jax'); "
         "print(sorted(m for m in frameworks if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+    done = run_child(["-c", code], timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 

@@ -1,0 +1,155 @@
+"""For each compat shim, a probe: a function that fails without the shim and passes with it, run inside
+one backend's process (``tests/per_backend/test_compat.py``). Backend-independent (numpy) shims are
+filed under "any". The framework is imported inside each probe: listing them imports none."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from tlx_gan.backend import shims
+
+PROBES: dict[str, dict[str, Callable[[], None]]] = {"torch": {}, "paddle": {}, "tensorflow": {}, "any": {}}
+
+
+def probe(owner: str):
+    def register(function):
+        PROBES[owner][function.__name__] = function
+        return function
+
+    return register
+
+
+def run(name: str) -> None:
+    """One probe, by its shim's name (raises when the shim's problem shows)."""
+    next(probes[name] for probes in PROBES.values() if name in probes)()
+
+
+def run_all(owners: list[str]) -> list[dict]:
+    """Every probe of ``owners``, then the shims' report (their status in this process)."""
+    for owner in owners:
+        for function in PROBES[owner].values():
+            function()
+    return shims.report()
+
+
+@probe("torch")
+def torch_vision_ops_without_torchvision() -> None:
+
+    import torch
+    from tensorlayerx.vision.ops import box_iou, nms
+    boxes = torch.tensor([[0., 0., 2., 2.], [1., 1., 3., 3.], [0., 0., 2., 2.1]])
+    assert abs(float(box_iou(boxes[:1], boxes[1:2])[0, 0]) - 1 / 7) < 1e-6
+    assert nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist() == [0, 1]
+
+
+@probe("torch")
+def torch_named_members_remove_duplicate() -> None:
+    import tensorlayerx as tlx
+
+    layer = tlx.nn.Linear(out_features=3, in_features=2, name="probe_linear")
+    names = [name for name, _ in layer.named_parameters()]
+    assert names == ["probe_linear/weights", "probe_linear/biases"], names
+    assert len(layer.trainable_weights) == 2 and len(layer.state_dict()) == 2
+
+
+@probe("torch")
+def torch_optimizers_step_via_torch_optim() -> None:
+    import tensorlayerx as tlx
+    import torch
+    for make in (lambda: tlx.optimizers.Adam(lr=0.1), lambda: tlx.optimizers.SGD(lr=0.1),
+                 lambda: tlx.optimizers.Momentum(lr=0.1, momentum=0.9), lambda: tlx.optimizers.RMSprop(lr=0.1),
+                 lambda: tlx.optimizers.Adagrad(lr=0.1), lambda: tlx.optimizers.Adamax(lr=0.1),
+                 lambda: tlx.optimizers.Adadelta(lr=0.1)):
+        w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        opt = make()
+        grads = opt.gradient((w * w).sum(), [w])
+        opt.apply_gradients(zip(grads, [w]))
+        assert bool((w.detach().abs() < torch.tensor([1.0, 2.0])).all()), (type(opt).__name__, w)
+
+
+@probe("torch")
+def torch_conv_transpose_same_padding() -> None:
+    import tensorlayerx as tlx
+    deconv = tlx.nn.ConvTranspose2d(out_channels=1, in_channels=1, kernel_size=(4, 4), stride=(2, 2), padding="SAME",
+                                    b_init=None, W_init=tlx.nn.initializers.Ones())
+    out = tlx.convert_to_numpy(deconv(tlx.convert_to_tensor(np.ones((1, 7, 7, 1), np.float32))))
+    assert out.shape == (1, 14, 14, 1), out.shape
+    # interior pixels of a stride-2, kernel-4 all-ones transposed conv each receive 4 taps
+    assert np.allclose(out[0, 2:-2, 2:-2, 0], 4.0), out[0, :, :, 0]
+
+
+@probe("paddle")
+def paddle_fluid_alias_tree() -> None:
+    import paddle
+    import paddle.fluid as fluid
+    import tensorlayerx as tlx
+    x = paddle.to_tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert fluid.layers.reduce_sum(x, dim=-1).numpy().tolist() == [3.0, 7.0]
+    assert fluid.layers.reduce_mean(x, dim=0, keep_dim=True).shape == [1, 2]
+    assert issubclass(tlx.nn.Module, paddle.nn.Layer)
+    # losses/paddle_cost.py goes through fluid.layers.reduce_sum(dim=...) and reduce_mean
+    out, target = tlx.convert_to_tensor([[3.0, 4.0]]), tlx.convert_to_tensor([[0.0, 0.0]])
+    assert abs(float(tlx.losses.normalized_mean_square_error(target, out)) - 1.0) < 1e-6
+    assert abs(float(tlx.losses.absolute_difference_error(out, target)) - 3.5) < 1e-6
+
+
+@probe("paddle")
+def paddle_fan_initializers_via_paddle_initializers() -> None:
+    import tensorlayerx as tlx
+
+    init = tlx.nn.initializers
+    expected = {  # Linear weights are [in, out] = [300, 200] on paddle
+        "XavierUniform": (init.XavierUniform(), (2 / 500) ** 0.5),
+        "XavierNormal": (init.XavierNormal(), (2 / 500) ** 0.5),
+        "HeNormal": (init.HeNormal(), (2 / 300) ** 0.5), "he_normal": ("he_normal", (2 / 300) ** 0.5),
+    }
+    for name, (w_init, std) in expected.items():
+        w = tlx.convert_to_numpy(tlx.nn.Linear(out_features=200, in_features=300, W_init=w_init).weights)
+        assert abs(w.std() / std - 1) < 0.03 and abs(w.mean()) < 0.01, (name, w.std(), std)
+    w = tlx.convert_to_numpy(tlx.nn.Linear(out_features=200, in_features=300, W_init=init.XavierUniform()).weights)
+    assert np.abs(w).max() <= (6 / 500) ** 0.5 + 1e-6
+    conv = tlx.nn.Conv2d(out_channels=8, kernel_size=(3, 3), in_channels=4, W_init=init.HeNormal())
+    assert abs(tlx.convert_to_numpy(conv.filters).std() / (2 / 36) ** 0.5 - 1) < 0.2
+
+
+@probe("paddle")
+def paddle_truncated_normal_two_stddev_bounds() -> None:
+    import tensorlayerx as tlx
+
+    # every Linear/Conv default W_init is TruncatedNormal(stddev=0.02): values stay within 2 stddev
+    w = tlx.convert_to_numpy(tlx.nn.Linear(out_features=200, in_features=300).weights)
+    assert np.abs(w).max() <= 0.04 + 1e-6 and 0.015 < w.std() < 0.02, (np.abs(w).max(), w.std())
+    w = tlx.convert_to_numpy(
+        tlx.nn.Linear(out_features=200, in_features=300, W_init=tlx.nn.initializers.TruncatedNormal(1.0, 0.5)).weights
+    )
+    assert w.min() >= 0.0 - 1e-6 and w.max() <= 2.0 + 1e-6 and abs(w.mean() - 1.0) < 0.01, (w.min(), w.max())
+
+
+@probe("paddle")
+def paddle_conv_transpose_same_output_size() -> None:
+    import tensorlayerx as tlx
+
+    deconv = tlx.nn.ConvTranspose2d(out_channels=1, in_channels=1, kernel_size=(4, 4), stride=(2, 2), padding="SAME",
+                                    b_init=None, W_init=tlx.nn.initializers.Ones())
+    out = tlx.convert_to_numpy(deconv(tlx.convert_to_tensor(np.ones((1, 7, 7, 1), np.float32))))
+    assert out.shape == (1, 14, 14, 1), out.shape
+    assert np.allclose(out[0, 2:-2, 2:-2, 0], 4.0), out[0, :, :, 0]
+
+
+@probe("any")
+def numpy_float_alias_in_sampler() -> None:
+
+    from tensorlayerx.dataflow import WeightedRandomSampler
+    indices = list(WeightedRandomSampler([0.0, 1.0, 0.0], num_samples=5, replacement=True))
+    assert indices == [1] * 5, indices
+
+
+@probe("any")
+def numpy_int_alias_in_vision_transforms() -> None:
+    import tensorlayerx as tlx
+    from tensorlayerx.vision.transforms import functional
+    image = np.full((2, 2, 1), 255, dtype=np.uint8)
+    out = tlx.convert_to_numpy(functional.to_tensor(image, data_format="HWC"))
+    assert out.shape == (2, 2, 1)
