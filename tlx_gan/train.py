@@ -18,7 +18,6 @@ stops training after saving the steps trained so far: a reserved file keeps room
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import signal
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, data, environment, images, metrics, outputs, start, streams, weights
+from tlx_gan import backend, data, environment, metrics, outputs, runfiles, start, streams, weights
 from tlx_gan.errors import TrainingStopped, UserError
 from tlx_gan.progress import Progress
 from tlx_gan.runlog import RUN_MARKERS, RUN_OUTPUTS, History
@@ -220,69 +219,39 @@ def _run(plan: Plan, backend_name: str):
     with backend.quiet_stderr():
         device = runtime.use_device(opts.device)
 
-    labels = plan.train_split.labels
-    steps_per_epoch = plan.steps_per_epoch
-    noise_kind = config.noise
+    # --- the model, from where the run starts
     gan = gan_module.build(config)
     first = apply_start(plan.start, gan, opts.seed)
-    history = History()
-    if plan.continuing and (out / "losses.csv").is_file():
-        history = History.from_csv(out / "losses.csv", warn=_warn)
-        history.truncate(first)
-
-    meta_base = {
-        "kind": "train",
-        "config": config.to_dict(),
-        "options": {k: v for k, v in asdict(opts).items()
-                    if k not in ("resume", "config", "status_file", "overwrite")},
-        "threads": runtime.threads(),
-        "backend": backend_name,
-        "data": plan.train_split.source,
-        "rng": f"numpy default_rng([seed, {streams.DATA_ORDER}, epoch]) for data order, "
-               f"([seed, {streams.STEP_NOISE}, step]) for noise",
-    }
-    env = environment.describe()
-    writer = _tensorboard(out) if opts.tensorboard else None
+    steps_per_epoch, noise_kind = plan.steps_per_epoch, config.noise
     sample_noise = fixed_noise(opts.seed, noise_kind)
-    eval_log: list[dict] = []
-    checkpoint_path = out / "checkpoint.npz"
+    env = environment.describe()
+    options = {k: v for k, v in asdict(opts).items() if k not in ("resume", "config", "status_file", "overwrite")}
+    files = runfiles.RunFiles(
+        out,
+        meta={"kind": "train", "config": config.to_dict(), "options": options, "threads": runtime.threads(),
+              "backend": backend_name, "data": plan.train_split.source, "versions": env["versions"],
+              "tensorlayerx": env["tensorlayerx"],
+              "rng": f"numpy default_rng([seed, {streams.DATA_ORDER}, epoch]) for data order, "
+                     f"([seed, {streams.STEP_NOISE}, step]) for noise"},
+        run_info={"total_steps": total, "steps_per_epoch": steps_per_epoch, "config": config.to_dict(),
+                  "options": options, "data": plan.train_split.source, "device": device, "environment": env},
+        read_state=lambda: (weights.read(gan.G, gan.D), optimizer_states(gan)),
+        generate_samples=lambda: gan.generate(sample_noise),
+        plot_title=f"{config.model}/{config.loss} on {backend_name}", backend_name=backend_name,
+        tensorboard=opts.tensorboard)
+    if plan.continuing and (out / "losses.csv").is_file():
+        files.history = History.from_csv(out / "losses.csv", warn=_warn)
+        files.history.truncate(first)
     reserve = outputs.DiskReserve(out, sum(a.nbytes for a in weights.read(gan.G, gan.D).values()) * 3
                                   + _RESERVE_SLACK)
+    progress = Progress(total, f"{backend_name}/{config.model}", opts.progress, status_file=opts.status_file)
 
-    def save_checkpoint(step: int) -> Path:
-        meta = {**meta_base, "step": step, "epoch": step // steps_per_epoch, "versions": env["versions"],
-                "tensorlayerx": env["tensorlayerx"]}
-        return outputs.atomic_write(checkpoint_path, checkpoint.writer(checkpoint.Checkpoint(
-            meta, weights.read(gan.G, gan.D), optimizer_states(gan))))
-
-    def write_outputs(status: str, step: int, message: str = "") -> dict:
-        outputs.write_text(out / "losses.csv", history.to_csv())
-        if history.step:
-            outputs.write_bytes(out / "losses.png", images.loss_figure(
-                {backend_name: asdict(history)}, f"{config.model}/{config.loss} on {backend_name}"))
-        outputs.write_bytes(out / "samples.png", images.grid_picture(gan.generate(sample_noise), "samples.png"))
-        timed = history.seconds[1:] if len(history.seconds) > 1 else history.seconds
-        run = {
-            "status": status, "message": message, "step": step, "total_steps": total,
-            "epochs": step / steps_per_epoch, "steps_per_epoch": steps_per_epoch,
-            "config": config.to_dict(), "options": meta_base["options"], "data": plan.train_split.source,
-            "device": device, "environment": env,
-            "timings": {
-                "first_step_s": history.seconds[0] if history.seconds else None,
-                "median_step_s": float(np.median(timed)) if timed else None,
-                "steps_per_s": (1.0 / float(np.median(timed))) if timed else None,
-                "train_wall_s": float(np.sum(history.seconds)),
-            },
-            "final": {"d_loss": history.d_loss[-1], "g_loss": history.g_loss[-1]} if history.step else None,
-            "eval": eval_log,
-        }
-        outputs.write_text(out / "run.json", json.dumps(run, indent=2))
-        last = (history.d_loss[-1], history.g_loss[-1]) if history.step else (None, None)
-        progress.write_status(status, step, *last)
+    def finish(status: str, step: int, message: str = "") -> dict:
+        run = files.write(status, step, message)
+        progress.write_status(status, step, *files.last_losses())
         return run
 
     stop = _StopSignals()
-    progress = Progress(total, f"{backend_name}/{config.model}", opts.progress, status_file=opts.status_file)
     step = first
     reserve.hold()
     try:
@@ -290,7 +259,7 @@ def _run(plan: Plan, backend_name: str):
             while step < total and not stop.signum:
                 epoch, batch_in_epoch = divmod(step, steps_per_epoch)
                 batches = _Batches(len(plan.x), opts.batch_size, opts.seed, epoch, batch_in_epoch)
-                for real, _ in make_loader(plan.x, labels, batches):
+                for real, _ in make_loader(plan.x, plan.train_split.labels, batches):
                     if step >= total or stop.signum:
                         break
                     # --- one step: D on (real, G(z)), then G on the same z, as the tutorial does
@@ -303,41 +272,33 @@ def _run(plan: Plan, backend_name: str):
                         kept = _last_good(out)
                         # the divergence is the news; the checkpoint on disk is what matters
                         with contextlib.suppress(outputs.OutputError):
-                            write_outputs("diverged", step, f"non-finite loss at step {step + 1}")
+                            finish("diverged", step, f"non-finite loss at step {step + 1}")
                         raise TrainingStopped(
                             f"training diverged: d_loss={d_loss}, g_loss={g_loss} at step {step + 1}; "
                             f"stopped without saving it ({kept})", 3)
                     # --- bookkeeping: history, progress, samples, checkpoints, evaluation
                     step += 1
-                    history.append(step, epoch, d_loss, g_loss, seconds)
+                    files.log_step(step, epoch, d_loss, g_loss, seconds)
                     progress.update(step, d_loss, g_loss, first)
-                    if writer is not None:
-                        writer.add_scalar("loss/d", d_loss, step)
-                        writer.add_scalar("loss/g", g_loss, step)
                     if opts.sample_every and step % opts.sample_every == 0:
-                        samples = gan.generate(sample_noise)
-                        grid = out / "samples" / f"step{step:07d}.png"
-                        outputs.write_bytes(grid, images.grid_picture(samples, grid))
-                        if writer is not None:
-                            writer.add_image("samples", images.grid(samples)[None], step)
+                        files.save_samples(step)
                     if opts.checkpoint_every and step % opts.checkpoint_every == 0:
-                        save_checkpoint(step)
+                        files.save_checkpoint(step)
                     if step % steps_per_epoch == 0 and opts.eval_every_epoch:
-                        eval_log.append(_evaluate(gan, opts, noise_kind, step))
+                        files.eval_log.append(_evaluate(gan, opts, noise_kind, step))
             # --- the end, still under the signal handlers: a signal now is the one already being acted on
-            saved = save_checkpoint(step)
+            saved = files.save_checkpoint(step)
             if stop.signum:
-                write_outputs("interrupted", step, f"stopped by {stop.name}")
+                finish("interrupted", step, f"stopped by {stop.name}")
                 raise TrainingStopped(f"{stop.name}: stopped at step {step}; saved {saved}; continue with --resume "
                                       f"{saved}", 128 + stop.signum)
-            return write_outputs("finished", step), gan
+            return finish("finished", step), gan
     except outputs.OutputError as failure:
-        raise _saved_after(failure, reserve, save_checkpoint, step, out) from None
+        raise _saved_after(failure, reserve, files.save_checkpoint, step, out) from None
     finally:
         reserve.release()
         progress.close()
-        if writer is not None:
-            writer.close()
+        files.close()
 
 
 def _saved_after(failure: outputs.OutputError, reserve: outputs.DiskReserve, save_checkpoint, step: int,
@@ -361,12 +322,6 @@ def _evaluate(gan, opts: TrainOptions, noise_kind: str, step: int) -> dict:
     samples = gan.generate(noise)
     result = metrics.evaluate(samples, real_source=opts.data)
     return {"step": step, **result}
-
-
-def _tensorboard(out: Path):
-    from tensorboardX import SummaryWriter
-
-    return SummaryWriter(str(out / "tensorboard"))
 
 
 class _StopSignals:
