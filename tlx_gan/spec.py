@@ -235,7 +235,7 @@ def dcgan(channels: int = 64, name: str = "dcgan", description: str = "") -> Mod
     return ModelSpec(name, description or "small DCGAN for 28x28 (transposed convs, convs, BatchNorm)", g, d)
 
 
-MODELS: dict[str, ModelSpec] = {m.name: m for m in (mlp(), dcgan())}
+MODELS: dict[str, ModelSpec] = {m.name: m for m in (mlp(), mlp(hidden=512, name="mlp-wide"), dcgan())}
 
 
 # ------------------------------------------------------------------------------------------ the losses

@@ -9,22 +9,13 @@ import io
 import json
 import os
 import pickle
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from builders import GOOD_META, meta_entry, npy, rewrite, run_folder, training_checkpoint, write_zip
-from conftest import (
-    BACKENDS,
-    ROOT,
-    assert_fails_before_any_framework,
-    assert_one_line_error,
-    backend_env,
-    run_cli,
-)
+from conftest import BACKENDS, assert_fails_before_any_framework, assert_one_line_error, run_child, run_cli
 
 from tlx_gan import checkpoint, outputs
 
@@ -171,13 +162,13 @@ def test_a_member_that_inflates_to_a_gigabyte_is_refused_without_reading_it(tmp_
                 fh.write(block)
     assert bomb.stat().st_size < 20 * 2**20
     peak = tmp_path / "peak-kb"
-    # report the child's own peak memory, whatever it did
-    launcher = ("import resource, sys\nfrom tlx_gan.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+    # report the child's own peak memory, whatever it did (VmHWM: its address space's high-water mark, which
+    # starts afresh at exec, unlike getrusage's, which can inherit the parent's)
+    launcher = ("import re, sys\nfrom tlx_gan.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
                 f"finally:\n    open({str(peak)!r}, 'w').write("
-                "str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\nsys.exit(code)\n")
-    result = subprocess.run([sys.executable, "-c", launcher, "generate", "--checkpoint", str(bomb), "--out",
-                             str(tmp_path / "g.png")], cwd=ROOT, env=backend_env("torch"), capture_output=True,
-                            text=True, timeout=120)
+                "re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\nsys.exit(code)\n")
+    result = run_child(["-c", launcher, "generate", "--checkpoint", str(bomb), "--out", str(tmp_path / "g.png")],
+                       backend="torch", timeout=120)
     assert_one_line_error(result, "declares over 512 MiB of arrays")
     assert int(peak.read_text()) < 400 * 1024, f"peak memory {int(peak.read_text()) // 1024} MiB: the data was read"
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from conftest import (
     assert_one_line_error,
     hook_env,
     in_backend,
+    run_child,
     run_cli,
     start_child,
 )
@@ -270,7 +269,7 @@ def test_temporary_files_of_killed_processes_are_cleaned(tmp_path, trained):
     out.mkdir()
     for name in ("checkpoint.npz", "losses.csv", "run.json"):
         (out / name).write_bytes((trained / name).read_bytes())
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = run_child(["-c", "import os; print(os.getpid())"])
     dead_pid = int(dead.stdout)  # has exited, so no process owns its temporary files
     (out / "samples").mkdir()
     stale = [out / f".tlx-gan-{dead_pid}-0badf00d.tmp", out / "samples" / f".tlx-gan-{dead_pid}-deadbeef.tmp"]
