@@ -243,7 +243,7 @@ def _checkpoint_first(path: str, device: str = "cpu") -> checkpoint.Checkpoint:
     """Load and check --checkpoint (every weight against the model's description) and --device, before the
     framework is imported."""
     ckpt = checkpoint.load(path)
-    checkpoint.check_compatible(ckpt.weights, spec.MODELS[ckpt.config.model].shapes(), path)
+    checkpoint.check_compatible(ckpt.weights, ckpt.config.model_spec().shapes(), path)
     if device == "gpu" and not backend.machine_has_gpu():
         raise UserError("--device gpu: this machine has no GPU (no NVIDIA or ROCm device): use --device cpu")
     return ckpt

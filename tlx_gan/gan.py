@@ -123,7 +123,7 @@ class Gan:
 
 
 def build(config: GanConfig) -> Gan:
-    model, loss = spec.MODELS[config.model], spec.LOSSES[config.loss]
+    model, loss = config.model_spec(), spec.LOSSES[config.loss]
     norm = config.normalization
     G, D = models.build(model, loss.logits, norm.leaky_slope)
     G.set_train()

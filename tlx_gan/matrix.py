@@ -6,7 +6,8 @@ latest parity and benchmark results. Everything in it is written from runs, neve
   ``tlx-gan matrix`` adds or refreshes the cells of the environment it runs in (run it from
   each venv to fill the other cells);
 * ``parity-<model>-<loss>.{md,json}``: the latest parity report per model and loss;
-* ``bench-cpu.{md,json,png}``: the latest CPU benchmark;
+* ``bench-cpu-<cpu kind>-<model>.{md,json,png}``: the latest CPU benchmark per kind of CPU and model;
+* ``threads-cpu-<cpu kind>.{md,json}``: the thread wait-policy study behind the children's settings;
 * ``README.md``: the table of all of it, regenerated from the files above.
 
 This module only files what others measured (the cells :mod:`tlx_gan.info` gathers, the reports of
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 from tlx_gan import backend, outputs
+from tlx_gan.backend import machine
 from tlx_gan.bench import report as bench_report
 
 CELLS = "cells.json"
@@ -88,6 +90,15 @@ def record_cells(rows: list[dict], folder: Path | None = None) -> list[dict]:
     return fresh
 
 
+def record_threads(text: str, table: str, folder: Path | None = None) -> list[Path]:
+    """The wait-policy study (:func:`tlx_gan.bench.report.policy_study`) as threads-cpu-<kind>.{md,json}."""
+    folder = folder or directory()
+    stem = folder / f"threads-cpu-{machine.cpu_kind()}"
+    written = [_write(stem.with_suffix(".md"), text), _write(stem.with_suffix(".json"), table)]
+    render_readme(folder)
+    return written
+
+
 def parity_paths(model: str, loss: str, folder: Path | None = None) -> tuple[Path, Path]:
     """Where the parity report of ``model``/``loss`` is recorded: (JSON, markdown)."""
     stem = (folder or directory()) / f"parity-{model}-{loss}"
@@ -101,7 +112,7 @@ def environment_line(backends: list[str]) -> str:
 
 
 def record_bench(report: dict, folder: Path | None = None) -> list[Path]:
-    """Copy a CPU benchmark run into backends_matrix/ (bench-cpu.{json,md,png}) and refresh the README."""
+    """Copy a CPU benchmark run into backends_matrix/ (bench-cpu-<kind>-<model>.*) and refresh the README."""
     folder = folder or directory()
     written = [outputs.write_bytes(folder / name, data) for name, data in bench_report.matrix_files(report).items()]
     if written:
@@ -146,7 +157,11 @@ def render_readme(folder: Path | None = None) -> Path:
             "paddle 3.0-3.2 (the cells above bracket them).",
             "", "## Parity (latest)", "", "| model / loss | backends | levels | result |", "|---|---|---|---|"]
     out += _parity_rows(folder) or ["| (none yet: run `tlx-gan parity`) ||||"]
-    bench = folder / "bench-cpu.md"
-    out += ["", "## Benchmark (latest CPU run)", ""]
-    out.append("See [bench-cpu.md](bench-cpu.md)." if bench.is_file() else "(none yet: run `tlx-gan bench`)")
+    benches = sorted(folder.glob("bench-cpu-*.md"))
+    out += ["", "## Benchmark (latest CPU run per kind of CPU and model)", ""]
+    out += [f"- [{b.stem}]({b.name})" for b in benches] or ["(none yet: run `tlx-gan bench --record`)"]
+    threads = sorted(folder.glob("threads-cpu-*.md"))
+    if threads:
+        out += ["", "## Thread pools on a busy machine", ""]
+        out += [f"- [{t.stem}]({t.name})" for t in threads]
     return _write(folder / "README.md", "\n".join(out) + "\n")

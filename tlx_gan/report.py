@@ -13,6 +13,11 @@ from tlx_gan import images, outputs
 from tlx_gan.runlog import History
 
 
+def _busy(record: dict) -> str:
+    share = record.get("others_fraction")
+    return "?" if share is None else f"{share:.0%}"
+
+
 def _fmt(value, spec: str = ".2f") -> str:
     if value is None:
         return "-"
@@ -55,8 +60,12 @@ def _tables(opts, results: dict, speed: dict | None, parity: dict | None, enviro
         rows.append([n, "trained", f"{run['step']} steps", _fmt(run["timings"]["train_wall_s"], ".0f") + " s",
                      _fmt(run["timings"]["median_step_s"] * 1000, ".1f"),
                      _fmt(run["final"]["d_loss"], ".4f"), _fmt(run["final"]["g_loss"], ".4f")])
-    tables.append({"title": "Training", "note": "ms/step: median wall time of one D step plus one G step, as "
-                   "TLX's TrainOneStep runs them (eager), measured during training.",
+    busy_training = [n for n in ok if (results[n]["run"].get("contention") or {}).get("noisy")]
+    warning = (f"WARNING: the machine was busy while {', '.join(busy_training)} trained (other processes held "
+               f"{', '.join(_busy(results[n]['run']['contention']) for n in busy_training)} of the CPUs): their "
+               "times measure the load as much as the framework. " if busy_training else "")
+    tables.append({"title": "Training", "note": warning + "ms/step: median wall time of one D step plus one G step, as "
+                   "TLX's TrainOneStep runs them (eager), measured during training.", "warning": bool(warning),
                    "header": ["backend", "status", "length", "train time", "ms/step", "final d_loss",
                               "final g_loss"], "rows": rows})
     if ok:
@@ -82,7 +91,11 @@ def _tables(opts, results: dict, speed: dict | None, parity: dict | None, enviro
                             + [_fmt(c["samples_per_s"], ".0f") if c else "-" for c in (eager, fast)]
                             + [_fmt((eager["ms_per_step"]["median"] / fast["ms_per_step"]["median"]), ".2f") + "x"
                                if eager and fast else "-"])
-            tables.append({"title": "Speed", "note": f"Batch {opts.batch_size}, fp32, synthetic in-memory data, "
+            noisy = [f"{c['backend']} {c['mode']}" for c in speed.get("cells", []) if c.get("noisy")]
+            warning = (f"WARNING: measured on a busy machine ({', '.join(noisy)} noisy: other processes held the "
+                       "CPUs); these figures are not the frameworks' speed. " if noisy else "")
+            tables.append({"title": "Speed", "warning": bool(noisy), "note": warning +
+                           f"Batch {opts.batch_size}, fp32, synthetic in-memory data, "
                            f"median of repeats; eager = TLX's TrainOneStep, fast = the project's compiled step "
                            f"(same maths). Threads: {speed.get('options', {}).get('threads', '-')}. Full benchmark: "
                            f"tlx-gan bench.",

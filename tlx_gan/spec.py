@@ -196,6 +196,13 @@ class ModelSpec:
     description: str
     generator: Network
     discriminator: Network
+    # The same model with its hidden sizes / channels times a factor (the benchmark's --width sweep).
+    scale: Callable[[float], ModelSpec] | None = None
+
+    def scaled(self, width: float) -> ModelSpec:
+        if width == 1.0 or self.scale is None:
+            return self
+        return self.scale(width)
 
     @property
     def networks(self) -> tuple[Network, Network]:
@@ -209,6 +216,10 @@ class ModelSpec:
         return {p.name: (p.shape, p.layout) for p in self.params()}
 
 
+def _times(size: int, width: float) -> int:
+    return max(1, round(size * width))
+
+
 def mlp(hidden: int = 256, name: str = "mlp", description: str = "") -> ModelSpec:
     """The TLX mnist_gan tutorial's networks: 100-h-h-784 (ReLU, ReLU, Tanh) and 784-h-h-1 (LeakyReLU, head)."""
     g = Network("G", (LATENT_DIM,), (
@@ -217,7 +228,7 @@ def mlp(hidden: int = 256, name: str = "mlp", description: str = "") -> ModelSpe
     d = Network("D", (IMAGE_PIXELS,), (
         Linear("fc1", hidden), Act("leaky"), Linear("fc2", hidden), Act("leaky"), Linear("fc3", 1), Act("head")))
     return ModelSpec(name, description or f"the TLX mnist_gan tutorial's MLP (100-{hidden}-{hidden}-784 / "
-                     f"784-{hidden}-{hidden}-1)", g, d)
+                     f"784-{hidden}-{hidden}-1)", g, d, lambda width: mlp(_times(hidden, width), name, description))
 
 
 def dcgan(channels: int = 64, name: str = "dcgan", description: str = "") -> ModelSpec:
@@ -232,7 +243,8 @@ def dcgan(channels: int = 64, name: str = "dcgan", description: str = "") -> Mod
         Reshape(IMAGE_SHAPE), Conv("conv1", c, 4, 2), Act("leaky"),
         Conv("conv2", c2, 4, 2, bias=False), BatchNorm("bn2"), Act("leaky"),
         Reshape((7 * 7 * c2,)), Linear("fc", 1), Act("head")))
-    return ModelSpec(name, description or "small DCGAN for 28x28 (transposed convs, convs, BatchNorm)", g, d)
+    return ModelSpec(name, description or f"small DCGAN for 28x28 (transposed convs, convs, BatchNorm; {c} channels)",
+                     g, d, lambda width: dcgan(_times(channels, width), name, description))
 
 
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (mlp(), mlp(hidden=512, name="mlp-wide"), dcgan())}
@@ -317,6 +329,7 @@ DEFAULT_ADAM = Adam(lr=2e-4, beta1=0.5, beta2=0.999)
 TUTORIAL_ADAM_G = Adam(lr=3e-4, beta1=0.5, beta2=0.999)
 TUTORIAL_ADAM_D = Adam(lr=3e-4, beta1=0.9, beta2=0.999)
 INIT_SCHEMES = ("lecun", "tlx")
+MAX_WIDTH = 16.0
 
 
 @dataclass(frozen=True)
@@ -329,6 +342,12 @@ class GanConfig:
     # Initial weights: "lecun" (truncated normal, std 1/sqrt(fan_in)) or "tlx" (TLX's default, std 0.05)
     init: str = "lecun"
     normalization: Normalization = field(default_factory=Normalization)
+    # Hidden sizes / channels times this (1: the model as MODELS describes it).
+    width: float = 1.0
+
+    def model_spec(self) -> ModelSpec:
+        """The networks this config trains: ``MODELS[model]`` at ``width``."""
+        return MODELS[self.model].scaled(self.width)
 
     @classmethod
     def tutorial(cls, model: str = "mlp", loss: str = "mse") -> GanConfig:
@@ -344,7 +363,7 @@ class GanConfig:
         """The config a checkpoint or a child process carries, every field checked: a ValueError names
         the first field that is missing, of the wrong type or out of range."""
         fields = _mapping(data, "config", required=("model", "loss"),
-                          optional=("noise", "adam_g", "adam_d", "init", "normalization"))
+                          optional=("noise", "adam_g", "adam_d", "init", "normalization", "width"))
         default = cls()
         return cls(
             model=_one_of(fields, "model", MODEL_NAMES, "config."),
@@ -354,6 +373,7 @@ class GanConfig:
             adam_d=_adam(fields.get("adam_d"), "config.adam_d", default.adam_d),
             init=_one_of(fields, "init", INIT_SCHEMES, "config.", default.init),
             normalization=_normalization(fields.get("normalization")),
+            width=_number(fields.get("width", default.width), "config.width", 0.0, MAX_WIDTH + 1e-9, low_open=True),
         )
 
 

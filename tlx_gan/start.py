@@ -53,7 +53,7 @@ def plan(resume: str | None, init_weights: str | None, config: GanConfig, total_
         if ckpt.step >= total_steps:
             raise UserError(f"--resume {resume}: the checkpoint is at step {ckpt.step} and this run is {total_steps} "
                             f"steps long: ask for more (--steps N with N > {ckpt.step}, or more --epochs)")
-        model = spec.MODELS[config.model]
+        model = config.model_spec()
         checkpoint.check_compatible(ckpt.weights, model.shapes(), str(resume))
         moments = {prefix: checked_optimizer_state(ckpt.optimizers[prefix], trainable(_shapes(net)),
                                                    str(resume), prefix)
@@ -64,7 +64,7 @@ def plan(resume: str | None, init_weights: str | None, config: GanConfig, total_
         if ckpt.config.model != config.model:
             raise UserError(f"--init-weights {init_weights}: holds weights of --model {ckpt.config.model}, this run "
                             f"trains {config.model}: pass --model {ckpt.config.model} or other weights")
-        checkpoint.check_compatible(ckpt.weights, spec.MODELS[config.model].shapes(), str(init_weights))
+        checkpoint.check_compatible(ckpt.weights, config.model_spec().shapes(), str(init_weights))
         return Start(INIT, ckpt, str(init_weights))
     return Start(FRESH)
 
@@ -111,7 +111,7 @@ def save_initial(path: str, config: dict, seed: int) -> dict:
     """Write the shared initial weights of ``config``'s model as an init file (a checkpoint without
     optimizer state). Framework-free: numpy draws the numbers, the model's description gives the shapes."""
     gan_config = GanConfig.from_dict(config)
-    state = streams.initial_state(spec.MODELS[gan_config.model].shapes(), seed, gan_config.init)
+    state = streams.initial_state(gan_config.model_spec().shapes(), seed, gan_config.init)
     outputs.atomic_write(path, checkpoint.writer(checkpoint.Checkpoint({"kind": "init", "config": config,
                                                                          "seed": seed}, state)))
     return {"tensors": len(state)}

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, data, environment, metrics, outputs, runfiles, start, streams, weights
+from tlx_gan import backend, contention, data, environment, metrics, outputs, runfiles, start, streams, weights
 from tlx_gan.errors import TrainingStopped, UserError
 from tlx_gan.progress import Progress
 from tlx_gan.runlog import RUN_MARKERS, RUN_OUTPUTS, History
@@ -254,6 +254,7 @@ def _run(plan: Plan, backend_name: str):
     stop = _StopSignals()
     step = first
     reserve.hold()
+    busy_from = contention.now()  # how much of the machine others used while this run trained: in run.json
     try:
         with stop:
             while step < total and not stop.signum:
@@ -287,6 +288,7 @@ def _run(plan: Plan, backend_name: str):
                     if step % steps_per_epoch == 0 and opts.eval_every_epoch:
                         files.eval_log.append(_evaluate(gan, opts, noise_kind, step))
             # --- the end, still under the signal handlers: a signal now is the one already being acted on
+            files.run_info["contention"] = contention.since(busy_from)
             saved = files.save_checkpoint(step)
             if stop.signum:
                 finish("interrupted", step, f"stopped by {stop.name}")

@@ -5,6 +5,7 @@ tests run one child per backend. The pytest process never imports a framework.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def tiny_run(tmp_path_factory) -> tuple[dict, Path, subprocess.CompletedProcess]
     out = tmp_path_factory.mktemp("bench")
     faults = ",".join(f"{b}:{m}:{'crash' if 'died' in why else 'raise'}" for (b, m), why in FAULTS.items())
     matrix = out / "matrix"  # where backends_matrix/ would be written: without --record, never
-    result = run_bench("--backends", ",".join(BACKENDS), "--model", "mlp", "--batch-sizes", "16", "--warmup", "1",
+    result = run_bench("--backends", ",".join(BACKENDS), "--model", "mlp", "--batch-sizes", "32", "--warmup", "1",
                        "--steps", "2", "--repeats", "2", "--modes", ",".join(MODES), "--threads", "1",
                        "--gemm-size", "128", "--profile", "--profile-top", "3", "--profile-steps", "1",
                        "--out", str(out), **{FAULT_ENV: faults, "TLX_GAN_MATRIX_DIR": str(matrix)})
@@ -44,21 +45,23 @@ def tiny_run(tmp_path_factory) -> tuple[dict, Path, subprocess.CompletedProcess]
 # -------------------------------------------------------------------------------- the tiny real run
 def test_report_schema(tiny_run):
     data, out, result = tiny_run
-    assert data["schema"] == "tlx-gan-bench" and data["schema_version"] == 1
+    assert data["schema"] == "tlx-gan-bench" and data["schema_version"] == 2
     assert isinstance(data["created"], str) and isinstance(data["duration_s"], float)
-    for key in ("hostname", "platform", "cpu", "cpu_count", "python", "numpy", "tensorlayerx"):
+    for key in ("hostname", "platform", "cpu", "cpu_count", "python", "numpy", "tensorlayerx", "cpu_flags",
+                "cpu_kind"):
         assert key in data["machine"], key
-    assert data["options"]["threads"] == 1 and data["options"]["batch_sizes"] == [16]
+    assert data["options"]["threads"] == 1 and data["options"]["batch_sizes"] == [32]
     assert set(data["frameworks"]) == set(BACKENDS)
     for name, fw in data["frameworks"].items():
         assert fw["threads"] == 1, name
         assert fw["gemm"]["n"] == 128 and fw["gemm"]["gflops"] > 0
         assert isinstance(fw["versions"], dict) and "cuda" in fw["versions"] and "cudnn" in fw["versions"]
         assert fw["device"]["kind"] == "cpu" and fw["device"]["name"]
-    assert data["flops"]["16"]["total"] == flops.step_flops("mlp", 16)["total"]
+    assert data["flops"]["1/32"]["total"] == flops.step_flops("mlp", 32)["total"]
+    assert data["child_env"]["OMP_NUM_THREADS"] == "1" and data["child_env"]["TLX_GAN_WAIT_POLICY"] == "passive"
     assert len(data["cells"]) == len(BACKENDS) * len(MODES)
     for cell in data["cells"]:
-        assert {"backend", "mode", "model", "loss", "batch_size", "status"} <= set(cell)
+        assert {"backend", "mode", "model", "loss", "batch_size", "width", "status"} <= set(cell)
         if cell["status"] != "ok":
             continue
         stats = cell["ms_per_step"]
@@ -69,14 +72,20 @@ def test_report_schema(tiny_run):
             assert isinstance(cell[key], float) and cell[key] > 0, (key, cell)
         assert cell["threads"] == 1 and cell["finite"] and cell["description"]
         assert cell["peak_device_mb"] is None  # CPU run
-        assert cell["flops_per_step"] == flops.step_flops("mlp", 16)["total"]
-        assert abs(cell["samples_per_s"] - 16_000 / stats["median"]) < 1e-6 * cell["samples_per_s"]
+        assert cell["flops_per_step"] == flops.step_flops("mlp", 32)["total"]
+        assert abs(cell["samples_per_s"] - 32_000 / stats["median"]) < 1e-6 * cell["samples_per_s"]
+        busy = cell["contention"]
+        assert busy["wall_s"] > 0 and busy["own_cpu_s"] >= 0 and 0 <= busy["others_fraction"] <= 1
+        assert cell["noisy"] == busy["noisy"]
     targets = data["summary"]["targets"]
-    assert data["summary"]["reference_batch"] == 16
-    assert {t["target"] for t in targets} >= {"fastest within 2x of the arithmetic bound"}
+    assert data["summary"]["reference_batch"] == 32
+    # batch 32: eager and fast are judged (the bound from 128 on), per backend
+    assert {(t["target"].split(" <=")[0], t["backend"]) for t in targets} == {
+        (kind, name) for kind in ("TLX eager", "fast") for name in BACKENDS}
+    assert all(t["width"] == 1.0 and ("noisy" in t) for t in targets)
     for name in ("bench.md", "bench-bars.png", "bench-lines.png", "bench.png"):
         assert (out / name).stat().st_size > 0, name
-    assert "| backend | mode | batch |" in (out / "bench.md").read_text()
+    assert "| backend | mode | width | batch |" in (out / "bench.md").read_text()
     assert "ms/step" in result.stdout and "targets" in result.stdout
 
 
@@ -118,10 +127,29 @@ def test_profiles_come_from_each_framework(tiny_run):
 def test_matrix_copy(tiny_run, tmp_path):
     data, out, _ = tiny_run
     written = matrix.record_bench(data, folder=tmp_path)
-    assert {p.name for p in written} == {"bench-cpu.json", "bench-cpu.md", "bench-cpu.png"}
-    copied = json.loads((tmp_path / "bench-cpu.json").read_text())
-    assert copied["machine"] == data["machine"] and copied["schema_version"] == 1
-    assert "bench-cpu.md" in (tmp_path / "README.md").read_text()
+    stem = f"bench-cpu-{data['machine']['cpu_kind']}-mlp"
+    assert {p.name for p in written} == {f"{stem}.json", f"{stem}.md", f"{stem}.png"}
+    copied = json.loads((tmp_path / f"{stem}.json").read_text())
+    assert copied["machine"] == data["machine"] and copied["schema_version"] == 2
+    assert f"{stem}.md" in (tmp_path / "README.md").read_text()
+
+
+def test_a_run_under_load_marks_its_cells_noisy_and_sweeps_widths(tmp_path):
+    """One busy-loop process per CPU beside the cells: every cell is marked noisy, in the JSON, the table and
+    the markdown, and no target is judged on it; two widths give two sets of cells with their own FLOPs."""
+    result = run_bench("--backends", "torch", "--modes", "eager,native", "--batch-sizes", "32", "--widths",
+                       "0.5,1", "--load", str(os.cpu_count() or 1), "--warmup", "1", "--steps", "3", "--repeats", "2",
+                       "--threads", "1", "--gemm-size", "64", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["options"]["load"] == (os.cpu_count() or 1)
+    assert sorted({c["width"] for c in data["cells"]}) == [0.5, 1.0]
+    assert all(c["noisy"] and c["contention"]["others_fraction"] > 0.3 for c in data["cells"])
+    by_width = {c["width"]: c["flops_per_step"] for c in data["cells"]}
+    assert by_width[0.5] == flops.step_flops("mlp", 32, 0.5)["total"] < by_width[1.0]
+    assert all(t["noisy"] and t["met"] is None for t in data["summary"]["targets"])
+    assert "NOISY" in result.stdout and "measured on a busy machine" in (tmp_path / "bench.md").read_text()
+    assert (tmp_path / "bench-widths.png").stat().st_size > 0
 
 
 # ------------------------------------------------------------------------------------ same maths

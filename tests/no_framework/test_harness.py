@@ -1,17 +1,19 @@
 """The parts of the parity suite and the benchmark that are plain arithmetic: error measures, FLOP counts,
-the synchronised clock, statistics, and the bench's own flag checks."""
+the synchronised clock, statistics, contention and its marking, the targets, width sweeps, and the bench's
+own flag checks."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
-    run_cli,
-)
+from conftest import assert_one_line_error, run_cli
 
-from tlx_gan.bench import flops
+from tlx_gan.bench import flops, report
 from tlx_gan.bench.timing import Clock, summarize
 from tlx_gan.parity import suite
 
@@ -86,3 +88,110 @@ def test_bad_mode_is_a_one_line_error(tmp_path):
 def run_bench(*args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
     """``python -m tlx_gan bench ARGS``, with no TL_BACKEND set."""
     return run_cli("bench", *args, timeout=timeout, **env)
+
+
+# ------------------------------------------------------------------------------ a busy machine, measured
+def test_contention_counts_what_others_used():
+    from tlx_gan import contention
+
+    start = contention._Mark(wall=0.0, own=0.0, ticks=(0, 0), load=0.1)
+    cpus = os.cpu_count() or 1
+    tick = contention._TICK
+    # 10 s, this process used 5 s of CPU, the machine counted 5 s: nobody else ran
+    alone = contention.measure(start, contention._Mark(10.0, 5.0, (5 * tick, 0), 0.5))
+    assert alone["others_fraction"] == 0.0 and not alone["noisy"]
+    # the machine counted 5 s more than this process: others held 5 / (10 * cpus) of it
+    busy = contention.measure(start, contention._Mark(10.0, 5.0, (10 * tick, 0), 2.0))
+    assert busy["others_fraction"] == pytest.approx(5 / (10 * cpus))
+    assert busy["noisy"] == (5 / (10 * cpus) > contention.NOISY_OTHERS)
+    stolen = contention.measure(start, contention._Mark(10.0, 5.0, (5 * tick, cpus * tick), 0.5))
+    assert stolen["steal_fraction"] == pytest.approx(0.1) and stolen["noisy"]
+    unknown = contention.measure(contention._Mark(0.0, 0.0, None, None), contention._Mark(1.0, 1.0, None, None))
+    assert unknown["others_fraction"] is None and not unknown["noisy"]
+
+
+def test_a_busy_loop_load_is_seen_and_leaves_nothing_behind():
+    from tlx_gan import contention
+
+    with contention.Load(1) as load:
+        pids = [p.pid for p in load.processes]
+        share = contention.others_now(1.0)
+    assert share is not None and share >= 0.8 / (os.cpu_count() or 1), share
+    time.sleep(0.2)
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1]]
+
+
+def test_wait_quiet_gives_up_after_its_limit(monkeypatch):
+    from tlx_gan import contention
+
+    shares = iter([0.9, 0.9, 0.05])
+    monkeypatch.setattr(contention, "others_now", lambda seconds=1.0: next(shares))
+    waited = contention.wait_quiet(60)
+    assert waited["quiet"] and waited["others_fraction"] == 0.05
+    monkeypatch.setattr(contention, "others_now", lambda seconds=1.0: 0.9)
+    waited = contention.wait_quiet(0.0)
+    assert not waited["quiet"]
+
+
+def _cell(backend, mode, ms, batch=128, width=1.0, noisy=False):
+    return {"backend": backend, "mode": mode, "batch_size": batch, "width": width, "status": "ok", "noisy": noisy,
+            "ms_per_step": {"median": ms}, "flops_per_step": 7.35e8}
+
+
+def test_targets_are_judged_per_size_and_never_on_noisy_cells():
+    cells = [_cell("torch", "eager", 10.0), _cell("torch", "native", 10.0), _cell("torch", "native-compiled", 9.0),
+             _cell("torch", "fast", 8.0), _cell("torch", "eager", 12.0, width=2.0),
+             _cell("torch", "native", 10.0, width=2.0, noisy=True)]
+    summary = report.summarize_targets({"cells": cells, "frameworks": {"torch": {"gemm": {"gflops": 200.0}}}})
+    by = {(t["target"].split(" <=")[0].split(" within")[0], t["width"]): t for t in summary["targets"]}
+    assert by[("TLX eager", 1.0)]["met"] is True and by[("TLX eager", 1.0)]["ratio"] == pytest.approx(1.0)
+    assert by[("fast", 1.0)]["ratio"] == pytest.approx(8.0 / 9.0) and by[("fast", 1.0)]["met"]
+    assert by[("TLX eager", 2.0)]["noisy"] and by[("TLX eager", 2.0)]["met"] is None
+    bound = by[("fastest", 1.0)]
+    assert bound["ratio"] == pytest.approx(8.0 / (7.35e8 / 200e9 * 1e3)) and bound["met"] is False
+    assert bound["by"] == pytest.approx(bound["ratio"] / report.BEST_OVER_BOUND)
+    assert summary["noisy_cells"] == 1
+    text = report.targets_text({"summary": summary})
+    assert "noisy: not judged" in text and "MISSED by" in text
+
+
+def test_width_sweeps_scale_the_model_and_its_flops():
+    from tlx_gan import spec
+
+    wide, narrow = spec.MODELS["dcgan"].scaled(2.0), spec.MODELS["dcgan"].scaled(0.5)
+    assert dict((p.name, p.shape) for p in wide.params())["D/conv1/W"] == (128, 1, 4, 4)
+    assert dict((p.name, p.shape) for p in narrow.params())["G/deconv1/W"] == (64, 32, 4, 4)
+    g, d = flops.networks("mlp", 2.0)  # hidden 512: the 784-wide layers double, the hidden one quadruples
+    assert [layer.macs for layer in g] == [100 * 512, 512 * 512, 512 * 784]
+    assert [layer.macs for layer in d] == [784 * 512, 512 * 512, 512 * 1]
+    assert spec.GanConfig(model="mlp", width=4.0).model_spec().generator.layers[0].n_out == 1024
+    assert_fails = run_cli("bench", "--widths", "0,1", "--out", "/nonexistent/bench")
+    assert_one_line_error(assert_fails, "--widths '0,1'")
+
+
+def test_compare_warns_when_its_figures_come_from_a_busy_machine():
+    from types import SimpleNamespace
+
+    from tlx_gan import report as compare_report
+
+    def result(noisy: bool) -> dict:
+        run = {"step": 10, "timings": {"train_wall_s": 1.0, "median_step_s": 0.01},
+               "final": {"d_loss": 0.5, "g_loss": 0.2}, "device": "cpu", "contention": {"noisy": noisy, "others_fraction": 0.6 if noisy else 0.0}}
+        metrics = {"frechet_distance": 40.0, "mnist_score": 3.0, "classes_covered": 8, "class_kl_uniform": 0.2,
+                   "precision": 0.7, "recall": 0.1, "classifier_accuracy": 0.96, "n_samples": 500}
+        return {"ok": True, "run": run, "metrics": metrics}
+
+    opts = SimpleNamespace(batch_size=16)
+    speed = {"options": {"threads": 2}, "cells": [
+        {"backend": "torch", "mode": m, "status": "ok", "noisy": m == "fast", "ms_per_step": {"median": 5.0},
+         "samples_per_s": 3200.0} for m in ("eager", "fast")]}
+    env = {"framework": "torch", "framework_version": "2", "tensorlayerx": "0.5.8", "numpy": "2", "python": "3.11",
+           "threads": 2, "shims_applied": [], "cpu": "a CPU", "cpu_count": 2, "platform": "Linux"}
+    tables = {t["title"]: t for t in compare_report._tables(opts, {"torch": result(True)}, speed, None,
+                                                             {"torch": env})}
+    assert tables["Training"]["warning"] and "busy while torch trained" in tables["Training"]["note"]
+    assert tables["Speed"]["warning"] and tables["Speed"]["note"].startswith("WARNING: measured on a busy machine")
+    quiet = {t["title"]: t for t in compare_report._tables(opts, {"torch": result(False)}, {**speed, "cells": [
+        {**c, "noisy": False} for c in speed["cells"]]}, None, {"torch": env})}
+    assert not quiet["Training"]["warning"] and not quiet["Speed"]["warning"]

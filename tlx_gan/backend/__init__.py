@@ -143,6 +143,24 @@ def quiet_stderr(enabled: bool = True) -> Iterator[None]:
                 sys.stderr.flush()
 
 
+# Thread pools that sleep when they run out of work instead of spinning for it: OpenMP's (torch, and the
+# MKL/oneDNN of paddle and TF) by the OpenMP standard's OMP_WAIT_POLICY and Intel's KMP_BLOCKTIME. Spinning
+# workers hold a core each while the Python thread between ops waits for one: on a busy machine that turned
+# 8.6 ms/step into 850 ms (backends_matrix/threads-cpu-*.md has the study). The frameworks' defaults spin.
+PASSIVE_POOLS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+WAIT_POLICIES = ("passive", "framework")
+WAIT_POLICY_ENV = "TLX_GAN_WAIT_POLICY"  # "framework" keeps each framework's own (spinning) default
+
+
+def apply_wait_policy() -> str:
+    """Set the thread pools' wait policy before a framework starts (a variable the user set wins)."""
+    policy = os.environ.get(WAIT_POLICY_ENV, "passive")
+    if policy == "passive":
+        for key, value in PASSIVE_POOLS.items():
+            os.environ.setdefault(key, value)
+    return policy
+
+
 def activate(name: str, quiet: bool = True) -> None:
     """Make this process run ``name``: sets TL_BACKEND, installs the compat layer, imports tensorlayerx.
 
@@ -157,6 +175,8 @@ def activate(name: str, quiet: bool = True) -> None:
             f"start a new process with TL_BACKEND={name}"
         )
     os.environ["TL_BACKEND"] = name
+    if loaded is None:
+        apply_wait_policy()
     shims.install()  # the compat layer goes in before TLX loads (importing tlx_gan did it already)
 
     if loaded is not None:

@@ -22,7 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, data, environment, spec, start, streams, weights
+from tlx_gan import backend, checkpoint, contention, data, environment, spec, start, streams, weights
 from tlx_gan import fast as fast_steps
 from tlx_gan import native as baselines
 from tlx_gan.bench import flops
@@ -114,10 +114,10 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
-def write_init(model: str, seed: int, path: str) -> dict:
-    """Write the canonical initial weights of ``model`` (seeded, backend-independent, the project's
-    default init scheme) to ``path``."""
-    written = start.save_initial(path, GanConfig(model=model).to_dict(), seed)
+def write_init(model: str, seed: int, path: str, width: float = 1.0) -> dict:
+    """Write the canonical initial weights of ``model`` at ``width`` (seeded, backend-independent, the
+    project's default init scheme) to ``path``."""
+    written = start.save_initial(path, GanConfig(model=model, width=width).to_dict(), seed)
     state = checkpoint.load(path).weights
     return {"path": path, "tensors": written["tensors"], "parameters": int(sum(v.size for v in state.values()))}
 
@@ -146,17 +146,18 @@ def probe(threads: int, device: str, gemm_size: int = 2048, gemm_repeats: int = 
 def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, steps: int, repeats: int,
              threads: int, device: str, init_path: str, data_seed: int = 0, profile: bool = False,
              profile_steps: int = 10, gemm_size: int = 2048, gemm_repeats: int = 3,
-             min_repeat_s: float = 0.0) -> dict:
+             min_repeat_s: float = 0.0, width: float = 1.0) -> dict:
     """Time one cell: the first step alone (compilation included), ``warmup`` more steps, then ``repeats``
     runs of ``steps`` steps (more if a repeat would last under ``min_repeat_s`` at the warm-up's pace: short
     intervals suffer most from a shared machine's scheduling), each between two synchronised clock
-    reads. Afterwards (so neither its
+    reads, the machine's contention measured over them (:mod:`tlx_gan.contention`). Afterwards (so neither its
     memory nor its cache traffic touch the step's numbers) the framework's GEMM rate is measured again:
     on a shared machine the best of all a run's measurements is the peak it reports."""
     began = time.perf_counter()
+    busy_from = contention.now()  # the whole cell, so the kernel's 1/100 s ticks resolve the others' share
     runtime, device_name = prepare(threads, device)
     _inject_fault(mode)
-    config = GanConfig(model=model, loss=loss)
+    config = GanConfig(model=model, loss=loss, width=width)
     state = checkpoint.load(init_path).weights
     real_np, noise_np = synthetic_batches(batch_size, data_seed)
     stepper = make_stepper(mode, config, state, device_name)
@@ -187,10 +188,12 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     if min_repeat_s > 0 and pace > 0:
         steps = max(steps, math.ceil(min_repeat_s / pace))
     per_step_ms = [clock.time(one, steps) * 1000 / steps for _ in range(repeats)]
+    busy = contention.since(busy_from)
     stats = summarize(per_step_ms)
-    work = flops.step_flops(model, batch_size)
+    work = flops.step_flops(model, batch_size, width)
     record = {
-        "mode": mode, "model": model, "loss": loss, "batch_size": batch_size, "status": "ok",
+        "mode": mode, "model": model, "loss": loss, "batch_size": batch_size, "width": width, "status": "ok",
+        "contention": busy, "noisy": busy["noisy"],
         "description": stepper.description, "device": device, "device_name": device_name,
         "threads": runtime.threads(), "warmup_steps": warmup, "steps": steps, "repeats": repeats,
         "setup_s": setup_s, "first_step_ms": first_s * 1000, "ms_per_step": stats, "repeat_ms": per_step_ms,

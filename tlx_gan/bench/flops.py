@@ -31,11 +31,12 @@ class Layer:
     macs: int
 
 
-def networks(model: str) -> tuple[tuple[Layer, ...], tuple[Layer, ...]]:
-    """(generator, discriminator) matrix layers of the model, in order, from its description."""
+def networks(model: str, width: float = 1.0) -> tuple[tuple[Layer, ...], tuple[Layer, ...]]:
+    """(generator, discriminator) matrix layers of the model at ``width``, in order, from its description."""
     if model not in spec.MODELS:
         raise ValueError(f"unknown model {model!r}")
-    g, d = (tuple(Layer(name, macs) for name, macs in spec.matrix_macs(net)) for net in spec.MODELS[model].networks)
+    described = spec.MODELS[model].scaled(width)
+    g, d = (tuple(Layer(name, macs) for name, macs in spec.matrix_macs(net)) for net in described.networks)
     return g, d
 
 
@@ -59,9 +60,9 @@ def _total(parts: list[dict[str, int]]) -> int:
     return sum(sum(p.values()) for p in parts)
 
 
-def step_flops(model: str, batch_size: int) -> dict[str, int]:
+def step_flops(model: str, batch_size: int, width: float = 1.0) -> dict[str, int]:
     """FLOPs of one GAN step (D step then G step) at ``batch_size``: total and per sub-step."""
-    g, d = networks(model)
+    g, d = networks(model, width)
     d_step = [chain_macs([(d, True)]), chain_macs([(g, False), (d, True)])]
     g_step = [chain_macs([(g, True), (d, False)])]
     flops_d = 2 * batch_size * _total(d_step)

@@ -12,15 +12,23 @@ import json
 import math
 from pathlib import Path
 
-# The targets of the issue, checked on every run (ratios of medians from the same run).
-EAGER_OVER_NATIVE = 1.10
-FAST_OVER_COMPILED = 1.10
-BEST_OVER_BOUND = 2.0
+# The targets, checked on every run for every model width and batch size (ratios of medians from the same
+# run; noisy cells are not judged):
+EAGER_OVER_NATIVE = 1.05  # TLX's eager step against the same step in the plain framework, eager
+FAST_OVER_BEST_NATIVE = 1.00  # the project's fast step against the faster of native and native-compiled
+BEST_OVER_BOUND = 1.25  # the fastest backend against the arithmetic bound (FLOPs at the measured GEMM peak)
+BOUND_FROM_BATCH = 128  # ... judged from this batch size on, where the arithmetic can dominate
+EAGER_FROM_BATCH = 32
 REFERENCE_BATCH = 128
 
 
 def _ok(cells: list[dict], **match) -> list[dict]:
-    return [c for c in cells if c["status"] == "ok" and all(c.get(k) == v for k, v in match.items())]
+    return [c for c in cells if c["status"] == "ok" and all(c.get(k, 1.0 if k == "width" else None) == v
+                                                              for k, v in match.items())]
+
+
+def _quiet(cells: list[dict], **match) -> list[dict]:
+    return [c for c in _ok(cells, **match) if not c.get("noisy")]
 
 
 def _median(cell: dict | None) -> float | None:
@@ -33,58 +41,70 @@ def _one(cells: list[dict], **match) -> dict | None:
 
 
 def reference_batch(sizes: list[int]) -> int:
-    """The batch size the targets are judged at: 128, else the closest one run."""
+    """The batch size the charts and the README quote first: 128, else the closest one run."""
     return min(sizes, key=lambda s: (abs(math.log(s / REFERENCE_BATCH)), s))
 
 
+def _noisy_verdict(cells: list[dict]) -> bool:
+    return any(c.get("noisy") for c in cells)
+
+
 def summarize_targets(report: dict) -> dict:
-    """Ratios per backend and batch size, and the three targets at the reference batch size.
+    """Ratios per backend, width and batch size, and the targets for every one of them.
 
     The arithmetic bound is the step's FLOPs (:mod:`tlx_gan.bench.flops`) at the best GEMM rate any
-    framework reached in this run: the machine's measured peak."""
+    framework reached in this run: the machine's measured peak. A target whose cells include a noisy one
+    (measured while other processes held the CPU) is reported as noisy, not as met or missed."""
     cells = report["cells"]
     sizes = sorted({c["batch_size"] for c in cells})
+    widths = sorted({c.get("width", 1.0) for c in cells})
     backends = list(dict.fromkeys(c["backend"] for c in cells))
-    ratios = []
-    for size in sizes:
-        for name in backends:
-            m = {mode: _median(_one(cells, backend=name, batch_size=size, mode=mode))
-                 for mode in ("eager", "fast", "native", "native-compiled")}
-            ratios.append({"backend": name, "batch_size": size,
-                           "eager_over_native": _ratio(m["eager"], m["native"]),
-                           "fast_over_native_compiled": _ratio(m["fast"], m["native-compiled"]),
-                           "fast_over_eager": _ratio(m["fast"], m["eager"]),
-                           "native_compiled_over_native": _ratio(m["native-compiled"], m["native"])})
-    targets = []
-    if not sizes:
-        return {"reference_batch": None, "ratios": ratios, "targets": targets}
-    ref = reference_batch(sizes)
-    for row in ratios:
-        if row["batch_size"] != ref:
-            continue
-        targets.append(_target(f"TLX eager <= {EAGER_OVER_NATIVE:.2f}x native eager", row["backend"], ref,
-                               row["eager_over_native"], EAGER_OVER_NATIVE))
-        targets.append(_target(f"fast <= {FAST_OVER_COMPILED:.2f}x native compiled", row["backend"], ref,
-                               row["fast_over_native_compiled"], FAST_OVER_COMPILED))
     peaks = [(p.get("peak") or p["gemm"])["gflops"] for p in report.get("frameworks", {}).values() if p.get("gemm")]
-    fastest = min(_ok(cells, batch_size=ref), key=_median, default=None)
-    if fastest and peaks:
-        bound_ms = fastest["flops_per_step"] / max(peaks) / 1e6
-        best = _target(f"fastest within {BEST_OVER_BOUND:g}x of the arithmetic bound", fastest["backend"], ref,
-                       _median(fastest) / bound_ms, BEST_OVER_BOUND)
-        best.update(mode=fastest["mode"], ms=_median(fastest), bound_ms=bound_ms, peak_gflops=max(peaks),
-                    flops_per_step=fastest["flops_per_step"])
-        targets.append(best)
-    return {"reference_batch": ref, "ratios": ratios, "targets": targets}
+    ratios, targets = [], []
+    for width in widths:
+        for size in sizes:
+            for name in backends:
+                by_mode = {mode: _one(cells, backend=name, batch_size=size, mode=mode, width=width)
+                           for mode in ("eager", "fast", "native", "native-compiled")}
+                m = {mode: _median(cell) for mode, cell in by_mode.items()}
+                natives = [v for v in (m["native"], m["native-compiled"]) if v]
+                row = {"backend": name, "batch_size": size, "width": width,
+                       "eager_over_native": _ratio(m["eager"], m["native"]),
+                       "fast_over_native_compiled": _ratio(m["fast"], m["native-compiled"]),
+                       "fast_over_best_native": _ratio(m["fast"], min(natives) if natives else None),
+                       "fast_over_eager": _ratio(m["fast"], m["eager"]),
+                       "native_compiled_over_native": _ratio(m["native-compiled"], m["native"])}
+                ratios.append(row)
+                if size >= EAGER_FROM_BATCH:
+                    targets.append(_target(f"TLX eager <= {EAGER_OVER_NATIVE:.2f}x native eager", name, size, width,
+                                           row["eager_over_native"], EAGER_OVER_NATIVE,
+                                           _noisy_verdict([by_mode["eager"] or {}, by_mode["native"] or {}])))
+                    targets.append(_target(f"fast <= {FAST_OVER_BEST_NATIVE:.2f}x best native", name, size, width,
+                                           row["fast_over_best_native"], FAST_OVER_BEST_NATIVE,
+                                           _noisy_verdict([c for c in by_mode.values() if c])))
+            group = _ok(cells, batch_size=size, width=width)
+            fastest = min(group, key=_median, default=None)
+            if fastest and peaks and size >= BOUND_FROM_BATCH:
+                bound_ms = fastest["flops_per_step"] / max(peaks) / 1e6
+                best = _target(f"fastest within {BEST_OVER_BOUND:g}x of the arithmetic bound", fastest["backend"],
+                               size, width, _median(fastest) / bound_ms, BEST_OVER_BOUND, _noisy_verdict(group))
+                best.update(mode=fastest["mode"], ms=_median(fastest), bound_ms=bound_ms, peak_gflops=max(peaks),
+                            flops_per_step=fastest["flops_per_step"])
+                targets.append(best)
+    return {"reference_batch": reference_batch(sizes) if sizes else None, "ratios": ratios, "targets": targets,
+            "noisy_cells": sum(1 for c in cells if c.get("noisy"))}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _target(name: str, backend_name: str, batch_size: int, ratio: float | None, limit: float) -> dict:
-    return {"target": name, "backend": backend_name, "batch_size": batch_size, "ratio": ratio, "limit": limit,
-            "met": None if ratio is None else ratio <= limit}
+def _target(name: str, backend_name: str, batch_size: int, width: float, ratio: float | None, limit: float,
+            noisy: bool = False) -> dict:
+    met = None if ratio is None or noisy else ratio <= limit
+    return {"target": name, "backend": backend_name, "batch_size": batch_size, "width": width, "ratio": ratio,
+            "limit": limit, "met": met, "noisy": noisy,
+            "by": None if ratio is None or met is not False else ratio / limit}
 
 
 # ------------------------------------------------------------------------------------------- text
@@ -92,25 +112,29 @@ def _fmt(value, spec: str = ".2f", missing: str = "-") -> str:
     return missing if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
-_COLUMNS = ("backend", "mode", "batch", "ms/step", "IQR", "min", "samples/s", "first ms", "GFLOP/s", "% peak",
-            "RSS MB", "status")
+_COLUMNS = ("backend", "mode", "width", "batch", "ms/step", "IQR", "min", "samples/s", "first ms", "GFLOP/s",
+            "% peak", "RSS MB", "status")
 
 
 def _row(c: dict) -> list[str]:
+    width = f"{c.get('width', 1.0):g}"
     if c["status"] != "ok":
-        return [c["backend"], c["mode"], str(c["batch_size"]), "-", "-", "-", "-", "-", "-", "-", "-",
+        return [c["backend"], c["mode"], width, str(c["batch_size"]), "-", "-", "-", "-", "-", "-", "-", "-",
                 "FAILED: " + c.get("error", "")[:90]]
     s = c["ms_per_step"]
-    return [c["backend"], c["mode"], str(c["batch_size"]), _fmt(s["median"]), _fmt(s["iqr"]), _fmt(s["min"]),
+    busy = (c.get("contention") or {}).get("others_fraction")
+    status = f"NOISY (others used {busy:.0%} of the CPUs)" if c.get("noisy") and busy is not None else \
+        ("NOISY" if c.get("noisy") else "ok")
+    return [c["backend"], c["mode"], width, str(c["batch_size"]), _fmt(s["median"]), _fmt(s["iqr"]), _fmt(s["min"]),
             _fmt(c["samples_per_s"], ".0f"), _fmt(c["first_step_ms"], ".0f"), _fmt(c["gflops_per_s"], ".1f"),
             _fmt(100 * c["peak_fraction"] if c.get("peak_fraction") is not None else None, ".1f"),
-            _fmt(c["peak_rss_mb"], ".0f"), "ok"]
+            _fmt(c["peak_rss_mb"], ".0f"), status]
 
 
 def _sorted(cells: list[dict]) -> list[dict]:
     order = ("eager", "fast", "native", "native-compiled")
     backends = list(dict.fromkeys(c["backend"] for c in cells))
-    return sorted(cells, key=lambda c: (c["batch_size"], backends.index(c["backend"]),
+    return sorted(cells, key=lambda c: (c.get("width", 1.0), c["batch_size"], backends.index(c["backend"]),
                                         order.index(c["mode"]) if c["mode"] in order else 9))
 
 
@@ -119,30 +143,48 @@ def console_table(report: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS) - 1)]
     lines = []
     for r in rows:
-        lines.append("  ".join(v.rjust(w) if i >= 2 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths)))
+        lines.append("  ".join(v.rjust(w) if i >= 3 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths)))
                      + "  " + r[-1])
     lines.insert(1, "-" * len(lines[0]))
     lines += ["", targets_text(report)]
     return "\n".join(lines)
 
 
+def _verdict(t: dict, bold: bool = False) -> str:
+    if t["noisy"]:
+        return "noisy: not judged"
+    if t["met"] is None:
+        return "not measured"
+    if t["met"]:
+        return "met"
+    return f"{'**missed**' if bold else 'MISSED'} by {t['by']:.2f}x"
+
+
 def targets_text(report: dict) -> str:
     summary = report.get("summary", {})
-    lines = [f"targets (batch {summary.get('reference_batch')}, ratios of medians from this run):"]
-    for t in summary.get("targets", []):
-        verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+    targets = summary.get("targets", [])
+    judged = [t for t in targets if t["met"] is not None]
+    lines = [f"targets (ratios of medians from this run; {sum(t['met'] for t in judged)} of {len(judged)} judged "
+             f"met, {sum(t['noisy'] for t in targets)} noisy):"]
+    for t in targets:
         extra = ""
         if "bound_ms" in t:
             extra = (f" ({t['backend']} {t['mode']}: {t['ms']:.2f} ms vs {t['bound_ms']:.2f} ms = "
                      f"{t['flops_per_step'] / 1e9:.3f} GFLOP at {t['peak_gflops']:.0f} GFLOP/s)")
-        lines.append(f"  {t['target']:<48} {t['backend']:<11} {_fmt(t['ratio'], '.3f'):>7}  {verdict}{extra}")
+        lines.append(f"  {t['target']:<44} {t['backend']:<11} w{t['width']:<4g} b{t['batch_size']:<5} "
+                     f"{_fmt(t['ratio'], '.3f'):>7}  {_verdict(t)}{extra}")
+    if summary.get("noisy_cells"):
+        lines.append(f"  {summary['noisy_cells']} cell(s) were measured on a busy machine (others held more than "
+                     f"{report.get('noisy_thresholds', {}).get('others_fraction', 0.1):.0%} of the CPUs): "
+                     "their figures are shown, not judged")
     return "\n".join(lines)
 
 
 def markdown(report: dict) -> str:
     m, o = report["machine"], report["options"]
     out = [f"# tlx-gan bench: {o['model']} ({o['loss']}), {o['device']}", "",
-           f"Run {report['created']} on `{m.get('hostname')}`: {m.get('cpu')} ({m.get('cpu_count')} CPUs), "
+           f"Run {report['created']} on `{m.get('hostname')}`: {m.get('cpu')} ({m.get('cpu_count')} CPUs; "
+           f"{', '.join(m.get('cpu_flags') or []) or 'flags unknown'}), "
            f"{m.get('platform')}, Python {m.get('python')}, numpy {m.get('numpy')}, "
            f"TensorLayerX {m.get('tensorlayerx')}, tlx-gan {m.get('tlx_gan')}.", "",
            f"{o['threads']} threads per process; fp32; {o['warmup']} warm-up steps, then {o['repeats']} repeats of "
@@ -169,18 +211,23 @@ def markdown(report: dict) -> str:
                    f"{_fmt(gemm.get('gflops'), '.1f')} |")
     out += ["", "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
     out += ["| " + " | ".join(_row(c)) + " |" for c in _sorted(report["cells"])]
-    out += ["", "## Targets", "", "| target | backend | batch | ratio | limit | verdict |", "|---|---|---|---|---|---|"]
+    noisy = report["summary"].get("noisy_cells", 0)
+    out += ["", "## Targets", ""]
+    if noisy:
+        out += [f"**{noisy} cell(s) were measured on a busy machine** (other processes held more than "
+                f"{report.get('noisy_thresholds', {}).get('others_fraction', 0.1):.0%} of the CPUs, or the hypervisor "
+                "stole more than 5%): their figures are shown, and no target is judged on them.", ""]
+    out += ["| target | backend | width | batch | ratio | limit | verdict |", "|---|---|---|---|---|---|---|"]
     for t in report["summary"]["targets"]:
-        verdict = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
         detail = f" ({t['mode']}: {t['ms']:.2f} ms vs bound {t['bound_ms']:.2f} ms)" if "bound_ms" in t else ""
-        out.append(f"| {t['target']} | {t['backend']} | {t['batch_size']} | {_fmt(t['ratio'], '.3f')} | "
-                   f"{t['limit']:g} | {verdict}{detail} |")
-    out += ["", "## Ratios", "", "| backend | batch | eager / native | fast / native-compiled | fast / eager | "
-            "native-compiled / native |", "|---|---|---|---|---|---|"]
+        out.append(f"| {t['target']} | {t['backend']} | {t['width']:g} | {t['batch_size']} | "
+                   f"{_fmt(t['ratio'], '.3f')} | {t['limit']:g} | {_verdict(t, bold=True)}{detail} |")
+    out += ["", "## Ratios", "", "| backend | width | batch | eager / native | fast / best native | "
+            "fast / native-compiled | fast / eager | native-compiled / native |", "|---|---|---|---|---|---|---|---|"]
     for r in report["summary"]["ratios"]:
-        out.append(f"| {r['backend']} | {r['batch_size']} | {_fmt(r['eager_over_native'], '.3f')} | "
-                   f"{_fmt(r['fast_over_native_compiled'], '.3f')} | {_fmt(r['fast_over_eager'], '.3f')} | "
-                   f"{_fmt(r['native_compiled_over_native'], '.3f')} |")
+        out.append(f"| {r['backend']} | {r['width']:g} | {r['batch_size']} | {_fmt(r['eager_over_native'], '.3f')} | "
+                   f"{_fmt(r['fast_over_best_native'], '.3f')} | {_fmt(r['fast_over_native_compiled'], '.3f')} | "
+                   f"{_fmt(r['fast_over_eager'], '.3f')} | {_fmt(r['native_compiled_over_native'], '.3f')} |")
     described = {(c["backend"], c["mode"]): c["description"] for c in report["cells"] if c.get("description")}
     if described:
         out += ["", "## Modes", ""]
@@ -249,55 +296,74 @@ def _plt():
     return plt
 
 
+def _reference_width(cells: list[dict]) -> float:
+    widths = sorted({c.get("width", 1.0) for c in cells})
+    return 1.0 if 1.0 in widths else widths[0]
+
+
 def _bars(ax, cells: list[dict], size: int) -> None:
     group = [c for c in _sorted(cells) if c["batch_size"] == size]
     backends = list(dict.fromkeys(c["backend"] for c in group))
     modes = list(dict.fromkeys(c["mode"] for c in group))
     width = 0.8 / max(len(modes), 1)
     for j, mode in enumerate(modes):
-        xs, heights, errors = [], [], []
+        xs, heights, errors, hatches = [], [], [], []
         for i, name in enumerate(backends):
-            cell = _one(group, backend=name, mode=mode)
+            cell = _one(group, backend=name, mode=mode, width=group[0].get("width", 1.0))
             if cell:
                 s = cell["ms_per_step"]
                 xs.append(i + (j - (len(modes) - 1) / 2) * width)
                 heights.append(s["median"])
                 errors.append([[s["median"] - s["q1"]], [s["q3"] - s["median"]]])
+                hatches.append("//" if cell.get("noisy") else "")
         if xs:
             err = [[e[0][0] for e in errors], [e[1][0] for e in errors]]
-            ax.bar(xs, heights, width, yerr=err, capsize=2, label=mode)
+            bars = ax.bar(xs, heights, width, yerr=err, capsize=2, label=mode)
+            for bar, hatch in zip(bars, hatches):
+                bar.set_hatch(hatch)
     for i, name in enumerate(backends):
-        if not _ok(group, backend=name):
+        if not _ok(group, backend=name, width=group[0].get("width", 1.0)):
             ax.text(i, 0, "failed", ha="center", va="bottom", fontsize=8, color="red")
     ax.set_xticks(range(len(backends)), backends)
-    ax.set_title(f"batch {size}")
+    ax.set_title(f"batch {size}" + (" (hatched: noisy)" if any(c.get("noisy") for c in group) else ""))
     ax.set_ylabel("ms / step (median, IQR)")
 
 
-def _lines(ax, cells: list[dict]) -> None:
+def _lines(ax, cells: list[dict], x: str = "batch_size", y: str = "ms") -> None:
+    """One line per backend and mode: ms/step (``y="ms"``) or % of the GEMM peak (``y="peak"``) against
+    the batch size or the width (``x``); noisy points drawn hollow."""
     styles = {"eager": "-", "fast": "--", "native": ":", "native-compiled": "-."}
     colors = {}
     ok = _ok(cells)
     for name in dict.fromkeys(c["backend"] for c in ok):
         for mode in dict.fromkeys(c["mode"] for c in _sorted(ok)):
-            points = sorted((c["batch_size"], _median(c)) for c in _ok(ok, backend=name, mode=mode))
+            mine = sorted((c for c in ok if c["backend"] == name and c["mode"] == mode), key=lambda c: c.get(x, 1.0))
+            points = [(c.get(x, 1.0), _median(c) if y == "ms" else 100 * (c.get("peak_fraction") or float("nan")),
+                       c.get("noisy")) for c in mine]
             if not points:
                 continue
-            line, = ax.plot(*zip(*points), styles.get(mode, "-"), marker="o", color=colors.get(name),
-                            label=f"{name} {mode}")
+            line, = ax.plot([p[0] for p in points], [p[1] for p in points], styles.get(mode, "-"),
+                            color=colors.get(name), label=f"{name} {mode}")
             colors[name] = line.get_color()
+            for px, py, noisy in points:
+                ax.plot(px, py, "o", color=line.get_color(), markerfacecolor="none" if noisy else line.get_color())
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("ms / step (median)")
-    ax.set_title("ms / step vs batch size")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the lines stay readable
+    if y == "ms":
+        ax.set_yscale("log")
+    ax.set_xlabel("batch size" if x == "batch_size" else "width (hidden sizes / channels x)")
+    ax.set_ylabel("ms / step (median)" if y == "ms" else "% of the framework's GEMM peak")
+    ax.set_title(f"{'ms / step' if y == 'ms' else '% of GEMM peak'} vs {ax.get_xlabel().split(' (')[0]}")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the lines stay readable
 
 
 def charts(report: dict) -> dict[str, bytes]:
-    """bench-bars.png (per batch size), bench-lines.png, and bench.png (both, for the matrix), as PNG bytes."""
+    """bench-bars.png (per batch size), bench-lines.png (ms/step and % of GEMM peak vs batch size),
+    bench-widths.png (the same vs width, when the run swept widths), and bench.png (bars and lines, for the
+    matrix), as PNG bytes. Noisy cells are hatched or hollow."""
     plt = _plt()
-    cells = report["cells"]
+    everything = report["cells"]
+    ref_width = _reference_width(everything)
+    cells = [c for c in everything if c.get("width", 1.0) == ref_width]
     sizes = sorted({c["batch_size"] for c in cells})
     title = f"tlx-gan bench: {report['options']['model']}, {report['options']['device']}, " \
             f"{report['options']['threads']} threads ({report['machine'].get('cpu')})"
@@ -309,11 +375,21 @@ def charts(report: dict) -> dict[str, bytes]:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     pictures["bench-bars.png"] = _png(fig, plt)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    _lines(ax, cells)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    _lines(left, cells)
+    _lines(right, cells, y="peak")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     pictures["bench-lines.png"] = _png(fig, plt)
+    if len({c.get("width", 1.0) for c in everything}) > 1:
+        ref = reference_batch(sizes)
+        at_ref = [c for c in everything if c["batch_size"] == ref]
+        fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+        _lines(left, at_ref, x="width")
+        _lines(right, at_ref, x="width", y="peak")
+        fig.suptitle(f"{title}, batch {ref}", fontsize=9)
+        fig.tight_layout()
+        pictures["bench-widths.png"] = _png(fig, plt)
     ref = reference_batch(sizes) if sizes else None
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
     if ref is not None:
@@ -354,12 +430,55 @@ def _jsonable(value):
 
 
 def matrix_files(report: dict) -> dict[str, bytes]:
-    """A CPU run as backends_matrix/ records it: bench-cpu.{json,md,png} (the machine it came from is in the
-    JSON); nothing for a GPU run."""
+    """A CPU run as backends_matrix/ records it, one set of files per kind of CPU (the generations differ,
+    and each keeps its own latest figures): bench-cpu-<kind>-<model>.{json,md,png}; nothing for a GPU run."""
     if report["options"]["device"] != "cpu":
         return {}
     written = files(report)
-    out = {"bench-cpu.json": written["bench.json"], "bench-cpu.md": written["bench.md"]}
-    if "bench.png" in written:
-        out["bench-cpu.png"] = written["bench.png"]
+    stem = f"bench-cpu-{report['machine'].get('cpu_kind') or 'cpu'}-{report['options']['model']}"
+    out = {f"{stem}.json": written["bench.json"], f"{stem}.md": written["bench.md"]}
+    for name in ("bench.png", "bench-widths.png"):
+        if name in written:
+            out[f"{stem}{name[len('bench'):]}"] = written[name]
     return out
+
+
+def policy_study(runs: dict[tuple[str, int], dict]) -> tuple[str, str]:
+    """The wait-policy study as (markdown, JSON): per backend, mode and batch size, the median ms/step of each
+    policy quiet and loaded, and the slow-down the load caused (loaded / quiet, from runs minutes apart:
+    these are the only cross-run ratios the project quotes, and only for this question)."""
+    policies = sorted({p for p, _ in runs})
+    loads = sorted({n for _, n in runs})
+    quiet, loaded = loads[0], loads[-1]
+    any_run = next(iter(runs.values()))
+    m = any_run["machine"]
+    rows = []
+    keys = sorted({(c["backend"], c["mode"], c["batch_size"]) for r in runs.values() for c in r["cells"]},
+                  key=lambda k: (k[0], k[2], k[1]))
+    for name, mode, size in keys:
+        row = {"backend": name, "mode": mode, "batch_size": size}
+        for policy in policies:
+            for load in loads:
+                cell = _one(runs[(policy, load)]["cells"], backend=name, mode=mode, batch_size=size)
+                row[f"{policy}/load{load}"] = _median(cell)
+            q, b = row[f"{policy}/load{quiet}"], row[f"{policy}/load{loaded}"]
+            row[f"{policy}/slowdown"] = _ratio(b, q)
+        rows.append(row)
+    worst = {p: max((r[f"{p}/slowdown"] for r in rows if r[f"{p}/slowdown"]), default=None) for p in policies}
+    out = [f"# Thread pools on a busy machine: {m.get('cpu')} ({m.get('cpu_count')} CPUs)", "",
+           f"Measured {any_run['created']}: each backend's eager (TLX) and native step, mlp, "
+           f"{any_run['options']['threads']} threads, quiet and beside {loaded} busy-loop process(es) (one per CPU), "
+           "for each wait policy of the thread pools: `framework` (each framework's default: idle workers spin) "
+           "and `passive` (OMP_WAIT_POLICY=PASSIVE, KMP_BLOCKTIME=0: idle workers sleep). Median ms/step; "
+           "slow-down = loaded / quiet.", "",
+           "| backend | mode | batch | " + " | ".join(f"{p} quiet | {p} loaded | {p} slow-down" for p in policies)
+           + " |", "|---|---|---|" + "---|---|---|" * len(policies)]
+    for r in rows:
+        cells = []
+        for p in policies:
+            cells += [_fmt(r[f"{p}/load{quiet}"]), _fmt(r[f"{p}/load{loaded}"]), _fmt(r[f"{p}/slowdown"], ".2f") + "x"]
+        out.append(f"| {r['backend']} | {r['mode']} | {r['batch_size']} | " + " | ".join(cells) + " |")
+    out += ["", "Worst slow-down under load: " + ", ".join(f"{p} {_fmt(w, '.2f')}x" for p, w in worst.items()) + "."]
+    table = {"machine": m, "created": any_run["created"], "loads": loads, "policies": policies, "rows": rows,
+             "worst_slowdown": worst}
+    return "\n".join(out) + "\n", json.dumps(table, indent=2, default=_jsonable) + "\n"

@@ -17,17 +17,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tlx_gan import backend, isolate
+from tlx_gan import backend, contention, isolate
+from tlx_gan.backend import machine
 from tlx_gan.bench import flops, report
 from tlx_gan.bench.timing import summarize
 from tlx_gan.errors import UserError
+from tlx_gan.spec import MAX_WIDTH
 
 MODES = ("eager", "fast", "native", "native-compiled")
 # Largest sizes taken: beyond them a run only exhausts memory (a 16384^2 GEMM already needs 3 GiB).
 MAX_GEMM = 16384
 MAX_BATCH = 65536
 SCHEMA = "tlx-gan-bench"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cells carry width, contention and noisy
 CELL = "tlx_gan.bench.cell"
 # Environment variables that change the frameworks' speed, recorded with every run (the children
 # also get the thread counts of thread_env()).
@@ -58,6 +60,10 @@ class BenchOptions:
     record: bool = False  # copy a CPU run into backends_matrix/
     rounds: int = 1
     min_repeat_s: float = 0.0
+    widths: list[float] = field(default_factory=lambda: [1.0])  # hidden sizes / channels times these
+    load: int = 0  # busy-loop processes running beside the cells (a reproducibly busy machine)
+    wait_quiet: float = 0.0  # seconds to wait, before each cell, for the others' CPU share to drop
+    wait_policy: str = "passive"  # the children's thread pools: "passive" (sleep when idle) or "framework"
 
 
 def parse_modes(text: str) -> list[str]:
@@ -66,6 +72,16 @@ def parse_modes(text: str) -> list[str]:
     if unknown or not names:
         raise UserError(f"--modes {text!r}: valid modes are {', '.join(MODES)}")
     return list(dict.fromkeys(names))
+
+
+def parse_widths(text: str) -> list[float]:
+    try:
+        widths = [float(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise UserError(f"--widths {text!r}: use comma-separated factors, e.g. 0.5,1,2,4") from None
+    if not widths or any(not 0 < w <= MAX_WIDTH for w in widths):
+        raise UserError(f"--widths {text!r}: use factors above 0 and at most {MAX_WIDTH:g}, e.g. 0.5,1,2,4")
+    return list(dict.fromkeys(widths))
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -86,22 +102,31 @@ def check_options(opts: BenchOptions) -> None:
         raise UserError(f"--device {opts.device!r}: use cpu or gpu")
     if opts.device == "gpu" and not backend.machine_has_gpu():
         raise UserError("--device gpu: this machine has no GPU (no NVIDIA/ROCm device node); use --device cpu")
+    if opts.wait_policy not in WAIT_POLICIES:
+        raise UserError(f"--wait-policy {opts.wait_policy!r}: use one of {', '.join(WAIT_POLICIES)}")
+    if not opts.widths or any(not 0 < w <= MAX_WIDTH for w in opts.widths):
+        raise UserError(f"--widths {opts.widths}: use factors above 0 and at most {MAX_WIDTH:g}, e.g. 0.5,1,2")
     if min(opts.steps, opts.repeats, opts.threads, opts.rounds) < 1 or opts.warmup < 0:
         raise UserError("--steps, --repeats, --rounds and --threads must be at least 1, --warmup at least 0")
     for name in opts.backends:
         backend.validate(name)
 
 
-def thread_env(threads: int) -> dict[str, str]:
-    """The child's thread pools, pinned before any framework starts (runtime.set_threads does the rest)."""
+WAIT_POLICIES = backend.WAIT_POLICIES
+
+
+def thread_env(threads: int, wait_policy: str = "passive") -> dict[str, str]:
+    """The child's thread pools, pinned before any framework starts (runtime.set_threads does the rest); the
+    wait policy is applied by :func:`tlx_gan.backend.activate` in the child."""
     n = str(threads)
     return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
-            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n}
+            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n, backend.WAIT_POLICY_ENV: wait_policy}
 
 
-def _failed(backend_name: str, mode: str, batch_size: int, opts: BenchOptions, error: str, **extra) -> dict:
+def _failed(backend_name: str, mode: str, batch_size: int, width: float, opts: BenchOptions, error: str,
+            **extra) -> dict:
     return {"backend": backend_name, "mode": mode, "model": opts.model, "loss": opts.loss, "batch_size": batch_size,
-            "status": "failed", "error": error or "failed without a message", **extra}
+            "width": width, "status": "failed", "error": error or "failed without a message", **extra}
 
 
 def run(opts: BenchOptions, say: Callable[[str], None] = print) -> dict:
@@ -110,14 +135,14 @@ def run(opts: BenchOptions, say: Callable[[str], None] = print) -> dict:
     out = Path(opts.out)
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = thread_env(opts.threads)
+    env = thread_env(opts.threads, opts.wait_policy)
     started = time.time()
     installed = [b for b in opts.backends if backend.is_installed(b)]
     missing = {b: f"{backend.pretty(b)} is not installed: pip install 'tlx-gan[{b}]'"
                for b in opts.backends if b not in installed}
 
-    init_path = out / f"init-{opts.model}-seed{opts.seed}.npz"
-    init_error = _write_init(installed, opts, init_path, env, logs, say)
+    inits = {width: out / f"init-{opts.model}-w{width:g}-seed{opts.seed}.npz" for width in opts.widths}
+    init_errors = {width: _write_init(installed, opts, path, width, env, logs, say) for width, path in inits.items()}
 
     probes: dict[str, dict] = {}
     for name in installed:
@@ -133,24 +158,32 @@ def run(opts: BenchOptions, say: Callable[[str], None] = print) -> dict:
     if opts.device == "gpu" and installed and not any(p.get("gpu_available") for p in probes.values()):
         raise UserError(f"--device gpu: no GPU visible to {', '.join(installed)}; use --device cpu")
 
-    grid = [(size, name, mode) for size in opts.batch_sizes for name in opts.backends for mode in opts.modes]
+    grid = [(width, size, name, mode) for width in opts.widths for size in opts.batch_sizes
+            for name in opts.backends for mode in opts.modes]
     rounds: dict[tuple, list[dict]] = {key: [] for key in grid}
-    for round_index in range(opts.rounds):
-        for n, (batch_size, name, mode) in enumerate(grid, 1):
-            label = f"[{n}/{len(grid)}{f' round {round_index + 1}/{opts.rounds}' if opts.rounds > 1 else ''}] " \
-                    f"{name} {mode} batch {batch_size}"
-            blocked = missing.get(name) or (init_error and f"initial weights: {init_error}") \
-                or probes.get(name, {}).get("error")
-            if not blocked and opts.device == "gpu" and not probes[name].get("gpu_available"):
-                blocked = f"{name} sees no GPU"
-            if blocked:
-                record = _failed(name, mode, batch_size, opts, blocked)
-            else:
-                record = _run_cell(name, mode, batch_size, opts, init_path, env, logs, round_index)
-            rounds[(batch_size, name, mode)].append(record)
-            say(f"{label}: " + (f"{record['ms_per_step']['median']:.2f} ms/step (IQR "
-                                f"{record['ms_per_step']['iqr']:.2f}), first step {record['first_step_ms']:.0f} ms"
-                                if record["status"] == "ok" else f"FAILED {record['error']}"))
+    if opts.load:
+        say(f"load: {opts.load} busy-loop process(es) beside every cell")
+    with contention.Load(opts.load):
+        for round_index in range(opts.rounds):
+            for n, (width, batch_size, name, mode) in enumerate(grid, 1):
+                label = (f"[{n}/{len(grid)}{f' round {round_index + 1}/{opts.rounds}' if opts.rounds > 1 else ''}] "
+                         f"{name} {mode} batch {batch_size}{f' width {width:g}' if len(opts.widths) > 1 else ''}")
+                blocked = missing.get(name) or (init_errors[width] and f"initial weights: {init_errors[width]}") \
+                    or probes.get(name, {}).get("error")
+                if not blocked and opts.device == "gpu" and not probes[name].get("gpu_available"):
+                    blocked = f"{name} sees no GPU"
+                if blocked:
+                    record = _failed(name, mode, batch_size, width, opts, blocked)
+                else:
+                    waited = contention.wait_quiet(opts.wait_quiet, say) if opts.wait_quiet else None
+                    record = _run_cell(name, mode, batch_size, width, opts, inits[width], env, logs, round_index)
+                    if waited:
+                        record["waited_for_quiet"] = waited
+                rounds[(width, batch_size, name, mode)].append(record)
+                say(f"{label}: " + (f"{record['ms_per_step']['median']:.2f} ms/step (IQR "
+                                    f"{record['ms_per_step']['iqr']:.2f}), first step {record['first_step_ms']:.0f} ms"
+                                    f"{' NOISY' if record.get('noisy') else ''}"
+                                    if record["status"] == "ok" else f"FAILED {record['error']}"))
     cells = [merge_rounds(rounds[key]) for key in grid]
     peaks = run_peaks(probes, cells)
     for cell in cells:
@@ -166,8 +199,9 @@ def merge_rounds(records: list[dict]) -> dict:
     failed = [r for r in records if r["status"] != "ok"]
     merged = dict(failed[0] if failed else records[0])
     merged["rounds"] = [{k: r.get(k) for k in ("status", "error", "first_step_ms", "steps", "repeat_ms",
-                                               "setup_s", "peak_rss_mb", "gemm", "process_s", "log") if k in r}
-                        for r in records]
+                                               "setup_s", "peak_rss_mb", "gemm", "process_s", "log", "contention")
+                         if k in r} for r in records]
+    merged["noisy"] = any(r.get("noisy") for r in records)  # one noisy round taints the pooled figures
     ok = [r for r in records if r["status"] == "ok"]
     if failed or not ok:
         merged["error"] = f"{len(failed)} of {len(records)} rounds failed: {failed[0].get('error', '')}"
@@ -199,13 +233,13 @@ def run_peaks(probes: dict[str, dict], cells: list[dict]) -> dict[str, dict]:
     return peaks
 
 
-def _write_init(names: list[str], opts: BenchOptions, path: Path, env: dict, logs: Path,
+def _write_init(names: list[str], opts: BenchOptions, path: Path, width: float, env: dict, logs: Path,
                 say: Callable[[str], None]) -> str:
     """Write the initial weights with the first backend that can; '' on success, else the reasons."""
     errors = []
     for name in names:
         outcome = isolate.call(name, f"{CELL}:write_init", {"model": opts.model, "seed": opts.seed,
-                                                            "path": str(path)},
+                                                            "path": str(path), "width": width},
                                timeout=600, env=env, stderr_to=logs / f"init-{name}.log")
         if outcome.ok:
             say(f"initial weights: {path} ({outcome.value['parameters']:,} values, written by {name})")
@@ -214,17 +248,18 @@ def _write_init(names: list[str], opts: BenchOptions, path: Path, env: dict, log
     return "; ".join(errors) or "no backend installed"
 
 
-def _run_cell(name: str, mode: str, batch_size: int, opts: BenchOptions, init_path: Path, env: dict,
-              logs: Path, round_index: int = 0) -> dict:
+def _run_cell(name: str, mode: str, batch_size: int, width: float, opts: BenchOptions, init_path: Path,
+              env: dict, logs: Path, round_index: int = 0) -> dict:
     kwargs = {"mode": mode, "model": opts.model, "loss": opts.loss, "batch_size": batch_size,
               "warmup": opts.warmup, "steps": opts.steps, "repeats": opts.repeats, "threads": opts.threads,
               "device": opts.device, "init_path": str(init_path), "data_seed": opts.seed,
               "profile": opts.profile and round_index == 0, "profile_steps": opts.profile_steps,
-              "gemm_size": opts.gemm_size, "gemm_repeats": 3, "min_repeat_s": opts.min_repeat_s}
-    log = logs / f"{name}-{mode}-{batch_size}{f'-r{round_index + 1}' if opts.rounds > 1 else ''}.log"
+              "gemm_size": opts.gemm_size, "gemm_repeats": 3, "min_repeat_s": opts.min_repeat_s, "width": width}
+    log = logs / (f"{name}-{mode}-{batch_size}-w{width:g}"
+                  f"{f'-r{round_index + 1}' if opts.rounds > 1 else ''}.log")
     outcome = isolate.call(name, f"{CELL}:run_cell", kwargs, timeout=opts.cell_timeout, env=env, stderr_to=log)
     if not outcome.ok:
-        return _failed(name, mode, batch_size, opts, outcome.error, process_s=outcome.seconds, log=str(log))
+        return _failed(name, mode, batch_size, width, opts, outcome.error, process_s=outcome.seconds, log=str(log))
     record = {"backend": name, **outcome.value, "process_s": outcome.seconds, "log": str(log)}
     if record.get("profile", {}).get("ops"):
         record["profile"]["ops"] = _top(record["profile"]["ops"], opts.profile_top)
@@ -245,8 +280,8 @@ def _attach_peak(record: dict, peak: dict | None) -> None:
     cell's share of the peak."""
     gflops = (peak or {}).get("gflops")
     record["peak_gflops"] = gflops
-    record["flops_per_step"] = record.get("flops_per_step") or flops.step_flops(record["model"],
-                                                                              record["batch_size"])["total"]
+    record["flops_per_step"] = record.get("flops_per_step") or flops.step_flops(
+        record["model"], record["batch_size"], record.get("width", 1.0))["total"]
     record["bound_ms"] = record["flops_per_step"] / gflops / 1e6 if gflops else None
     if record["status"] == "ok" and gflops:
         record["peak_fraction"] = record["gflops_per_s"] / gflops
@@ -258,6 +293,7 @@ def _machine(probes: dict[str, dict]) -> dict:
             "machine": platform.machine(), "cpu": first.get("cpu"), "cpu_count": first.get("cpu_count", os.cpu_count()),
             "python": first.get("python", platform.python_version()), "numpy": first.get("numpy"),
             "tensorlayerx": first.get("tensorlayerx"), "tlx_gan": first.get("tlx_gan"),
+            "cpu_flags": machine.cpu_flags(), "cpu_kind": machine.cpu_kind(),
             "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith(_PERF_ENV)}}
 
 
@@ -276,10 +312,11 @@ def build_report(opts: BenchOptions, probes: dict[str, dict], cells: list[dict],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)),
         "duration_s": round(finished - started, 1),
         "options": asdict(opts),
-        "child_env": thread_env(opts.threads),
+        "child_env": thread_env(opts.threads, opts.wait_policy),
         "machine": _machine(probes),
         "frameworks": frameworks,
-        "flops": {str(b): flops.step_flops(opts.model, b) for b in opts.batch_sizes},
+        "flops": {f"{w:g}/{b}": flops.step_flops(opts.model, b, w) for w in opts.widths for b in opts.batch_sizes},
+        "noisy_thresholds": {"others_fraction": contention.NOISY_OTHERS, "steal_fraction": contention.NOISY_STEAL},
         "cells": cells,
     }
     out["summary"] = report.summarize_targets(out)

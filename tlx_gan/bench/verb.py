@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from tlx_gan import backend, matrix, outputs
+from tlx_gan import argtypes, backend, matrix, outputs
 from tlx_gan.argtypes import choice, non_negative, positive, seed, threads, up_to
 from tlx_gan.bench import report, runner
 from tlx_gan.bench.runner import MAX_GEMM, MODES, BenchOptions
@@ -61,6 +62,18 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=seed, default=d.seed, help="initial weights and synthetic data seed")
     parser.add_argument("--cell-timeout", type=positive, default=int(d.cell_timeout),
                         help="seconds before a cell counts as hung")
+    parser.add_argument("--widths", default=_listed(d.widths),
+                        help="comma-separated factors for the hidden sizes / channels (default 1), e.g. 0.5,1,2,4")
+    parser.add_argument("--load", type=non_negative, default=d.load,
+                        help="run this many busy-loop processes beside every cell (a reproducibly busy machine)")
+    parser.add_argument("--wait-quiet", type=float, default=d.wait_quiet, metavar="S",
+                        help="before each cell, wait up to S seconds for other processes to leave the CPUs")
+    parser.add_argument("--wait-policy", type=choice(runner.WAIT_POLICIES), default=d.wait_policy,
+                        help="the children's thread pools: passive (default: sleep when idle, holds up on a busy "
+                             "machine) or framework (each framework's own default, which spins)")
+    parser.add_argument("--policy-study", action="store_true",
+                        help="measure the thread wait policies quiet and under one busy process per CPU (eager "
+                             "and native, batch 16 and 128): the figures behind the default")
     parser.add_argument("--record", action="store_true",
                         help="also copy a CPU run into backends_matrix/ (the project's recorded results)")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
@@ -83,15 +96,18 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         modes=runner.parse_modes(args.modes), threads=args.threads, out=args.out, profile=args.profile,
         profile_top=args.profile_top, profile_steps=args.profile_steps, gemm_size=args.gemm_size, seed=args.seed,
         cell_timeout=float(args.cell_timeout), record=args.record, rounds=args.rounds,
-        min_repeat_s=args.min_repeat_s,
+        min_repeat_s=args.min_repeat_s, widths=runner.parse_widths(args.widths), load=args.load,
+        wait_quiet=args.wait_quiet, wait_policy=args.wait_policy,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """The ``bench`` verb: run, write the files, print the table. 0 when every cell ran, 1 if any failed."""
     opts = options_from_args(args)
-    outputs.claim(opts.out, RESULT_MARKERS, overwrite=args.overwrite, remove=("logs", "profiles"))
+    outputs.claim(opts.out, RESULT_MARKERS, overwrite=args.overwrite, remove=("logs", "profiles", "study"))
     say = (lambda text: print(text, file=sys.stderr)) if args.json else print
+    if args.policy_study:
+        return _policy_study(opts, say)
     result = runner.run(opts, say=say)
     out = Path(opts.out)
     written = [outputs.write_bytes(out / name, data) for name, data in report.files(result).items()]
@@ -107,3 +123,23 @@ def run(args: argparse.Namespace) -> int:
         print()
         print("wrote " + ", ".join(str(p) for p in written))
     return 0 if all(c["status"] == "ok" for c in result["cells"]) else 1
+
+
+def _policy_study(opts: BenchOptions, say) -> int:
+    """Every wait policy on a quiet machine and under one busy-loop process per CPU, eager and native, at
+    two batch sizes; the table of medians and slow-downs, into --out (and backends_matrix/ with --record)."""
+    runs = {}
+    out = Path(opts.out)
+    for load in (0, argtypes.cpu_count()):
+        for policy in runner.WAIT_POLICIES:
+            say(f"policy study: wait policy {policy}, {load} busy process(es)")
+            study = replace(opts, modes=["eager", "native"], batch_sizes=[16, 128], widths=[1.0], load=load,
+                            wait_policy=policy, out=str(out / "study" / f"{policy}-load{load}"), profile=False)
+            runs[(policy, load)] = runner.run(study, say=say)
+    text, table = report.policy_study(runs)
+    written = [outputs.write_text(out / "threads.md", text), outputs.write_text(out / "threads.json", table)]
+    if opts.record:
+        written += matrix.record_threads(text, table)
+    print(text)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0

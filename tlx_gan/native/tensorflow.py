@@ -43,7 +43,7 @@ class NativeGan:
     """The plain-TF GAN: variables in a dict by canonical name, forward passes as tf.nn ops."""
 
     def __init__(self, config: GanConfig, state: dict[str, np.ndarray], device: str, compiled: bool):
-        self.model, self.loss = spec.MODELS[config.model], spec.LOSSES[config.loss]
+        self.model, self.loss = config.model_spec(), spec.LOSSES[config.loss]
         self.device = device
         slope = config.normalization.leaky_slope
         self.slope = 0.2 if slope is None else slope  # TLX's TF LeakyReLU default is 0.2

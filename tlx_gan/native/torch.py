@@ -72,7 +72,7 @@ class NativeGan:
     """The plain-PyTorch GAN; ``step`` is eager, or ``torch.compile``d when ``compiled``."""
 
     def __init__(self, config: GanConfig, state: dict[str, np.ndarray], device: str, compiled: bool):
-        self.model, self.loss = spec.MODELS[config.model], spec.LOSSES[config.loss]
+        self.model, self.loss = config.model_spec(), spec.LOSSES[config.loss]
         make = _Layers(self.loss.logits, config.normalization.leaky_slope)
         built = [sequential.build(net, make) for net in self.model.networks]
         self.G, self.D = (nn.Sequential(*b.layers) for b in built)

@@ -534,7 +534,7 @@ class GanConfig:
     slope: float = DEFAULT_SLOPE
     g_adam: AdamConfig = field(default_factory=lambda: AdamConfig(beta1=0.5))
     d_adam: AdamConfig = field(default_factory=AdamConfig)
-    model: str = "mlp"
+    model: str | spec.ModelSpec = "mlp"
 
     def with_eps_mode(self, eps_mode: str) -> GanConfig:
         """The same config with both optimizers in ``eps_mode`` (``"keras"`` for the TF backend)."""

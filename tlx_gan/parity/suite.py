@@ -176,7 +176,7 @@ def oracle_levels(init: dict, inputs: dict, gan_config: GanConfig) -> dict:
     It follows the project's normalizations; where one is switched off, it keeps the project's
     choice, so a backend left on its own default shows up as a failure."""
     norm, loss = gan_config.normalization, gan_config.loss
-    model = spec.MODELS[gan_config.model]
+    model = gan_config.model_spec()
     slope = norm.leaky_slope if norm.leaky_slope is not None else oracle.DEFAULT_SLOPE
     eps = norm.adam_eps if norm.adam_eps is not None else 1e-8
     w = {k: v.astype(np.float64) for k, v in init.items()}
@@ -190,7 +190,7 @@ def oracle_levels(init: dict, inputs: dict, gan_config: GanConfig) -> dict:
     out.update({f"L3/g/{k}": v for k, v in g_grads.items()})
     g_adam, d_adam = gan_config.adam_g, gan_config.adam_d
     config = oracle.GanConfig(
-        loss=loss, slope=slope, model=model.name,
+        loss=loss, slope=slope, model=model,
         g_adam=oracle.AdamConfig(lr=g_adam.lr, beta1=g_adam.beta1, beta2=g_adam.beta2, eps=eps),
         d_adam=oracle.AdamConfig(lr=d_adam.lr, beta1=d_adam.beta1, beta2=d_adam.beta2, eps=eps))
     state = oracle.init_opt_state(w, model)
