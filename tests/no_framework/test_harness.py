@@ -177,7 +177,8 @@ def test_compare_warns_when_its_figures_come_from_a_busy_machine():
 
     def result(noisy: bool) -> dict:
         run = {"step": 10, "timings": {"train_wall_s": 1.0, "median_step_s": 0.01},
-               "final": {"d_loss": 0.5, "g_loss": 0.2}, "device": "cpu", "contention": {"noisy": noisy, "others_fraction": 0.6 if noisy else 0.0}}
+               "final": {"d_loss": 0.5, "g_loss": 0.2}, "device": "cpu",
+               "contention": {"noisy": noisy, "others_fraction": 0.6 if noisy else 0.0}}
         metrics = {"frechet_distance": 40.0, "mnist_score": 3.0, "classes_covered": 8, "class_kl_uniform": 0.2,
                    "precision": 0.7, "recall": 0.1, "classifier_accuracy": 0.96, "n_samples": 500}
         return {"ok": True, "run": run, "metrics": metrics}
