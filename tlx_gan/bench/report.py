@@ -447,7 +447,7 @@ def policy_study(runs: dict[tuple[str, int], dict]) -> tuple[str, str]:
     """The wait-policy study as (markdown, JSON): per backend, mode and batch size, the median ms/step of each
     policy quiet and loaded, and the slow-down the load caused (loaded / quiet, from runs minutes apart:
     these are the only cross-run ratios the project quotes, and only for this question)."""
-    policies = sorted({p for p, _ in runs})
+    policies = list(dict.fromkeys(p for p, _ in runs))
     loads = sorted({n for _, n in runs})
     quiet, loaded = loads[0], loads[-1]
     any_run = next(iter(runs.values()))
@@ -461,16 +461,26 @@ def policy_study(runs: dict[tuple[str, int], dict]) -> tuple[str, str]:
             for load in loads:
                 cell = _one(runs[(policy, load)]["cells"], backend=name, mode=mode, batch_size=size)
                 row[f"{policy}/load{load}"] = _median(cell)
+                if load == quiet and cell and cell.get("noisy"):
+                    row.setdefault("noisy_quiet", []).append(policy)
             q, b = row[f"{policy}/load{quiet}"], row[f"{policy}/load{loaded}"]
             row[f"{policy}/slowdown"] = _ratio(b, q)
+        best_quiet = min((row[f"{p}/load{quiet}"] for p in policies if row[f"{p}/load{quiet}"]), default=None)
+        for policy in policies:  # against the best any setting did on the quiet machine: the price of the setting
+            row[f"{policy}/loaded_over_best_quiet"] = _ratio(row[f"{policy}/load{loaded}"], best_quiet)
+            row[f"{policy}/quiet_over_best_quiet"] = _ratio(row[f"{policy}/load{quiet}"], best_quiet)
         rows.append(row)
     worst = {p: max((r[f"{p}/slowdown"] for r in rows if r[f"{p}/slowdown"]), default=None) for p in policies}
+    worst_vs_best = {p: max((r[f"{p}/loaded_over_best_quiet"] for r in rows if r[f"{p}/loaded_over_best_quiet"]),
+                            default=None) for p in policies}
+    quiet_cost = {p: max((r[f"{p}/quiet_over_best_quiet"] for r in rows if r[f"{p}/quiet_over_best_quiet"]),
+                         default=None) for p in policies}
     out = [f"# Thread pools on a busy machine: {m.get('cpu')} ({m.get('cpu_count')} CPUs)", "",
-           f"Measured {any_run['created']}: each backend's eager (TLX) and native step, mlp, "
-           f"{any_run['options']['threads']} threads, quiet and beside {loaded} busy-loop process(es) (one per CPU), "
-           "for each wait policy of the thread pools: `framework` (each framework's default: idle workers spin) "
-           "and `passive` (OMP_WAIT_POLICY=PASSIVE, KMP_BLOCKTIME=0: idle workers sleep). Median ms/step; "
-           "slow-down = loaded / quiet.", "",
+           f"Measured {any_run['created']}: each backend's eager (TLX) and native step, mlp, quiet and beside "
+           f"{loaded} busy-loop process(es) (one per CPU), for each setting of the thread pools: all CPUs with "
+           "`framework` waits (each framework's default: idle workers spin) or `passive` waits "
+           "(OMP_WAIT_POLICY=PASSIVE, KMP_BLOCKTIME=0: idle workers sleep), and one thread. Median ms/step; "
+           "slow-down = loaded / quiet of the same setting.", "",
            "| backend | mode | batch | " + " | ".join(f"{p} quiet | {p} loaded | {p} slow-down" for p in policies)
            + " |", "|---|---|---|" + "---|---|---|" * len(policies)]
     for r in rows:
@@ -478,7 +488,15 @@ def policy_study(runs: dict[tuple[str, int], dict]) -> tuple[str, str]:
         for p in policies:
             cells += [_fmt(r[f"{p}/load{quiet}"]), _fmt(r[f"{p}/load{loaded}"]), _fmt(r[f"{p}/slowdown"], ".2f") + "x"]
         out.append(f"| {r['backend']} | {r['mode']} | {r['batch_size']} | " + " | ".join(cells) + " |")
-    out += ["", "Worst slow-down under load: " + ", ".join(f"{p} {_fmt(w, '.2f')}x" for p, w in worst.items()) + "."]
+    noisy = [f"{r['backend']} {r['mode']} {r['batch_size']} ({', '.join(r['noisy_quiet'])})" for r in rows
+             if r.get("noisy_quiet")]
+    out += ["", "| setting | worst slow-down under load | worst loaded / best quiet | worst quiet / best quiet |",
+            "|---|---|---|---|"]
+    out += [f"| {p} | {_fmt(worst[p], '.2f')}x | {_fmt(worst_vs_best[p], '.2f')}x | {_fmt(quiet_cost[p], '.2f')}x |"
+            for p in policies]
+    if noisy:
+        out += ["", "Quiet cells that were not quiet after all (noisy): " + "; ".join(noisy) + "."]
     table = {"machine": m, "created": any_run["created"], "loads": loads, "policies": policies, "rows": rows,
-             "worst_slowdown": worst}
+             "worst_slowdown": worst, "worst_loaded_over_best_quiet": worst_vs_best,
+             "worst_quiet_over_best_quiet": quiet_cost}
     return "\n".join(out) + "\n", json.dumps(table, indent=2, default=_jsonable) + "\n"

@@ -126,16 +126,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _policy_study(opts: BenchOptions, say) -> int:
-    """Every wait policy on a quiet machine and under one busy-loop process per CPU, eager and native, at
-    two batch sizes; the table of medians and slow-downs, into --out (and backends_matrix/ with --record)."""
+    """The thread pools' settings (all CPUs with each wait policy, and one thread) on a quiet machine and
+    under one busy-loop process per CPU, eager and native, at two batch sizes: the table of medians and
+    slow-downs, into --out (and backends_matrix/ with --record). Each run's own files are kept beside."""
     runs = {}
     out = Path(opts.out)
-    for load in (0, argtypes.cpu_count()):
-        for policy in runner.WAIT_POLICIES:
-            say(f"policy study: wait policy {policy}, {load} busy process(es)")
+    cpus = argtypes.cpu_count()
+    configs = [(f"{policy}, {cpus} threads", cpus, policy) for policy in runner.WAIT_POLICIES]
+    configs.append(("1 thread", 1, "framework"))
+    for load in (0, cpus):
+        for label, pool, policy in configs:
+            say(f"policy study: {label}, {load} busy process(es)")
+            folder = out / "study" / f"{policy}-{pool}t-load{load}"
             study = replace(opts, modes=["eager", "native"], batch_sizes=[16, 128], widths=[1.0], load=load,
-                            wait_policy=policy, out=str(out / "study" / f"{policy}-load{load}"), profile=False)
-            runs[(policy, load)] = runner.run(study, say=say)
+                            threads=pool, wait_policy=policy, out=str(folder), profile=False)
+            runs[(label, load)] = result = runner.run(study, say=say)
+            for name, data in report.files(result).items():
+                outputs.write_bytes(folder / name, data)
     text, table = report.policy_study(runs)
     written = [outputs.write_text(out / "threads.md", text), outputs.write_text(out / "threads.json", table)]
     if opts.record:
