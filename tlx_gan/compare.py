@@ -14,7 +14,6 @@ what finished, and the command exits 130 / 143.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
@@ -49,7 +48,7 @@ class CompareOptions:
     bench_steps: int = 30
     parity: bool = True
     parity_steps: int = 20
-    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    threads: int = backend.TRAINING_THREADS
     timeout: float = 3600
     overwrite: bool = False
 

@@ -63,7 +63,7 @@ class TrainOptions:
     progress: bool = True
     config: GanConfig | None = None  # overrides model/loss/noise/tutorial (the parity suite's L6)
     status_file: str | None = None  # JSON progress for a watching process (tlx-gan compare)
-    threads: int | None = None  # CPU threads for the framework's kernels (None: its own default)
+    threads: int | None = backend.TRAINING_THREADS  # the framework's kernel threads (None: its own default)
 
     def gan_config(self) -> GanConfig:
         if self.config is not None:
@@ -234,7 +234,8 @@ def _run(plan: Plan, backend_name: str):
               "rng": f"numpy default_rng([seed, {streams.DATA_ORDER}, epoch]) for data order, "
                      f"([seed, {streams.STEP_NOISE}, step]) for noise"},
         run_info={"total_steps": total, "steps_per_epoch": steps_per_epoch, "config": config.to_dict(),
-                  "options": options, "data": plan.train_split.source, "device": device, "environment": env},
+                  "options": options, "data": plan.train_split.source, "device": device, "environment": env,
+                  "threads": runtime.threads()},
         read_state=lambda: (weights.read(gan.G, gan.D), optimizer_states(gan)),
         generate_samples=lambda: gan.generate(sample_noise),
         plot_title=f"{config.model}/{config.loss} on {backend_name}", backend_name=backend_name,

@@ -148,12 +148,14 @@ def test_targets_are_judged_per_size_and_never_on_noisy_cells():
     assert by[("TLX eager", 1.0)]["met"] is True and by[("TLX eager", 1.0)]["ratio"] == pytest.approx(1.0)
     assert by[("fast", 1.0)]["ratio"] == pytest.approx(8.0 / 9.0) and by[("fast", 1.0)]["met"]
     assert by[("TLX eager", 2.0)]["noisy"] and by[("TLX eager", 2.0)]["met"] is None
+    # the eager step split: the native step's time is the framework's, the rest is TLX's own Python
+    assert by[("TLX eager", 2.0)]["framework_ms"] == 10.0 and by[("TLX eager", 2.0)]["tlx_ms"] == pytest.approx(2.0)
     bound = by[("fastest", 1.0)]
     assert bound["ratio"] == pytest.approx(8.0 / (7.35e8 / 200e9 * 1e3)) and bound["met"] is False
     assert bound["by"] == pytest.approx(bound["ratio"] / report.BEST_OVER_BOUND)
     assert summary["noisy_cells"] == 1
     text = report.targets_text({"summary": summary})
-    assert "noisy: not judged" in text and "MISSED by" in text
+    assert "noisy: not judged" in text and "MISSED by" in text and "TLX's own Python +2.00 ms" in text
 
 
 def test_width_sweeps_scale_the_model_and_its_flops():

@@ -26,7 +26,7 @@ from conftest import (
     start_child,
 )
 
-from tlx_gan import checkpoint
+from tlx_gan import backend, checkpoint
 
 
 def call(backend: str, target: str, **kwargs):
@@ -60,6 +60,7 @@ def test_train_command_writes_its_outputs_and_another_backend_generates(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "finished" and run["step"] == 30
+    assert run["threads"] == backend.TRAINING_THREADS  # the default the thread-pool study chose
     assert run["environment"]["backend"] == backend_name
     assert run["environment"]["framework_version"]
     assert run["timings"]["steps_per_s"] > 0

@@ -148,6 +148,12 @@ def quiet_stderr(enabled: bool = True) -> Iterator[None]:
 # workers hold a core each while the Python thread between ops waits for one: on a busy machine that turned
 # 8.6 ms/step into 850 ms (backends_matrix/threads-cpu-*.md has the study). The frameworks' defaults spin.
 PASSIVE_POOLS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+# Training (train, compare, make run) uses one kernel thread per process unless --threads says otherwise: the
+# tutorial GAN's steps are too small for a second thread to pay (at batch 16-128 one thread was the fastest
+# setting quiet, or within 1.6x of it), and a lone thread has no pool to wait in, so a busy machine costs it
+# only its share of the CPU (1.12x at worst under one busy process per CPU, against 4.9x for the frameworks'
+# spinning pools): backends_matrix/threads-cpu-*.md, made by `tlx-gan bench --policy-study`.
+TRAINING_THREADS = 1
 WAIT_POLICIES = ("passive", "framework")
 WAIT_POLICY_ENV = "TLX_GAN_WAIT_POLICY"  # "framework" keeps each framework's own (spinning) default
 

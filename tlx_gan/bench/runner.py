@@ -63,7 +63,9 @@ class BenchOptions:
     widths: list[float] = field(default_factory=lambda: [1.0])  # hidden sizes / channels times these
     load: int = 0  # busy-loop processes running beside the cells (a reproducibly busy machine)
     wait_quiet: float = 0.0  # seconds to wait, before each cell, for the others' CPU share to drop
-    wait_policy: str = "passive"  # the children's thread pools: "passive" (sleep when idle) or "framework"
+    # The children's thread pools: each framework's own ("framework": idle workers spin, the faster of the two
+    # on a quiet machine, which is the only machine whose figures are judged) or "passive" (they sleep).
+    wait_policy: str = "framework"
 
 
 def parse_modes(text: str) -> list[str]:
