@@ -13,7 +13,7 @@ import pytest
 from conftest import BACKENDS, run_cli
 
 from tlx_gan import matrix
-from tlx_gan.bench import flops
+from tlx_gan.bench import flops, runner
 from tlx_gan.bench.cell import FAULT_ENV, MODES
 
 # Faults injected into the tiny run: a hard crash (no result at all) and an exception.
@@ -58,7 +58,8 @@ def test_report_schema(tiny_run):
         assert isinstance(fw["versions"], dict) and "cuda" in fw["versions"] and "cudnn" in fw["versions"]
         assert fw["device"]["kind"] == "cpu" and fw["device"]["name"]
     assert data["flops"]["1/32"]["total"] == flops.step_flops("mlp", 32)["total"]
-    assert data["child_env"]["OMP_NUM_THREADS"] == "1" and data["child_env"]["TLX_GAN_WAIT_POLICY"] == "passive"
+    child_env = data["child_env"]
+    assert child_env["OMP_NUM_THREADS"] == "1" and child_env["TLX_GAN_WAIT_POLICY"] == runner.BenchOptions().wait_policy
     assert len(data["cells"]) == len(BACKENDS) * len(MODES)
     for cell in data["cells"]:
         assert {"backend", "mode", "model", "loss", "batch_size", "width", "status"} <= set(cell)

@@ -150,8 +150,8 @@ def quiet_stderr(enabled: bool = True) -> Iterator[None]:
 PASSIVE_POOLS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 # Training (train, compare, make run) uses one kernel thread per process unless --threads says otherwise: the
 # tutorial GAN's steps are too small for a second thread to pay (at batch 16-128 one thread was the fastest
-# setting quiet, or within 1.6x of it), and a lone thread has no pool to wait in, so a busy machine costs it
-# only its share of the CPU (1.12x at worst under one busy process per CPU, against 4.9x for the frameworks'
+# setting quiet, or within 1.13x of it), and a lone thread has no pool to wait in, so a busy machine costs it
+# only its share of the CPU (1.24x at worst under one busy process per CPU, against 5.1x for the frameworks'
 # spinning pools): backends_matrix/threads-cpu-*.md, made by `tlx-gan bench --policy-study`.
 TRAINING_THREADS = 1
 WAIT_POLICIES = ("passive", "framework")

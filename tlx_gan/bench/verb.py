@@ -69,8 +69,8 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--wait-quiet", type=float, default=d.wait_quiet, metavar="S",
                         help="before each cell, wait up to S seconds for other processes to leave the CPUs")
     parser.add_argument("--wait-policy", type=choice(runner.WAIT_POLICIES), default=d.wait_policy,
-                        help="the children's thread pools: passive (default: sleep when idle, holds up on a busy "
-                             "machine) or framework (each framework's own default, which spins)")
+                        help=f"the children's thread pools (default {d.wait_policy}): framework (each framework's "
+                             "own, which spins: fastest quiet) or passive (idle workers sleep)")
     parser.add_argument("--policy-study", action="store_true",
                         help="measure the thread wait policies quiet and under one busy process per CPU (eager "
                              "and native, batch 16 and 128): the figures behind the default")
