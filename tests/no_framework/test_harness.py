@@ -110,6 +110,17 @@ def test_contention_counts_what_others_used():
     assert unknown["others_fraction"] is None and not unknown["noisy"]
 
 
+def test_a_compiler_the_process_ran_is_its_own_work_not_anothers():
+    import sys
+
+    from tlx_gan import contention
+
+    spin = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end:\n    pass\n"
+    with contention.Window() as window:  # as a framework runs g++ for its compiled kernels, and waits
+        subprocess.run([sys.executable, "-c", spin], check=True)
+    assert window.result["own_cpu_s"] >= 1.0, window.result
+
+
 def test_a_busy_loop_load_is_seen_and_leaves_nothing_behind():
     from tlx_gan import contention
 
@@ -142,9 +153,10 @@ def _cell(backend, mode, ms, batch=128, width=1.0, noisy=False):
 def test_targets_are_judged_per_size_and_never_on_noisy_cells():
     cells = [_cell("torch", "eager", 10.0), _cell("torch", "native", 10.0), _cell("torch", "native-compiled", 9.0),
              _cell("torch", "fast", 8.0), _cell("torch", "eager", 12.0, width=2.0),
-             _cell("torch", "native", 10.0, width=2.0, noisy=True)]
+             _cell("torch", "native", 10.0, width=2.0, noisy=True), _cell("paddle", "eager", 50.0, noisy=True)]
     summary = report.summarize_targets({"cells": cells, "frameworks": {"torch": {"gemm": {"gflops": 200.0}}}})
-    by = {(t["target"].split(" <=")[0].split(" within")[0], t["width"]): t for t in summary["targets"]}
+    by = {(t["target"].split(" <=")[0].split(" within")[0], t["width"]): t for t in summary["targets"]
+          if t["backend"] == "torch" or "bound" in t["target"]}
     assert by[("TLX eager", 1.0)]["met"] is True and by[("TLX eager", 1.0)]["ratio"] == pytest.approx(1.0)
     assert by[("fast", 1.0)]["ratio"] == pytest.approx(8.0 / 9.0) and by[("fast", 1.0)]["met"]
     assert by[("TLX eager", 2.0)]["noisy"] and by[("TLX eager", 2.0)]["met"] is None
@@ -153,7 +165,9 @@ def test_targets_are_judged_per_size_and_never_on_noisy_cells():
     bound = by[("fastest", 1.0)]
     assert bound["ratio"] == pytest.approx(8.0 / (7.35e8 / 200e9 * 1e3)) and bound["met"] is False
     assert bound["by"] == pytest.approx(bound["ratio"] / report.BEST_OVER_BOUND)
-    assert summary["noisy_cells"] == 1
+    # a noisy cell slower than the fastest quiet one does not stop the bound's verdict; a faster one does
+    assert by[("fastest", 2.0)]["noisy"] and by[("fastest", 2.0)]["met"] is None
+    assert summary["noisy_cells"] == 2
     text = report.targets_text({"summary": summary})
     assert "noisy: not judged" in text and "MISSED by" in text and "TLX's own Python +2.00 ms" in text
 

@@ -154,7 +154,6 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     memory nor its cache traffic touch the step's numbers) the framework's GEMM rate is measured again:
     on a shared machine the best of all a run's measurements is the peak it reports."""
     began = time.perf_counter()
-    busy_from = contention.now()  # the whole cell, so the kernel's 1/100 s ticks resolve the others' share
     runtime, device_name = prepare(threads, device)
     _inject_fault(mode)
     config = GanConfig(model=model, loss=loss, width=width)
@@ -182,6 +181,9 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
         last["losses"] = stepper.step(real[i], noise[i])
 
     first_s = clock.time(one)
+    # From after the first step (compilation, with its compiler processes, is the cell's own work) over the
+    # warm-up and the repeats: long enough for the kernel's 1/100 s ticks to resolve the others' share.
+    busy_from = contention.now()
     pace = first_s
     if warmup:
         pace = clock.time(one, warmup) / warmup  # timed too (through the clock), not reported as steady state
