@@ -19,6 +19,7 @@ test module inside one backend's process through the project's own :mod:`tlx_gan
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -81,9 +82,12 @@ def run_child(argv: list[str], backend: str | None = None, timeout: float = 900,
 
 
 def start_child(argv: list[str], backend: str | None = None, **env: str) -> subprocess.Popen:
-    """:func:`run_child`, left running: for tests that signal it."""
+    """:func:`run_child`, left running: for tests that signal it. It starts with SIGINT's default action, as
+    a command typed at a terminal does: a shell running the tests in the background (``make test &``) ignores
+    SIGINT, every process it starts inherits that, and Python then installs no Ctrl-C handler."""
     return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=backend_env(backend, **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def run_cli(*args: str, backend: str | None = None, timeout: float = 900, cwd: Path | None = None,
