@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backends(compare_verb)
     _add_model_and_loss(compare_verb, c.model, c.loss)
     compare_verb.add_argument("--epochs", type=positive, default=c.epochs,
-                              help=f"epochs per backend (default {c.epochs}: about 4 minutes on 2 CPU cores for all "
+                              help=f"epochs per backend (default {c.epochs}: about 5 minutes on 2 CPU cores for all "
                                    "three; the digits form between epochs 8 and 20)")
     compare_verb.add_argument("--batch-size", type=positive, default=c.batch_size)
     compare_verb.add_argument("--seed", type=seed, default=c.seed)
