@@ -156,11 +156,12 @@ PASSIVE_POOLS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 TRAINING_THREADS = 1
 WAIT_POLICIES = ("passive", "framework")
 WAIT_POLICY_ENV = "TLX_GAN_WAIT_POLICY"  # "framework" keeps each framework's own (spinning) default
+DEFAULT_WAIT_POLICY = "passive"  # where nothing chose one (train, compare: one thread, so it matters little)
 
 
 def apply_wait_policy() -> str:
     """Set the thread pools' wait policy before a framework starts (a variable the user set wins)."""
-    policy = os.environ.get(WAIT_POLICY_ENV, "passive")
+    policy = os.environ.get(WAIT_POLICY_ENV, DEFAULT_WAIT_POLICY)
     if policy == "passive":
         for key, value in PASSIVE_POOLS.items():
             os.environ.setdefault(key, value)

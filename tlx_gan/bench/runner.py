@@ -76,13 +76,17 @@ def parse_modes(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _check_widths(widths: list[float], shown: str) -> None:
+    if not widths or any(not 0 < w <= MAX_WIDTH for w in widths):
+        raise UserError(f"--widths {shown}: use factors above 0 and at most {MAX_WIDTH:g}, e.g. 0.5,1,2,4")
+
+
 def parse_widths(text: str) -> list[float]:
     try:
         widths = [float(w) for w in text.split(",") if w.strip()]
     except ValueError:
         raise UserError(f"--widths {text!r}: use comma-separated factors, e.g. 0.5,1,2,4") from None
-    if not widths or any(not 0 < w <= MAX_WIDTH for w in widths):
-        raise UserError(f"--widths {text!r}: use factors above 0 and at most {MAX_WIDTH:g}, e.g. 0.5,1,2,4")
+    _check_widths(widths, repr(text))
     return list(dict.fromkeys(widths))
 
 
@@ -106,8 +110,7 @@ def check_options(opts: BenchOptions) -> None:
         raise UserError("--device gpu: this machine has no GPU (no NVIDIA/ROCm device node); use --device cpu")
     if opts.wait_policy not in WAIT_POLICIES:
         raise UserError(f"--wait-policy {opts.wait_policy!r}: use one of {', '.join(WAIT_POLICIES)}")
-    if not opts.widths or any(not 0 < w <= MAX_WIDTH for w in opts.widths):
-        raise UserError(f"--widths {opts.widths}: use factors above 0 and at most {MAX_WIDTH:g}, e.g. 0.5,1,2")
+    _check_widths(opts.widths, str(opts.widths))
     if min(opts.steps, opts.repeats, opts.threads, opts.rounds) < 1 or opts.warmup < 0:
         raise UserError("--steps, --repeats, --rounds and --threads must be at least 1, --warmup at least 0")
     for name in opts.backends:
@@ -117,7 +120,7 @@ def check_options(opts: BenchOptions) -> None:
 WAIT_POLICIES = backend.WAIT_POLICIES
 
 
-def thread_env(threads: int, wait_policy: str = "passive") -> dict[str, str]:
+def thread_env(threads: int, wait_policy: str = backend.DEFAULT_WAIT_POLICY) -> dict[str, str]:
     """The child's thread pools, pinned before any framework starts (runtime.set_threads does the rest); the
     wait policy is applied by :func:`tlx_gan.backend.activate` in the child."""
     n = str(threads)
