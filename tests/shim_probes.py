@@ -4,7 +4,12 @@ filed under "any". The framework is imported inside each probe: listing them imp
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -13,9 +18,15 @@ from tlx_gan.backend import shims
 PROBES: dict[str, dict[str, Callable[[], None]]] = {"torch": {}, "paddle": {}, "tensorflow": {}, "any": {}}
 
 
-def probe(owner: str):
+# Probes that check their shim in a fresh process of their own (and its status there, themselves).
+OWN_PROCESS: set[str] = set()
+
+
+def probe(owner: str, own_process: bool = False):
     def register(function):
         PROBES[owner][function.__name__] = function
+        if own_process:
+            OWN_PROCESS.add(function.__name__)
         return function
 
     return register
@@ -136,6 +147,51 @@ def paddle_conv_transpose_same_output_size() -> None:
     out = tlx.convert_to_numpy(deconv(tlx.convert_to_tensor(np.ones((1, 7, 7, 1), np.float32))))
     assert out.shape == (1, 14, 14, 1), out.shape
     assert np.allclose(out[0, 2:-2, 2:-2, 0], 4.0), out[0, :, :, 0]
+
+
+@probe("tensorflow")
+def keras_metric_reset_state() -> None:
+    import tensorlayerx as tlx
+    scores = tlx.convert_to_tensor(np.array([[0.9, 0.1], [0.2, 0.8]], np.float32))  # Accuracy takes scores
+    for metric, y_pred in ((tlx.metrics.Accuracy(), scores), (tlx.metrics.Precision(), [1.0, 1.0]),
+                           (tlx.metrics.Recall(), [1.0, 1.0])):
+        metric.update(tlx.convert_to_tensor(y_pred), tlx.convert_to_tensor(np.array([0, 0])))
+        metric.update(tlx.convert_to_tensor(y_pred), tlx.convert_to_tensor(np.array([0, 1])))
+        assert float(metric.result()) > 0, (type(metric).__name__, metric.result())
+        metric.reset()
+        assert float(metric.result()) == 0.0, (type(metric).__name__, "not reset", metric.result())
+
+
+@probe("paddle", own_process=True)
+def paddle_imported_before_tensorflow() -> None:
+    # a fresh process: this one has paddle loaded already. It inherits TLX_GAN_COMPAT_DISABLE.
+    code = ("import os, tlx_gan; from tlx_gan.backend import shims; os.environ['TL_BACKEND'] = 'paddle'; "
+            "import tensorflow; import paddle; "
+            "print('both loaded', shims._SHIMS['paddle_imported_before_tensorflow'].status)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "both loaded applied" in done.stdout, (done.returncode, done.stderr[-1000:])
+
+
+@probe("any")
+def tlx_dataset_loaders_offline() -> None:
+    import tensorlayerx as tlx
+
+    from tlx_gan.errors import UserError
+    os.environ["http_proxy"] = os.environ["https_proxy"] = "http://127.0.0.1:9"  # no network, whatever the machine
+    os.environ.pop("TLX_GAN_DATA", None)
+    with tempfile.TemporaryDirectory() as empty:
+        x_train, y_train, x_val, y_val, x_test, y_test = tlx.files.load_mnist_dataset(shape=(-1, 28, 28, 1), path=empty)
+        assert x_train.shape[1:] == (28, 28, 1) and x_train.dtype == np.float32 and y_train.dtype == np.int32
+        assert len(x_train) == len(y_train) and len(x_val) == len(y_val) and len(x_test) == len(y_test) > 0
+        assert len(x_val) in (10_000, (len(x_train) + len(x_val)) // 6), (len(x_train), len(x_val))
+        assert x_train.min() >= 0 and x_train.max() <= 255 / 256 and set(np.unique(y_val)) == set(range(10))
+        try:
+            tlx.files.load_cifar10_dataset(path=empty)
+        except UserError as exc:
+            assert "cifar-10-python.tar.gz: missing" in str(exc) and empty in str(exc), exc
+        else:
+            raise AssertionError("load_cifar10_dataset returned without its files")
+        assert not list(Path(empty).rglob("*.tar.gz")), "a failed download left a file behind"
 
 
 @probe("any")

@@ -29,8 +29,10 @@ from tlx_gan import (
     matrix,
     metrics,
     outputs,
+    programs,
     sampling,
     spec,
+    tlx_suite,
     train,
 )
 from tlx_gan.argtypes import choice, non_negative, positive, seed, threads, up_to
@@ -147,6 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare_verb.add_argument("--no-bench", action="store_true", help="skip the eager/fast speed measurement")
     compare_verb.add_argument("--no-parity", action="store_true", help="skip the parity summary")
 
+    tlx_suite_verb = verbs.add_parser("tlx-suite", help="run a TensorLayerX checkout's own tests on every backend, "
+                                                        "one file per process, with the compat layer")
+    _add_backends(tlx_suite_verb)
+    tlx_suite_verb.add_argument("path", help="a TensorLayerX source checkout (its tests/ are run, never copied)")
+    tlx_suite_verb.add_argument("--layer", type=choice(("on", "off", "both")), default="on",
+                                help="on (default): with tlx-gan's shims; off: every shim disabled; both")
+    tlx_suite_verb.add_argument("--files", default=None, help="only the test files matching this glob")
+    tlx_suite_verb.add_argument("--timeout", type=positive, default=int(tlx_suite.FILE_TIMEOUT_S),
+                                help=f"seconds per file and backend (default {tlx_suite.FILE_TIMEOUT_S:.0f})")
+    tlx_suite_verb.add_argument("--out", default="runs/tlx-suite", help="default runs/tlx-suite")
+    tlx_suite_verb.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
+    tlx_suite_verb.add_argument("--record", action="store_true",
+                                help="also write the table into backends_matrix/ (the project's recorded results)")
+
     matrix_verb = verbs.add_parser("matrix", help="check this environment's backends and record them in "
                                                   "backends_matrix/")
     _add_backends(matrix_verb)
@@ -209,10 +225,31 @@ def cmd_info(args) -> int:
 
 
 def cmd_exec(args) -> int:
+    """Run a TLX program with the compat layer. Its own ``TL_BACKEND`` line decides the backend, as it would
+    without tlx-gan; ``--backend`` wins over it (TLX is then imported first, so the line cannot change it)."""
     script = Path(args.script)
     if not script.is_file():
         raise UserError(f"{script}: no such program file")
-    backend.activate(_selected_backend(args))
+    own = programs.backend_line(script)
+    flag = getattr(args, "backend", None)
+    if flag:
+        backend.activate(flag)
+        if own and own.name != flag:
+            print(f"tlx-gan exec: --backend {flag} wins over {script.name} line {own.line} "
+                  f"(TL_BACKEND = {own.name!r})", file=sys.stderr)
+    else:
+        if own and (own.forced or not os.environ.get("TL_BACKEND", "").strip()):
+            name, asker = own.name, f"{script} line {own.line}"
+        else:
+            name, asker = backend.resolve(None), "TL_BACKEND" if os.environ.get("TL_BACKEND", "").strip() else \
+                "TensorLayerX's default"
+        if name not in backend.BACKENDS:
+            raise UserError(f"{asker} asks for backend {name!r}: tlx-gan runs {', '.join(backend.BACKENDS)}; "
+                            "give --backend NAME to run the program on one of them")
+        if not backend.is_installed(name):
+            raise UserError(f"{asker} asks for backend {name!r}, whose {backend.pretty(name)} is not installed: "
+                            f"pip install 'tlx-gan[{name}]', or give --backend NAME")
+        backend.apply_wait_policy()
     sys.argv = [str(script), *args.args]
     sys.path.insert(0, str(script.resolve().parent))
     runpy.run_path(str(script), run_name="__main__")
@@ -312,6 +349,21 @@ def cmd_matrix(args) -> int:
     return 0 if all(c["imports"] and c["trains"] for c in cells) else 1
 
 
+def cmd_tlx_suite(args) -> int:
+    names = _backends_arg(args)
+    tlx_suite.discover(args.path)  # a wrong path is refused before anything is claimed
+    outputs.claim(args.out, tlx_suite.RESULT_FILES, overwrite=args.overwrite)
+    layers = list(tlx_suite.LAYERS) if args.layer == "both" else [args.layer]
+    report = tlx_suite.run(args.path, names, layers, timeout=float(args.timeout), only=args.files)
+    written = [outputs.write_bytes(Path(args.out) / name, blob) for name, blob in tlx_suite.files(report).items()]
+    if args.record:
+        written += matrix.record_tlx_suite(report)
+    print()
+    print(tlx_suite.markdown(report).split("\n\nCause classes:")[0])
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def cmd_compare(args) -> int:
     names = _backends_arg(args)
     opts = compare.CompareOptions(backends=names, model=args.model, loss=args.loss, epochs=args.epochs,
@@ -329,6 +381,7 @@ def cmd_compare(args) -> int:
 COMMANDS = {
     "info": cmd_info, "exec": cmd_exec, "train": cmd_train, "generate": cmd_generate, "eval": cmd_eval,
     "parity": cmd_parity, "matrix": cmd_matrix, "compare": cmd_compare, "bench": bench_verb.run,
+    "tlx-suite": cmd_tlx_suite,
 }
 
 

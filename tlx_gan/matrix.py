@@ -8,6 +8,7 @@ latest parity and benchmark results. Everything in it is written from runs, neve
 * ``parity-<model>-<loss>.{md,json}``: the latest parity report per model and loss;
 * ``bench-cpu-<cpu kind>-<model>.{md,json,png}``: the latest CPU benchmark per kind of CPU and model;
 * ``threads-cpu-<cpu kind>.{md,json}``: the thread wait-policy study behind the children's settings;
+* ``tlx-suite.{md,json}``: TensorLayerX's own tests on each backend, with and without the layer;
 * ``README.md``: the table of all of it, regenerated from the files above.
 
 This module only files what others measured (the cells :mod:`tlx_gan.info` gathers, the reports of
@@ -22,7 +23,7 @@ import platform
 import time
 from pathlib import Path
 
-from tlx_gan import backend, outputs
+from tlx_gan import backend, outputs, tlx_suite
 from tlx_gan.backend import machine
 from tlx_gan.bench import report as bench_report
 
@@ -120,6 +121,14 @@ def record_bench(report: dict, folder: Path | None = None) -> list[Path]:
     return written
 
 
+def record_tlx_suite(report: dict, folder: Path | None = None) -> list[Path]:
+    """TensorLayerX's own test suite on each backend (:func:`tlx_gan.tlx_suite.files`) as tlx-suite.*."""
+    folder = folder or directory()
+    written = [outputs.write_bytes(folder / name, data) for name, data in tlx_suite.files(report).items()]
+    render_readme(folder)
+    return written
+
+
 def _parity_rows(folder: Path) -> list[str]:
     rows = []
     for path in sorted(folder.glob("parity-*.json")):
@@ -160,6 +169,8 @@ def render_readme(folder: Path | None = None) -> Path:
     benches = sorted(folder.glob("bench-cpu-*.md"))
     out += ["", "## Benchmark (latest CPU run per kind of CPU and model)", ""]
     out += [f"- [{b.stem}]({b.name})" for b in benches] or ["(none yet: run `tlx-gan bench --record`)"]
+    if (folder / "tlx-suite.md").is_file():
+        out += ["", "## TensorLayerX's own tests", "", "- [tlx-suite](tlx-suite.md)"]
     threads = sorted(folder.glob("threads-cpu-*.md"))
     if threads:
         out += ["", "## Thread pools on a busy machine", ""]

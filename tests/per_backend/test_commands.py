@@ -58,6 +58,39 @@ def test_exec_runs_an_unmodified_tlx_program(tmp_path, backend_name):
     assert_one_line_error(run_cli("exec", str(tmp_path / "missing.py")), "missing.py")
 
 
+CHOOSING_PROGRAM = """
+import os
+os.environ['TL_BACKEND'] = '{choice}'
+import tensorlayerx as tlx
+print("ran on", tlx.BACKEND)
+"""
+
+
+@pytest.mark.slow
+def test_exec_leaves_the_backend_to_the_programs_own_line_unless_given_one(tmp_path):
+    """As the mnist_gan tutorial does, the program sets TL_BACKEND itself: that line decides (over TL_BACKEND
+    from the environment), and ``--backend`` wins over it, saying so."""
+    program = tmp_path / "chooser.py"
+    program.write_text(CHOOSING_PROGRAM.format(choice="paddle"))
+    own = run_cli("exec", str(program), backend="tensorflow")
+    assert own.returncode == 0 and "ran on paddle" in own.stdout, own.stderr[-2000:]
+    flag = run_cli("--backend", "torch", "exec", str(program), backend="tensorflow")
+    assert flag.returncode == 0 and "ran on torch" in flag.stdout, flag.stderr[-2000:]
+    assert "--backend torch wins over chooser.py line 3 (TL_BACKEND = 'paddle')" in flag.stderr
+
+
+@pytest.mark.parametrize("choice,fragment", [("mindspore", "tlx-gan runs torch, paddle, tensorflow"),
+                                             ("paddle", "PaddlePaddle is not installed")])
+def test_exec_refuses_a_program_whose_backend_cannot_run(tmp_path, choice, fragment):
+    program = tmp_path / "chooser.py"
+    program.write_text(CHOOSING_PROGRAM.format(choice=choice))
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text("import sys\nsys.modules['paddle'] = None\n")  # paddle "not installed"
+    assert_one_line_error(run_cli("exec", str(program), PYTHONPATH=str(hook)), f"{program} line 3", repr(choice),
+                          fragment)
+
+
 def test_tutorial_example_runs_as_a_user_runs_it(tmp_path, backend_name):
     out = tmp_path / "grid.png"
     result = run_child(["examples/mnist_gan.py", "--epochs", "1", "--steps", "20", "--out", str(out)],

@@ -43,5 +43,5 @@ def test_probes_pass_and_shims_apply_with_the_layer(backend_name):
     assert outcome.ok, outcome.error + outcome.stderr_tail
     status = {s["name"]: s["status"] for s in outcome.value}
     for owner in owners:
-        for name in shim_probes.PROBES[owner]:
+        for name in set(shim_probes.PROBES[owner]) - shim_probes.OWN_PROCESS:  # those check their own process
             assert status[name] == "applied", (name, status[name])

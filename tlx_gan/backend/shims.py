@@ -8,7 +8,9 @@ release broke it. Shims live with their backend (``tlx_gan/backend/<name>/compat
 * ``@patch_after(module, ...)``: runs right after ``module`` is first imported (an import hook), so
   TLX is patched the moment its code exists and never before it is needed;
 * ``@substitute(module, ...)``: provides a module that no longer exists (``paddle.fluid``) or cannot
-  be imported (TLX's torchvision-only vision ops).
+  be imported (TLX's torchvision-only vision ops);
+* ``@run_before(module, ...)``: runs right before ``module`` is first imported (an import order that
+  crashes one framework must be turned round before the first import happens).
 
 Both take ``needed``, a zero-argument feature test run at that moment: a shim whose framework does not
 have the problem is skipped and reported as such. ``TLX_GAN_COMPAT_DISABLE=name,name`` turns shims off
@@ -38,7 +40,7 @@ class Shim:
     name: str
     backend: str  # "torch" | "paddle" | "tensorflow" | "any"
     module: str  # the module whose import triggers it
-    kind: str  # "patch" (after import) or "substitute" (provides the module)
+    kind: str  # "patch" (after import), "before" (before import) or "substitute" (provides the module)
     func: Callable
     needed: Callable[[], bool]
     status: str = "pending"  # pending | applied | not-needed | disabled | failed: <why>
@@ -78,6 +80,11 @@ def patch_after(module: str, *, backend: str, needed: Callable[[], bool] | None 
 def substitute(module: str, *, backend: str, needed: Callable[[], bool] | None = None):
     """Register ``func(name) -> module`` to provide ``module`` when ``needed()`` is true."""
     return _register("substitute", module, backend, needed)
+
+
+def run_before(module: str, *, backend: str, needed: Callable[[], bool] | None = None):
+    """Register ``func()`` to run right before ``module`` is first imported, when ``needed()`` is true."""
+    return _register("before", module, backend, needed)
 
 
 def shims() -> list[Shim]:
@@ -143,6 +150,13 @@ class _SubstituteLoader(importlib.abc.Loader):
 class _CompatFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         waiting = [s for s in _SHIMS.values() if s.module == fullname and s.status == "pending"]
+        if not waiting:
+            return None
+        for shim in [s for s in waiting if s.kind == "before"]:
+            if _decide(shim):
+                shim.status = "applied"  # first: what it imports may import ``fullname`` again
+                shim.func()
+        waiting = [s for s in waiting if s.kind != "before"]
         if not waiting:
             return None
         for shim in waiting:

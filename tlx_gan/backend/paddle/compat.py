@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import inspect
+import os
 import sys
 import types
 import warnings
 from collections.abc import Iterator
 
-from tlx_gan.backend.shims import module_exists, new_module, patch_after, substitute
+from tlx_gan.backend.shims import module_exists, new_module, patch_after, run_before, substitute
 
 # Old ``paddle.fluid.<sub>`` module -> the module that holds the same API today.
 _FLUID_MODULE_ALIASES = {
@@ -219,3 +221,21 @@ def paddle_conv_transpose_same_output_size() -> None:
         return tlx_call(self, input, filters, output_size)
 
     paddle_nn.Conv2d_transpose.__call__ = __call__
+
+
+def _paddle_will_follow_tensorflow() -> bool:
+    """Whether this process runs TLX on paddle, has not loaded paddle yet, and is about to load TensorFlow."""
+    return (os.environ.get("TL_BACKEND", "").strip() == "paddle" and "paddle" not in sys.modules
+            and importlib.util.find_spec("paddle") is not None)
+
+
+@run_before("tensorflow", backend="paddle", needed=_paddle_will_follow_tensorflow)
+def paddle_imported_before_tensorflow() -> None:
+    """``import tensorflow`` then ``import paddle`` kills the process with SIGSEGV (TF 2.21 with paddle 3.3.1,
+    no TLX involved), so a TLX program on the paddle backend that imports TensorFlow first (TLX's own tests
+    and examples that mix TF code with ``tensorlayerx``) dies in ``import tensorlayerx``. The other order
+    works: imports paddle first whenever TensorFlow is about to load under TL_BACKEND=paddle. (The crash
+    cannot be feature-tested without crashing, so ``needed`` only checks that this order is coming.)"""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No ccache found")
+        import paddle  # noqa: F401
