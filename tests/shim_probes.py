@@ -195,6 +195,26 @@ def tlx_dataset_loaders_offline() -> None:
 
 
 @probe("any")
+def numpy_uint8_wraparound_in_adjust_hue() -> None:
+    from tensorlayerx.vision.transforms import AdjustHue
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 200
+    shifted = AdjustHue(hue_factor=-0.25)(red)  # a negative shift wraps round the hue circle
+    assert shifted.shape == red.shape and shifted.dtype == np.uint8 and shifted[0, 0, 2] > shifted[0, 0, 1]
+    back = AdjustHue(hue_factor=0.25)(shifted)
+    assert np.abs(back.astype(int) - red).max() <= 8, back[0, 0]  # HSV rounding both ways
+
+
+@probe("any")
+def numpy_scalar_crop_window_in_random_resized_crop() -> None:
+    from tensorlayerx.vision.transforms import RandomResizedCrop
+    image = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    for _ in range(5):
+        out = RandomResizedCrop(size=(8, 6))(image)
+        assert out.shape == (8, 6, 3) and out.dtype == np.uint8, out.shape
+
+
+@probe("any")
 def numpy_float_alias_in_sampler() -> None:
 
     from tensorlayerx.dataflow import WeightedRandomSampler
