@@ -162,6 +162,25 @@ def keras_metric_reset_state() -> None:
         assert float(metric.result()) == 0.0, (type(metric).__name__, "not reset", metric.result())
 
 
+@probe("tensorflow")
+def keras_variable_path_in_train_weights_check() -> None:
+    import tensorflow as tf
+    import tensorlayerx as tlx
+    perceptron = tf.keras.Sequential([tf.keras.layers.Dense(3), tf.keras.layers.Dense(1)])
+    perceptron(np.ones((2, 5), np.float32))  # builds its two kernels, both named "kernel" in Keras 3
+
+    class Holder(tlx.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = tlx.nn.Linear(in_features=4, out_features=5)
+            self.keras = tlx.nn.Lambda(perceptron, perceptron.trainable_variables)
+
+        def forward(self, x):
+            return self.keras(self.dense(x))
+
+    assert tuple(Holder()(tf.ones((2, 4))).shape) == (2, 1)
+
+
 @probe("paddle", own_process=True)
 def paddle_imported_before_tensorflow() -> None:
     # a fresh process: this one has paddle loaded already. It inherits TLX_GAN_COMPAT_DISABLE.

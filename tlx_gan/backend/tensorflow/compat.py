@@ -30,3 +30,30 @@ def keras_metric_reset_state() -> None:
 
     for name, attribute in _TLX_KERAS_METRICS.items():
         getattr(tensorflow_metric, name).reset = resetter(attribute)
+
+
+def _keras_variable_names_are_short() -> bool:
+    import keras
+
+    return int(keras.__version__.split(".")[0]) >= 3
+
+
+@patch_after("tensorlayerx.nn.core.core_tensorflow", backend="tensorflow", needed=_keras_variable_names_are_short)
+def keras_variable_path_in_train_weights_check() -> None:
+    """tensorlayerx/nn/core/core_tensorflow.py's ``Module.train_weights_check`` refuses two trainable weights
+    with the same ``name``; Keras 3 (TF 2.16's default) names a layer's variables by their short name
+    (``kernel``, ``bias``) and keeps the unique one in ``path``, so a TLX module holding two Keras layers
+    (``tlx.nn.Lambda`` around a Keras model) raises "parameter name [kernel] have be been used". Checks the
+    Keras path where a variable has one, TLX's name otherwise."""
+    from tensorlayerx.nn.core import core_tensorflow
+
+    def train_weights_check(self) -> None:
+        seen = set()
+        for weight in self.trainable_weights:
+            name = getattr(weight, "path", None) or weight.name
+            if name in seen:
+                raise Exception(f"parameter name [{name}] have be been used. In training, the name of layer can't "
+                                "be same.Please check the layers name")
+            seen.add(name)
+
+    core_tensorflow.Module.train_weights_check = train_weights_check
