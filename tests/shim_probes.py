@@ -91,6 +91,22 @@ def torch_conv_transpose_same_padding() -> None:
     assert np.allclose(out[0, 2:-2, 2:-2, 0], 4.0), out[0, :, :, 0]
 
 
+def _one_dimensional_weight_from_an_int_shape() -> None:
+    import tensorlayerx as tlx
+    weight = tlx.nn.Module()._get_weights("probe", shape=(3), init=tlx.nn.initializers.Constant(2.0))
+    assert tuple(weight.shape) == (3,) and float(tlx.convert_to_numpy(weight).sum()) == 6.0, weight
+
+
+@probe("torch")
+def torch_get_weights_int_shape() -> None:
+    _one_dimensional_weight_from_an_int_shape()
+
+
+@probe("paddle")
+def paddle_get_weights_int_shape() -> None:
+    _one_dimensional_weight_from_an_int_shape()
+
+
 @probe("paddle")
 def paddle_fluid_alias_tree() -> None:
     import paddle

@@ -239,3 +239,20 @@ def paddle_imported_before_tensorflow() -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No ccache found")
         import paddle  # noqa: F401
+
+
+@patch_after("tensorlayerx.nn.core.core_paddle", backend="paddle")
+def paddle_get_weights_int_shape() -> None:
+    """TLX's own bug, in every release: layers ask tensorlayerx/nn/core/core_paddle.py's ``Module._get_weights``
+    for a 1-D weight with ``shape=(n)``, which is the int ``n``, and ``len(shape)`` raises TypeError, so
+    BinaryLinear, DorefaLinear, DropconnectLinear, QuanLinear and the other quantized layers cannot be built
+    on paddle (TensorFlow takes an int shape). Takes an int as the 1-D shape it meant. (No framework release
+    to test for: always applied.)"""
+    from tensorlayerx.nn.core import core_paddle
+
+    tlx_get_weights = core_paddle.Module._get_weights
+
+    def _get_weights(self, var_name, shape, *args, **kwargs):
+        return tlx_get_weights(self, var_name, (shape,) if isinstance(shape, int) else shape, *args, **kwargs)
+
+    core_paddle.Module._get_weights = _get_weights

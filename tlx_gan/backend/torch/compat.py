@@ -154,3 +154,20 @@ def torch_conv_transpose_same_padding() -> None:
         return full[:, :, top:top + rows, left:left + cols]
 
     torch_nn.Conv2d_transpose.conv2d_transpore_same = conv2d_transpose_same
+
+
+@patch_after("tensorlayerx.nn.core.core_torch", backend="torch")
+def torch_get_weights_int_shape() -> None:
+    """TLX's own bug, in every release: layers ask tensorlayerx/nn/core/core_torch.py's ``Module._get_weights``
+    for a 1-D weight with ``shape=(n)``, which is the int ``n``, and ``len(shape)`` raises TypeError, so
+    BinaryLinear, DorefaLinear, DropconnectLinear, QuanLinear and the other quantized layers cannot be built
+    on torch (TensorFlow takes an int shape). Takes an int as the 1-D shape it meant. (No framework release
+    to test for: always applied.)"""
+    from tensorlayerx.nn.core import core_torch
+
+    tlx_get_weights = core_torch.Module._get_weights
+
+    def _get_weights(self, var_name, shape, *args, **kwargs):
+        return tlx_get_weights(self, var_name, (shape,) if isinstance(shape, int) else shape, *args, **kwargs)
+
+    core_torch.Module._get_weights = _get_weights
