@@ -197,6 +197,22 @@ def keras_variable_path_in_train_weights_check() -> None:
     assert tuple(Holder()(tf.ones((2, 4))).shape) == (2, 1)
 
 
+@probe("paddle")
+def paddle_rnn_fused_kernel_call() -> None:
+    import tensorlayerx as tlx
+    rnn = tlx.nn.RNN(input_size=3, hidden_size=2, num_layers=1, batch_first=True, act="tanh", name="probe_rnn")
+    x = np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32)
+    out, last = (tlx.convert_to_numpy(t) for t in rnn(tlx.convert_to_tensor(x)))
+    w = {name.split(".")[0]: tlx.convert_to_numpy(p) for name, p in rnn.named_parameters()}
+    h = np.zeros((2, 2), np.float32)
+    for t in range(4):  # h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh), by hand
+        h = np.tanh(x[:, t] @ w["weight_ih"].T + w["bias_ih"] + h @ w["weight_hh"].T + w["bias_hh"])
+        assert np.allclose(out[:, t], h, atol=1e-5), (t, out[:, t], h)
+    assert np.allclose(last[0], h, atol=1e-5)
+    gru = tlx.nn.GRU(input_size=3, hidden_size=2, num_layers=2, bidirectional=True, batch_first=True, name="probe_gru")
+    assert tuple(gru(tlx.convert_to_tensor(x))[0].shape) == (2, 4, 4)
+
+
 @probe("paddle", own_process=True)
 def paddle_imported_before_tensorflow() -> None:
     # a fresh process: this one has paddle loaded already. It inherits TLX_GAN_COMPAT_DISABLE.

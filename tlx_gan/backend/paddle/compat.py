@@ -256,3 +256,57 @@ def paddle_get_weights_int_shape() -> None:
         return tlx_get_weights(self, var_name, (shape,) if isinstance(shape, int) else shape, *args, **kwargs)
 
     core_paddle.Module._get_weights = _get_weights
+
+
+def _legacy_rnn_call_fails() -> bool:
+    """Whether ``_C_ops.rnn`` refuses paddle 2.2's attribute-name/value call that TLX makes."""
+    import paddle
+    from paddle import _C_ops
+
+    ones, zero = paddle.ones([1, 1]), paddle.zeros([1])
+    legacy_attributes = ("dropout_prob", 0.0, "is_bidirec", False, "input_size", 1, "hidden_size", 1, "num_layers", 1,
+                         "mode", "RNN_TANH", "is_test", True)
+    try:
+        _C_ops.rnn(paddle.ones([1, 1, 1]), [paddle.zeros([1, 1, 1])], [ones, ones, zero, zero], None,
+                   paddle.zeros([0], dtype="uint8"), *legacy_attributes)
+    except (TypeError, ValueError):
+        return True
+    return False
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_nn", backend="paddle", needed=_legacy_rnn_call_fails)
+def paddle_rnn_fused_kernel_call() -> None:
+    """tensorlayerx/backend/ops/paddle_nn.py's ``rnnbase`` (RNN, LSTM, GRU and their TLX layers) copies paddle
+    2.2's internals: ``flatten_parameters`` appends a ``coalesce_tensor`` op to the static start-up program,
+    which paddle 3 has no CPU kernel for ("no kernels which are registered in the coalesce_tensor
+    operator"), and ``_cudnn_impl`` calls ``_C_ops.rnn`` with 2.2's attribute-name/value pairs and reads four
+    outputs, where paddle 2.5 and later take the attributes in order and return three. Orders the weights
+    for the fused kernel as TLX does (all weights, then all biases, input-to-hidden before hidden-to-hidden)
+    without coalescing them, and calls the kernel today's way (eager mode, as tlx-gan runs paddle)."""
+    import paddle
+    from paddle import _C_ops
+    from tensorlayerx.backend.ops import paddle_nn
+
+    def flatten_parameters(self) -> None:
+        if not self.could_use_cudnn:
+            return
+        params = self.parameters(include_sublayers=False)
+        cells = self.num_layers * self.bidirect  # TLX keeps w_ih of every cell, then w_hh, then b_ih, b_hh
+        self._all_weights = [None] * len(params)
+        for kind in range(len(params) // cells):
+            for cell in range(cells):
+                self._all_weights[2 * cells * (kind // 2) + 2 * cell + kind % 2] = params[kind * cells + cell]
+        self._dropout_state = paddle.zeros([0], dtype="uint8")
+
+    def _cudnn_impl(self, inputs, initial_states, sequence_length):
+        if not self.time_major:
+            inputs = paddle.transpose(inputs, [1, 0, 2])
+        out, _, state = _C_ops.rnn(inputs, initial_states, self._all_weights, sequence_length, self._dropout_state,
+                                   self.dropout, self.bidirect == 2, self.input_size, self.hidden_size,
+                                   self.num_layers, self.mode, 0, not self.training)
+        if not self.time_major:
+            out = paddle.transpose(out, [1, 0, 2])
+        return out, tuple(state) if len(state) > 1 else state[0]
+
+    paddle_nn.rnnbase.flatten_parameters = flatten_parameters
+    paddle_nn.rnnbase._cudnn_impl = _cudnn_impl
