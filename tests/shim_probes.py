@@ -213,6 +213,30 @@ def paddle_rnn_fused_kernel_call() -> None:
     assert tuple(gru(tlx.convert_to_tensor(x))[0].shape) == (2, 4, 4)
 
 
+@probe("paddle")
+def paddle_input_unknown_dimensions_and_dtype() -> None:
+    import tensorlayerx as tlx
+    x = tlx.nn.Input([None, 3], dtype=tlx.int64, name="probe_input")
+    assert list(x.shape) == [1, 3] and x.dtype == tlx.int64, (x.shape, x.dtype)
+    onehot = tlx.nn.OneHot(depth=4)(tlx.nn.Input([None], dtype=tlx.int64))
+    assert list(onehot.shape) == [1, 4]
+
+
+@probe("paddle")
+def paddle_truncated_normal_op() -> None:
+    import tensorlayerx as tlx
+    values = tlx.convert_to_numpy(tlx.ops.truncated_normal([20000], mean=1.0, stddev=0.5))
+    assert values.min() >= 0.0 and values.max() <= 2.0, (values.min(), values.max())
+    assert abs(values.mean() - 1.0) < 0.02 and abs(values.std() / 0.5 - 0.88) < 0.03, (values.mean(), values.std())
+
+
+@probe("paddle")
+def paddle_reused_layer_names() -> None:
+    import tensorlayerx as tlx
+    first, second = (tlx.nn.Linear(in_features=2, out_features=3, name="probe_same") for _ in range(2))
+    assert first.weights is not second.weights and tuple(second.weights.shape) == (2, 3)
+
+
 @probe("paddle", own_process=True)
 def paddle_imported_before_tensorflow() -> None:
     # a fresh process: this one has paddle loaded already. It inherits TLX_GAN_COMPAT_DISABLE.

@@ -310,3 +310,79 @@ def paddle_rnn_fused_kernel_call() -> None:
 
     paddle_nn.rnnbase.flatten_parameters = flatten_parameters
     paddle_nn.rnnbase._cudnn_impl = _cudnn_impl
+
+
+@patch_after("tensorlayerx.nn.layers.inputs", backend="paddle")
+def paddle_input_unknown_dimensions_and_dtype() -> None:
+    """TLX's own bug, in every release: tensorlayerx/nn/layers/inputs.py builds paddle's ``tlx.nn.Input`` as
+    ``tlx.ops.ones(shape)``, unlike every other backend: a ``None`` (unknown batch) dimension makes paddle
+    raise "full(): argument (position 1) must be list of int, but got NoneType", and ``dtype`` and ``init``
+    are ignored, so an int Input is float32 and embedding and one_hot refuse it. Builds it as on the other
+    backends: unknown dimensions as 1, the given dtype, the given initializer. (No framework release to test
+    for: always applied.)"""
+    import paddle
+    import tensorlayerx as tlx
+    from tensorlayerx.nn.core import Module
+    from tensorlayerx.nn.layers import inputs
+
+    def __init__(self, shape, dtype=None, name=None, init_method=None):
+        Module.__init__(self, name)
+        self.shape, self.dtype = shape, dtype
+        self.shape_without_none = [1 if d is None else d for d in shape]
+        if init_method is None:
+            self.outputs = tlx.ops.ones(self.shape_without_none, dtype=dtype or tlx.float32)
+        else:  # paddle's initializers fill a parameter
+            self.outputs = paddle.create_parameter(self.shape_without_none, dtype or tlx.float32,
+                                                   default_initializer=init_method).detach()
+        self._built = True
+        self._add_node(self.outputs, self.outputs)
+
+    inputs._InputLayer.__init__ = __init__
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_backend", backend="paddle")
+def paddle_truncated_normal_op() -> None:
+    """TLX's own gap, in every release: tensorlayerx/backend/ops/paddle_backend.py's ``truncated_normal`` (what
+    ``tlx.ops.truncated_normal`` calls) only raises NotImplementedError. Draws it with paddle's generator:
+    normal values, those beyond two standard deviations redrawn, as TensorFlow's ``truncated_normal`` does.
+    (No framework release to test for: always applied.)"""
+    import paddle
+    from tensorlayerx.backend.ops import paddle_backend
+
+    def truncated_normal(shape, mean=0.0, stddev=1.0, dtype="float32", seed=None):
+        if seed is not None:
+            paddle.seed(seed)
+        values = paddle.normal(mean, stddev, shape)
+        outside = (values - mean).abs() > 2 * stddev
+        while bool(outside.any()):
+            values = paddle.where(outside, paddle.normal(mean, stddev, shape), values)
+            outside = (values - mean).abs() > 2 * stddev
+        return values.astype(dtype)
+
+    paddle_backend.truncated_normal = truncated_normal  # before load_backend re-exports it by name
+
+
+@patch_after("tensorlayerx.nn.core.core_paddle", backend="paddle")
+def paddle_reused_layer_names() -> None:
+    """TLX's own bug, in every release: tensorlayerx/nn/core/core_paddle.py names every parameter
+    ``<layer name>/<weight>`` and paddle's eager mode refuses a parameter name twice in one process ("parameter
+    name [dense/weights] have be been used"), so a second layer with the same ``name`` (a model built twice,
+    two test cases, a notebook cell run again) cannot be created on paddle, while the other backends allow it.
+    Gives the repeated parameter paddle's next unique form of that name (``dense/weights_0``); the layer's own
+    name and TLX's weight naming are unchanged. (No framework release to test for: always applied.)"""
+    from paddle.utils import unique_name
+    from tensorlayerx.nn.core import core_paddle
+
+    tlx_create_parameter = core_paddle.Module.create_parameter
+
+    def create_parameter(self, shape, attr=None, dtype=None, is_bias=False, default_initializer=None, trainable=True,
+                         var_name=None):
+        try:
+            return tlx_create_parameter(self, shape, attr, dtype, is_bias, default_initializer, trainable, var_name)
+        except ValueError as exc:
+            if var_name is None or "have be been used" not in str(exc):
+                raise
+            return tlx_create_parameter(self, shape, attr, dtype, is_bias, default_initializer, trainable,
+                                        unique_name.generate(var_name))
+
+    core_paddle.Module.create_parameter = create_parameter
