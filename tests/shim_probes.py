@@ -37,12 +37,13 @@ def run(name: str) -> None:
     next(probes[name] for probes in PROBES.values() if name in probes)()
 
 
-def run_all(owners: list[str]) -> list[dict]:
-    """Every probe of ``owners``, then the shims' report (their status in this process)."""
+def run_all(owners: list[str]) -> dict:
+    """Every probe of ``owners``, then the shims' report (their status in this process) and the frameworks
+    this process has loaded."""
     for owner in owners:
         for function in PROBES[owner].values():
             function()
-    return shims.report()
+    return {"shims": shims.report(), "frameworks": sorted({"torch", "paddle", "tensorflow"} & set(sys.modules))}
 
 
 @probe("torch")

@@ -41,7 +41,8 @@ PASSED = "passed"
 # Why a test does not pass, in the order the table shows them.
 CAUSE_CLASSES = {
     "framework-change": "a framework release changed something TLX 0.5.8 relies on (a shim's job)",
-    "tlx-bug": "TLX 0.5.8's own bug on this backend (the same test passes on another backend)",
+    "tlx-bug": "TLX 0.5.8's own bug on this backend (the same test passes on TensorFlow)",
+    "tlx-missing": "TLX 0.5.8 implements this op for TensorFlow only: NotImplementedError on this backend",
     "tf-only": "the test calls TensorFlow itself, or a TLX API only its TensorFlow backend has",
     "stale": "the test targets an API that neither TLX 0.5.8 nor master has",
     "crash": "the test's process died",
@@ -52,8 +53,8 @@ CAUSE_CLASSES = {
 @dataclass(frozen=True)
 class Rule:
     """A known cause: tests of ``files`` (globs on the path in the checkout) and ``tests`` (globs on
-    ``Class.test``) on ``backends``, whose error matches ``error`` (a regular expression), fail because of
-    ``cause``, explained by ``reason``."""
+    ``Class.test``) on ``backends``, whose error and innermost TLX frame match ``error`` and ``where``
+    (regular expressions), fail because of ``cause``, explained by ``reason``."""
 
     cause: str
     reason: str
@@ -61,18 +62,79 @@ class Rule:
     tests: tuple[str, ...] = ("*",)
     backends: tuple[str, ...] = backend.BACKENDS
     error: str = ""
+    where: str = ""
 
     def matches(self, name: str, outcome: dict) -> bool:
         return (outcome["backend"] in self.backends
                 and any(fnmatch.fnmatch(outcome["file"], f) for f in self.files)
                 and any(fnmatch.fnmatch(outcome["test"], t) for t in self.tests)
-                and re.search(self.error, outcome["error"]) is not None)
+                and re.search(self.error, outcome["error"]) is not None
+                and re.search(self.where, outcome.get("where", "")) is not None)
 
 
+_TORCH_PADDLE = ("torch", "paddle")
+_IN_TLX = r"^tensorlayerx/"
+_IN_TEST = r"^test_"
+# First match wins: the general rules (a crash, a stale file, a TensorFlow-only idiom in the test itself, a
+# TLX stub) come before the single-backend TLX bugs, each with what was seen.
 KNOWN_FAILURES: tuple[Rule, ...] = (
     Rule("crash", "the process died (the error says how)", error=r"^process died"),
     Rule("stale", "tests tlx.model.Model's Keras-style API (Model(inputs=..., outputs=...), save_weights to .h5), "
          "which neither TLX 0.5.8 nor master has", files=("tests/models/test_model_core.py",)),
+    # What the layer fixes (seen with --layer off, or when a shim stops working):
+    Rule("framework-change", "TLX 0.5.8 does not import: torchvision beside torch 2's CPU wheel, paddle.fluid "
+         "gone in paddle 3", error=r"tensorlayerx does not import"),
+    Rule("framework-change", "numpy 2 in TLX's vision transforms (negative uint8 shift, int() of an array)",
+         error=r"out of bounds for uint8|only 0-dimensional arrays", where=r"vision/transforms/functional\.py"),
+    Rule("framework-change", "Keras 3 names variables by their short name (train_weights_check)",
+         backends=("tensorflow",), error=r"parameter name \[\w+\] have be been used"),
+    Rule("framework-change", "Keras 3 renamed Metric.reset_states to reset_state", backends=("tensorflow",),
+         error=r"reset_states"),
+    Rule("framework-change", "paddle 2.5+ changed the fused RNN kernel's call (coalesce_tensor, _C_ops.rnn)",
+         backends=("paddle",), error=r"coalesce_tensor|rnn\(\): argument"),
+    Rule("tf-only", "the test reads shapes with TensorFlow's Tensor.get_shape()", backends=_TORCH_PADDLE,
+         error=r"has no attribute 'get_shape'", where=_IN_TEST),
+    Rule("tf-only", "the test updates a weight with TensorFlow's Variable.assign_add()", backends=_TORCH_PADDLE,
+         error=r"has no attribute 'assign_add'", where=_IN_TEST),
+    Rule("tf-only", "the test calls .numpy() on a tensor that requires grad (TensorFlow's eager tensors allow it)",
+         backends=("torch",), error=r"Can't call numpy\(\) on Tensor that requires grad", where=_IN_TEST),
+    Rule("tf-only", "the test compares a shape with an int ((32) is 32), which only TensorFlow's TensorShape "
+         "equals", backends=_TORCH_PADDLE, files=("tests/layers/test_layers_normalization.py",),
+         error=r"Size\(\[\d+\]\) != \d+$"),
+    Rule("tf-only", "the tests put tf.keras models, tf.nn functions and tf.GradientTape inside tlx.nn.Lambda",
+         backends=_TORCH_PADDLE, files=("tests/layers/test_layers_lambda.py",),
+         error=r"must be Tensor, but got numpy|must be Tensor, not numpy"),
+    Rule("tlx-missing", "TLX's op for this backend is a stub that raises NotImplementedError",
+         backends=_TORCH_PADDLE, error=r"^NotImplementedError:?\s*$", where=r"^tensorlayerx/backend/ops/"),
+    Rule("tlx-bug", "TLX's deformable convolution calls TensorFlow's Tensor.get_shape() on this backend's tensor",
+         backends=_TORCH_PADDLE, error=r"has no attribute 'get_shape'", where=r"deformable_conv"),
+    Rule("tlx-bug", "TLX's relu6/leaky_twice_relu6 pass a Python int where the framework's minimum() needs a "
+         "tensor", backends=_TORCH_PADDLE, error=r"minimum\(\): argument .* must be Tensor", where=_IN_TLX),
+    Rule("tlx-bug", "TLX's QuanLinearWithBN takes other arguments on this backend than on TensorFlow",
+         backends=_TORCH_PADDLE, tests=("Layer_QuanLinearWithBN_Test.*",),
+         error=r"W_init_args|unexpected keyword argument 'shape'"),
+    Rule("tlx-bug", "TLX's torch Conv2D op indexes 4-element strides that the binary/ternary/DoReFa/quantized "
+         "convolutions hand it as 2", backends=("torch",), error=r"^IndexError", where=r"torch_nn\.py"),
+    Rule("tlx-bug", "TLX's torch SAME padding for 1-D and 3-D (transposed) convolution gives the wrong size",
+         backends=("torch",), files=("tests/layers/test_layers_convolution.py",),
+         error=r"Lists differ|output padding must be smaller"),
+    Rule("tlx-bug", "torch's Input(None) is batch 1, which torch's BatchNorm refuses in training mode",
+         backends=("torch",), error=r"Expected more than 1 value per channel"),
+    Rule("tlx-bug", "TLX's torch OneHot passes int32 indices, torch's one_hot takes int64 only", backends=("torch",),
+         error=r"one_hot is only applicable to index tensor"),
+    Rule("tlx-bug", "TLX's average embedding divides by a length of the wrong shape on this backend",
+         backends=_TORCH_PADDLE, tests=("Layer_Embed_Test.test_avg_embed",),
+         error=r"must match the size of tensor|not_equal\(\)"),
+    Rule("tlx-bug", "TLX's NCE loss on paddle uses a tensor as an if-condition", backends=("paddle",),
+         tests=("Layer_Embed_Test.test_word2vec_nce",), error=r"can only contain one element"),
+    Rule("tlx-bug", "TLX's nested-module weight creation calls an initializer it did not set", backends=("torch",),
+         error=r"'NoneType' object is not callable", where=r"core_torch\.py"),
+    Rule("tlx-bug", "TLX's torch UnStack passes num=None to torch.chunk", backends=("torch",),
+         error=r"chunk\(\): argument 'chunks'"),
+    Rule("tlx-bug", "TLX's paddle Transpose raises a string (not an exception) for its default perm",
+         backends=("paddle",), error=r"exceptions must derive from BaseException"),
+    Rule("tlx-bug", "TLX's paddle PRelu passes TLX's 'channels_last' to paddle, which wants NHWC-style names",
+         backends=("paddle",), error=r"data_format must be one of"),
 )
 
 

@@ -41,7 +41,10 @@ def test_probes_pass_and_shims_apply_with_the_layer(backend_name):
     owners = [backend_name, *(["any"] if backend_name == ANY_BACKEND else [])]
     outcome = in_backend(backend_name, "shim_probes:run_all", owners=owners)
     assert outcome.ok, outcome.error + outcome.stderr_tail
-    status = {s["name"]: s["status"] for s in outcome.value}
+    status = {s["name"]: s["status"] for s in outcome.value["shims"]}
+    assert outcome.value["frameworks"] == [backend_name], "a shim loaded another backend's framework"
+    others = {s["name"]: s["status"] for s in outcome.value["shims"] if s["backend"] not in (backend_name, "any")}
+    assert set(others.values()) <= {"other-backend", "pending"}, others
     for owner in owners:
         for name in set(shim_probes.PROBES[owner]) - shim_probes.OWN_PROCESS:  # those check their own process
             assert status[name] == "applied", (name, status[name])

@@ -26,8 +26,7 @@ from tlx_gan.backend.machine import cpu_model, machine_has_gpu  # noqa: F401  (p
 from tlx_gan.errors import UserError
 
 BACKENDS = ("torch", "paddle", "tensorflow")
-# TLX's own default when TL_BACKEND is unset (tensorlayerx/backend/ops/load_backend.py).
-TLX_DEFAULT = "tensorflow"
+TLX_DEFAULT = shims.TLX_DEFAULT  # TLX's own default when TL_BACKEND is unset
 _IMPORT_NAME = {"torch": "torch", "paddle": "paddle", "tensorflow": "tensorflow"}
 # Distributions that provide each framework; the first installed one is reported.
 _DISTRIBUTIONS = {

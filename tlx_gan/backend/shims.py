@@ -33,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 DISABLE_ENV = "TLX_GAN_COMPAT_DISABLE"
+# TLX's own default when TL_BACKEND is unset (tensorlayerx/backend/ops/load_backend.py).
+TLX_DEFAULT = "tensorflow"
 
 
 @dataclass
@@ -43,7 +45,7 @@ class Shim:
     kind: str  # "patch" (after import), "before" (before import) or "substitute" (provides the module)
     func: Callable
     needed: Callable[[], bool]
-    status: str = "pending"  # pending | applied | not-needed | disabled | failed: <why>
+    status: str = "pending"  # pending | applied | not-needed | other-backend | disabled | failed: <why>
     doc: str = field(default="")
 
     @property
@@ -96,10 +98,20 @@ def _disabled() -> set[str]:
     return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
 
 
+def _active_backend() -> str:
+    """The backend TLX runs (or will run) in this process: TL_BACKEND, read as TLX reads it."""
+    return os.environ.get("TL_BACKEND", "").strip() or TLX_DEFAULT
+
+
 def _decide(shim: Shim) -> bool:
-    """Whether ``shim`` should run now; records why not in ``shim.status``."""
+    """Whether ``shim`` should run now; records why not in ``shim.status``. A backend's shim never runs
+    under another backend, even when the module it patches is shared (``tensorlayerx.nn.layers.inputs``):
+    its feature test or its fix would import that other framework."""
     if shim.name in _disabled():
         shim.status = "disabled"
+        return False
+    if shim.backend != "any" and shim.backend != _active_backend():
+        shim.status = "other-backend"
         return False
     try:
         needed = shim.needed()
