@@ -355,9 +355,10 @@ def cmd_tlx_suite(args) -> int:
     outputs.claim(args.out, tlx_suite.RESULT_FILES, overwrite=args.overwrite)
     layers = list(tlx_suite.LAYERS) if args.layer == "both" else [args.layer]
     report = tlx_suite.run(args.path, names, layers, timeout=float(args.timeout), only=args.files)
-    written = [outputs.write_bytes(Path(args.out) / name, blob) for name, blob in tlx_suite.files(report).items()]
+    files = tlx_suite.files(report)
+    written = [outputs.write_bytes(Path(args.out) / name, blob) for name, blob in files.items()]
     if args.record:
-        written += matrix.record_tlx_suite(report)
+        written += matrix.record_tlx_suite(files)
     print()
     print(tlx_suite.markdown(report).split("\n\nCause classes:")[0])
     print("wrote " + ", ".join(str(p) for p in written))

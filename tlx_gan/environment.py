@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import sys
 
 import numpy as np
 
-from tlx_gan import __version__, backend
+from tlx_gan import backend
 from tlx_gan.backend import cpu_model, shims
+
+
+def _tlx_gan_version() -> str:
+    try:
+        return importlib.metadata.version("tlx-gan")  # pyproject.toml's, the one place it is written
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def describe() -> dict:
@@ -24,7 +32,7 @@ def describe() -> dict:
         "framework_version": backend.framework_version(name),
         "versions": runtime.versions(),
         "tensorlayerx": tlx.__version__,
-        "tlx_gan": __version__,
+        "tlx_gan": _tlx_gan_version(),
         "numpy": np.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),

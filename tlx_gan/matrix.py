@@ -23,7 +23,7 @@ import platform
 import time
 from pathlib import Path
 
-from tlx_gan import backend, outputs, tlx_suite
+from tlx_gan import backend, outputs
 from tlx_gan.backend import machine
 from tlx_gan.bench import report as bench_report
 
@@ -121,10 +121,10 @@ def record_bench(report: dict, folder: Path | None = None) -> list[Path]:
     return written
 
 
-def record_tlx_suite(report: dict, folder: Path | None = None) -> list[Path]:
-    """TensorLayerX's own test suite on each backend (:func:`tlx_gan.tlx_suite.files`) as tlx-suite.*."""
+def record_tlx_suite(files: dict[str, bytes], folder: Path | None = None) -> list[Path]:
+    """TensorLayerX's own test suite on each backend (the files of :func:`tlx_gan.tlx_suite.files`)."""
     folder = folder or directory()
-    written = [outputs.write_bytes(folder / name, data) for name, data in tlx_suite.files(report).items()]
+    written = [outputs.write_bytes(folder / name, data) for name, data in files.items()]
     render_readme(folder)
     return written
 
@@ -169,8 +169,10 @@ def render_readme(folder: Path | None = None) -> Path:
     benches = sorted(folder.glob("bench-cpu-*.md"))
     out += ["", "## Benchmark (latest CPU run per kind of CPU and model)", ""]
     out += [f"- [{b.stem}]({b.name})" for b in benches] or ["(none yet: run `tlx-gan bench --record`)"]
-    if (folder / "tlx-suite.md").is_file():
-        out += ["", "## TensorLayerX's own tests", "", "- [tlx-suite](tlx-suite.md)"]
+    suites = sorted(folder.glob("tlx-suite*.md"))
+    if suites:
+        out += ["", "## TensorLayerX's own tests", ""]
+        out += [f"- [{t.stem}]({t.name})" for t in suites]
     threads = sorted(folder.glob("threads-cpu-*.md"))
     if threads:
         out += ["", "## Thread pools on a busy machine", ""]

@@ -101,12 +101,16 @@ def test_the_suite_runs_each_file_alone_and_counts_every_test(tmp_path, backend_
 
 
 @pytest.mark.slow
-def test_layer_off_disables_every_shim(tmp_path):
-    """torch with no shim cannot import TLX (its vision ops import torchvision): every test says so."""
-    root, out = _checkout(tmp_path / "TensorLayerX"), tmp_path / "out"
+def test_layer_off_disables_every_shim_and_record_files_the_table(tmp_path):
+    """torch with no shim cannot import TLX (its vision ops import torchvision): every test says so, and its
+    cause is the framework change the layer fixes."""
+    root, out, recorded = _checkout(tmp_path / "TensorLayerX"), tmp_path / "out", tmp_path / "matrix"
     result = run_cli("--backend", "torch", "tlx-suite", str(root), "--layer", "off", "--files", "test_fake.py",
-                     "--out", str(out), timeout=600)
+                     "--out", str(out), "--record", timeout=600, TLX_GAN_MATRIX_DIR=str(recorded))
     assert result.returncode == 0, result.stderr[-2000:]
     report, rows = _outcomes(out)
     assert {layer for layer, _ in rows} == {"off"} and len(rows) == 5
     assert all(r["status"] == "error" and "torchvision" in r["error"] for r in rows.values()), rows
+    assert {r["cause"] for r in rows.values()} == {"framework-change"}
+    assert (recorded / "tlx-suite.md").read_bytes() == (out / "tlx-suite.md").read_bytes()
+    assert "tlx-suite.md" in (recorded / "README.md").read_text()
