@@ -202,6 +202,15 @@ def module_exists(name: str) -> bool:
     return _find_real_spec(name, path, None) is not None
 
 
+def int_shape_as_one_dimension(get_weights: Callable) -> Callable:
+    """TLX's ``Module._get_weights`` taking ``shape=n`` (what ``shape=(n)`` is) as the 1-D shape ``(n,)``."""
+
+    def _get_weights(self, var_name, shape, *args, **kwargs):
+        return get_weights(self, var_name, (shape,) if isinstance(shape, int) else shape, *args, **kwargs)
+
+    return _get_weights
+
+
 def new_module(name: str, doc: str, **attrs) -> types.ModuleType:
     """A module object for a substitute, registered in ``sys.modules``."""
     mod = types.ModuleType(name, doc)

@@ -12,7 +12,14 @@ import types
 import warnings
 from collections.abc import Iterator
 
-from tlx_gan.backend.shims import module_exists, new_module, patch_after, run_before, substitute
+from tlx_gan.backend.shims import (
+    int_shape_as_one_dimension,
+    module_exists,
+    new_module,
+    patch_after,
+    run_before,
+    substitute,
+)
 
 # Old ``paddle.fluid.<sub>`` module -> the module that holds the same API today.
 _FLUID_MODULE_ALIASES = {
@@ -243,19 +250,13 @@ def paddle_imported_before_tensorflow() -> None:
 
 @patch_after("tensorlayerx.nn.core.core_paddle", backend="paddle")
 def paddle_get_weights_int_shape() -> None:
-    """TLX's own bug, in every release: layers ask tensorlayerx/nn/core/core_paddle.py's ``Module._get_weights``
-    for a 1-D weight with ``shape=(n)``, which is the int ``n``, and ``len(shape)`` raises TypeError, so
-    BinaryLinear, DorefaLinear, DropconnectLinear, QuanLinear and the other quantized layers cannot be built
-    on paddle (TensorFlow takes an int shape). Takes an int as the 1-D shape it meant. (No framework release
-    to test for: always applied.)"""
+    """TLX's own bug, in every release: tensorlayerx/nn/core/core_paddle.py's ``Module._get_weights`` has the
+    int-shape bug of torch_get_weights_int_shape (``shape=(n)`` is the int ``n``; ``len(shape)`` raises), so the
+    quantized Linear layers cannot be built on paddle either. Takes an int as the 1-D shape it meant.
+    (No framework release to test for: always applied.)"""
     from tensorlayerx.nn.core import core_paddle
 
-    tlx_get_weights = core_paddle.Module._get_weights
-
-    def _get_weights(self, var_name, shape, *args, **kwargs):
-        return tlx_get_weights(self, var_name, (shape,) if isinstance(shape, int) else shape, *args, **kwargs)
-
-    core_paddle.Module._get_weights = _get_weights
+    core_paddle.Module._get_weights = int_shape_as_one_dimension(core_paddle.Module._get_weights)
 
 
 def _legacy_rnn_call_fails() -> bool:

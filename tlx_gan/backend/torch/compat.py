@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from tlx_gan.backend.shims import new_module, patch_after, substitute
+from tlx_gan.backend.shims import int_shape_as_one_dimension, new_module, patch_after, substitute
 
 # The TLX torch optimizers that wrap a torch.optim optimizer, and the attribute holding it.
 _TLX_TORCH_OPTIMIZERS = {
@@ -165,9 +165,4 @@ def torch_get_weights_int_shape() -> None:
     to test for: always applied.)"""
     from tensorlayerx.nn.core import core_torch
 
-    tlx_get_weights = core_torch.Module._get_weights
-
-    def _get_weights(self, var_name, shape, *args, **kwargs):
-        return tlx_get_weights(self, var_name, (shape,) if isinstance(shape, int) else shape, *args, **kwargs)
-
-    core_torch.Module._get_weights = _get_weights
+    core_torch.Module._get_weights = int_shape_as_one_dimension(core_torch.Module._get_weights)
