@@ -90,6 +90,18 @@ def torch_conv_transpose_same_padding() -> None:
     assert out.shape == (1, 14, 14, 1), out.shape
     # interior pixels of a stride-2, kernel-4 all-ones transposed conv each receive 4 taps
     assert np.allclose(out[0, 2:-2, 2:-2, 0], 4.0), out[0, :, :, 0]
+    for layer, shape in ((tlx.nn.ConvTranspose1d, (1, 7, 1)), (tlx.nn.ConvTranspose3d, (1, 5, 5, 5, 1))):
+        deconv = layer(out_channels=2, in_channels=1, kernel_size=3, stride=2, padding="SAME")
+        out = deconv(tlx.convert_to_tensor(np.ones(shape, np.float32)))
+        assert tuple(out.shape) == (1, *(2 * n for n in shape[1:-1]), 2), (layer.__name__, tuple(out.shape))
+
+
+@probe("torch")
+def torch_separable_conv_pointwise_strides() -> None:
+    import tensorlayerx as tlx
+    conv = tlx.nn.SeparableConv2d(in_channels=3, out_channels=4, kernel_size=(3, 3), stride=(1, 1), padding="SAME")
+    out = conv(tlx.convert_to_tensor(np.ones((2, 6, 6, 3), np.float32)))
+    assert tuple(out.shape) == (2, 6, 6, 4), tuple(out.shape)
 
 
 def _one_dimensional_weight_from_an_int_shape() -> None:

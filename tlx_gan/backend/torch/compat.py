@@ -137,23 +137,61 @@ def _same_deconv_output_is_wrong() -> bool:
 
 @patch_after("tensorlayerx.backend.ops.torch_nn", backend="torch", needed=_same_deconv_output_is_wrong)
 def torch_conv_transpose_same_padding() -> None:
-    """tensorlayerx/backend/ops/torch_nn.py ``Conv2d_transpose`` with padding="SAME" returns the wrong
-    size (16x16 instead of 14x14 for a 7x7 input, kernel 4, stride 2) on every torch release: a TLX
-    0.5.8 bug, not a torch change, found by the dcgan parity test. Computes SAME as TensorFlow and
-    Paddle do: output = input * stride, the full transposed convolution cropped by
-    (kernel - stride) // 2 at the start and the rest at the end."""
+    """tensorlayerx/backend/ops/torch_nn.py's ``Conv1d_transpose``, ``Conv2d_transpose`` and
+    ``Conv3d_transpose`` with padding="SAME" return the wrong size (16x16 instead of 14x14 for a 7x7 input,
+    kernel 4, stride 2; 22 instead of 20 in 3-D; torch refuses the 1-D output padding outright) on every
+    torch release: a TLX 0.5.8 bug, not a torch change, found by the dcgan parity test and TLX's own
+    convolution tests. Computes SAME as TensorFlow and Paddle do: output = input * stride, the full
+    transposed convolution cropped by (kernel - stride) // 2 at the start and the rest at the end."""
     import torch.nn.functional as F
     from tensorlayerx.backend.ops import torch_nn
+
+    def crop_to_same(full, input, strides):
+        window = [slice(None), slice(None)]
+        for axis, (size, stride) in enumerate(zip(input.shape[2:], strides)):
+            start = (full.shape[2 + axis] - size * stride) // 2
+            window.append(slice(start, start + size * stride))
+        return full[tuple(window)]
+
+    def conv1d_transpose_same(self, input, filters):
+        stride = (self.stride,) if isinstance(self.stride, int) else tuple(self.stride)
+        full = F.conv_transpose1d(input, weight=filters, stride=stride, dilation=self.dilations)
+        return crop_to_same(full, input, stride)
 
     def conv2d_transpose_same(self, input, filters):
         full = F.conv_transpose2d(input, weight=filters, stride=self.strides, dilation=self.dilations,
                                   groups=self.groups)
-        rows, cols = (size * stride for size, stride in zip(input.shape[2:], self.strides))
-        top = (full.shape[2] - rows) // 2
-        left = (full.shape[3] - cols) // 2
-        return full[:, :, top:top + rows, left:left + cols]
+        return crop_to_same(full, input, self.strides)
 
-    torch_nn.Conv2d_transpose.conv2d_transpore_same = conv2d_transpose_same
+    def conv3d_transpose_same(self, input, filters):
+        full = F.conv_transpose3d(input, weight=filters, stride=self.strides, dilation=self.dilations)
+        return crop_to_same(full, input, self.strides)
+
+    torch_nn.Conv1d_transpose.conv1d_transpose_same_padding = conv1d_transpose_same
+    torch_nn.Conv2d_transpose.conv2d_transpore_same = conv2d_transpose_same  # sic: TLX's spelling
+    torch_nn.Conv3d_transpose.conv3d_transpore_same = conv3d_transpose_same
+
+
+@patch_after("tensorlayerx.backend.ops.torch_nn", backend="torch")
+def torch_separable_conv_pointwise_strides() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/torch_nn.py's ``SeparableConv2D`` builds its
+    pointwise ``Conv2D`` with 2-element strides and dilations, while ``Conv2D`` reads the 4-element NHWC/NCHW
+    form (``strides[1], strides[2]``): IndexError, so ``tlx.nn.SeparableConv2d`` cannot be built on torch.
+    Lets ``Conv2D`` take the 2-element (height, width) form too. (No framework release to test for: always
+    applied.)"""
+    from tensorlayerx.backend.ops import torch_nn
+
+    tlx_init = torch_nn.Conv2D.__init__
+
+    def four(pair, data_format: str):
+        if pair is None or len(pair) != 2:
+            return pair
+        return (1, *pair, 1) if data_format in ("NHWC", "channels_last") else (1, 1, *pair)
+
+    def __init__(self, strides, padding, data_format="NHWC", dilations=None, *args, **kwargs):
+        tlx_init(self, four(strides, data_format), padding, data_format, four(dilations, data_format), *args, **kwargs)
+
+    torch_nn.Conv2D.__init__ = __init__
 
 
 @patch_after("tensorlayerx.nn.core.core_torch", backend="torch")
