@@ -120,6 +120,39 @@ def paddle_get_weights_int_shape() -> None:
     _one_dimensional_weight_from_an_int_shape()
 
 
+def _relu6_family_clips_at_six() -> None:
+    import tensorlayerx as tlx
+    x = np.array([[-4.0, -1.0, 3.0, 8.0]], np.float32)
+    assert np.allclose(tlx.convert_to_numpy(tlx.nn.LeakyReLU6(alpha=0.5)(tlx.convert_to_tensor(x))),
+                       [[-2.0, -0.5, 3.0, 6.0]])
+    twice = tlx.nn.LeakyTwiceRelu6(alpha_low=0.5, alpha_high=0.25)(tlx.convert_to_tensor(x))
+    assert np.allclose(tlx.convert_to_numpy(twice), [[-2.0, -0.5, 3.0, 6.5]]), twice
+
+
+@probe("torch")
+def torch_min_max_with_a_number() -> None:
+    _relu6_family_clips_at_six()
+
+
+@probe("paddle")
+def paddle_min_max_with_a_number() -> None:
+    _relu6_family_clips_at_six()
+
+
+@probe("torch")
+def torch_one_hot_int32_indices() -> None:
+    import tensorlayerx as tlx
+    out = tlx.nn.OneHot(depth=3)(tlx.convert_to_tensor(np.array([0, 2], np.int32)))
+    assert tlx.convert_to_numpy(out).tolist() == [[1, 0, 0], [0, 0, 1]], out
+
+
+@probe("torch")
+def torch_unstack_without_num() -> None:
+    import tensorlayerx as tlx
+    parts = tlx.nn.UnStack(axis=1)(tlx.convert_to_tensor(np.arange(6, dtype=np.float32).reshape(2, 3)))
+    assert [tlx.convert_to_numpy(p).tolist() for p in parts] == [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]], parts
+
+
 @probe("paddle")
 def paddle_fluid_alias_tree() -> None:
     import paddle

@@ -387,3 +387,23 @@ def paddle_reused_layer_names() -> None:
                                         unique_name.generate(var_name))
 
     core_paddle.Module.create_parameter = create_parameter
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_backend", backend="paddle")
+def paddle_min_max_with_a_number() -> None:
+    """TLX's own gap and bug, in every release: tensorlayerx/backend/ops/paddle_backend.py's ``Maximum`` only
+    raises NotImplementedError, and ``Minimum`` hands a Python number to ``paddle.minimum``, which takes
+    tensors only, so ``tlx.nn.ReLU6``, ``LeakyReLU6`` and ``LeakyTwiceRelu6`` fail on paddle. Both take a
+    number as a tensor of the other operand's dtype. (No framework release to test for: always applied.)"""
+    import paddle
+    from tensorlayerx.backend.ops import paddle_backend
+
+    def tensors(x, y):
+        if not isinstance(x, paddle.Tensor):
+            x = paddle.full([], x, dtype=y.dtype)
+        if not isinstance(y, paddle.Tensor):
+            y = paddle.full([], y, dtype=x.dtype)
+        return x, y
+
+    paddle_backend.Maximum.__call__ = lambda self, x, y: paddle.maximum(*tensors(x, y))
+    paddle_backend.Minimum.__call__ = lambda self, x, y: paddle.minimum(*tensors(x, y))

@@ -204,3 +204,48 @@ def torch_get_weights_int_shape() -> None:
     from tensorlayerx.nn.core import core_torch
 
     core_torch.Module._get_weights = int_shape_as_one_dimension(core_torch.Module._get_weights)
+
+
+@patch_after("tensorlayerx.backend.ops.torch_backend", backend="torch")
+def torch_min_max_with_a_number() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/torch_backend.py's ``Maximum`` and ``Minimum``
+    hand a Python number straight to ``torch.maximum``/``torch.minimum``, which take tensors only, so
+    ``tlx.nn.ReLU6``, ``LeakyReLU6`` and ``LeakyTwiceRelu6`` (``minimum(x, 6)``) raise TypeError on torch.
+    Makes a number a tensor of the other operand's dtype and device first. (No framework release to test
+    for: always applied.)"""
+    import torch
+    from tensorlayerx.backend.ops import torch_backend
+
+    def tensors(x, y):
+        if not isinstance(x, torch.Tensor):
+            x = torch.as_tensor(x, dtype=y.dtype, device=y.device)
+        if not isinstance(y, torch.Tensor):
+            y = torch.as_tensor(y, dtype=x.dtype, device=x.device)
+        return x, y
+
+    torch_backend.Maximum.__call__ = lambda self, x, y: torch.maximum(*tensors(x, y))
+    torch_backend.Minimum.__call__ = lambda self, x, y: torch.minimum(*tensors(x, y))
+
+
+@patch_after("tensorlayerx.backend.ops.torch_backend", backend="torch")
+def torch_one_hot_int32_indices() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/torch_backend.py's ``OneHot`` passes its
+    indices to ``torch.nn.functional.one_hot``, which takes int64 only, while TLX's integer tensors (and
+    ``tlx.nn.Input(dtype=tlx.int32)``) are int32: RuntimeError on torch. Casts the indices to int64 first.
+    (No framework release to test for: always applied.)"""
+    from tensorlayerx.backend.ops import torch_backend
+
+    tlx_call = torch_backend.OneHot.__call__
+    torch_backend.OneHot.__call__ = lambda self, inputs: tlx_call(self, inputs.long())
+
+
+@patch_after("tensorlayerx.backend.ops.torch_backend", backend="torch")
+def torch_unstack_without_num() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/torch_backend.py's ``Unstack`` gives its
+    ``num`` (None unless the caller sets it) to ``torch.chunk`` as the number of chunks: TypeError, so
+    ``tlx.nn.UnStack`` fails on torch unless told the size. Unstacks into one tensor per index of ``axis``,
+    as TensorFlow's ``unstack`` does. (No framework release to test for: always applied.)"""
+    import torch
+    from tensorlayerx.backend.ops import torch_backend
+
+    torch_backend.Unstack.__call__ = lambda self, values: list(torch.unbind(values, dim=self.axis))
