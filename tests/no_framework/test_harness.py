@@ -106,6 +106,9 @@ def test_contention_counts_what_others_used():
     assert busy["noisy"] == (5 / (10 * cpus) > contention.NOISY_OTHERS)
     stolen = contention.measure(start, contention._Mark(10.0, 5.0, (5 * tick, cpus * tick), 0.5))
     assert stolen["steal_fraction"] == pytest.approx(0.1) and stolen["noisy"]
+    # the table says which: a cell noisy by steal alone must not read "others used 0%"
+    assert report._noise(stolen) == "the hypervisor stole 10%"
+    assert report._noise({**stolen, "others_fraction": 0.25}) == "others used 25% of the CPUs, the hypervisor stole 10%"
     unknown = contention.measure(contention._Mark(0.0, 0.0, None, None), contention._Mark(1.0, 1.0, None, None))
     assert unknown["others_fraction"] is None and not unknown["noisy"]
 

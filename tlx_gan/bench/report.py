@@ -121,15 +121,21 @@ _COLUMNS = ("backend", "mode", "width", "batch", "ms/step", "IQR", "min", "sampl
             "% peak", "RSS MB", "status")
 
 
+def _noise(contention: dict) -> str:
+    """Why a cell is noisy: other processes' share of the CPUs, the hypervisor's, or both."""
+    others, steal = contention.get("others_fraction"), contention.get("steal_fraction")
+    parts = ([f"others used {others:.0%} of the CPUs"] if others else []) + \
+        ([f"the hypervisor stole {steal:.0%}"] if steal else [])
+    return ", ".join(parts) or "busy machine"
+
+
 def _row(c: dict) -> list[str]:
     width = f"{c.get('width', 1.0):g}"
     if c["status"] != "ok":
         return [c["backend"], c["mode"], width, str(c["batch_size"]), "-", "-", "-", "-", "-", "-", "-", "-",
                 "FAILED: " + c.get("error", "")[:90]]
     s = c["ms_per_step"]
-    busy = (c.get("contention") or {}).get("others_fraction")
-    status = f"NOISY (others used {busy:.0%} of the CPUs)" if c.get("noisy") and busy is not None else \
-        ("NOISY" if c.get("noisy") else "ok")
+    status = f"NOISY ({_noise(c.get('contention') or {})})" if c.get("noisy") else "ok"
     return [c["backend"], c["mode"], width, str(c["batch_size"]), _fmt(s["median"]), _fmt(s["iqr"]), _fmt(s["min"]),
             _fmt(c["samples_per_s"], ".0f"), _fmt(c["first_step_ms"], ".0f"), _fmt(c["gflops_per_s"], ".1f"),
             _fmt(100 * c["peak_fraction"] if c.get("peak_fraction") is not None else None, ".1f"),
