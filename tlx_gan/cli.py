@@ -351,7 +351,7 @@ def cmd_matrix(args) -> int:
 
 def cmd_tlx_suite(args) -> int:
     names = _backends_arg(args)
-    tlx_suite.discover(args.path)  # a wrong path is refused before anything is claimed
+    tlx_suite.select(args.path, names, args.files)  # a wrong path, glob or backend is refused before --out is claimed
     outputs.claim(args.out, tlx_suite.RESULT_FILES, overwrite=args.overwrite)
     layers = list(tlx_suite.LAYERS) if args.layer == "both" else [args.layer]
     report = tlx_suite.run(args.path, names, layers, timeout=float(args.timeout), only=args.files)

@@ -306,17 +306,23 @@ def run_backend(backend_name: str, root: Path, files: list[Path], layer: str, ti
     return rows
 
 
+def select(root: str | Path, backends: list[str], only: str | None = None) -> list[Path]:
+    """The test files to run (all, or those matching ``only``), once every backend is known to be installed:
+    every mistake is refused here, before any output is claimed."""
+    every = discover(root)
+    files = [f for f in every if not only or fnmatch.fnmatch(str(f), only) or fnmatch.fnmatch(f.name, only)]
+    if not files:
+        raise UserError(f"--files {only!r} matches none of the {len(every)} test files under {Path(root) / 'tests'}")
+    for name in backends:
+        backend.require_installed(name)
+    return files
+
+
 def run(root: str | Path, backends: list[str], layers: list[str], timeout: float = FILE_TIMEOUT_S,
         only: str | None = None, say=print) -> dict:
     """The suite on each backend (and layer setting): every test's outcome and cause, and the totals."""
     root = Path(root)
-    files = discover(root)
-    if only:
-        files = [f for f in files if fnmatch.fnmatch(str(f), only) or fnmatch.fnmatch(f.name, only)]
-        if not files:
-            raise UserError(f"--files {only!r} matches none of the {len(discover(root))} test files under {root}/tests")
-    for name in backends:
-        backend.require_installed(name)
+    files = select(root, backends, only)
     began = time.time()
     rows = []
     for layer in layers:

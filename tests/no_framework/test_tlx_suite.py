@@ -51,6 +51,13 @@ def test_a_path_that_is_not_a_tlx_checkout_is_one_line(tmp_path, layout):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_glob_that_matches_no_file_is_one_line_before_anything_is_written(tmp_path):
+    root = _checkout(tmp_path / "tlx", {"tests/test_x.py": TEST_FILE})
+    assert_one_line_error(run_cli("tlx-suite", str(root), "--files", "*nothing*", "--out", str(tmp_path / "out")),
+                          "--files '*nothing*' matches none of the 1 test files")
+    assert not (tmp_path / "out").exists()
+
+
 def _line(test, status, error=""):
     return {"test": test, "status": status, "error": error, "where": ""}
 
