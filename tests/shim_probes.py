@@ -32,6 +32,16 @@ def probe(owner: str, own_process: bool = False):
     return register
 
 
+def probe_for(**names_by_owner: str):
+    """One probe body for the same fix made by several backends' shims, registered under each shim's name."""
+    def register(function):
+        for owner, name in names_by_owner.items():
+            PROBES[owner][name] = function
+        return function
+
+    return register
+
+
 def run(name: str) -> None:
     """One probe, by its shim's name (raises when the shim's problem shows)."""
     next(probes[name] for probes in PROBES.values() if name in probes)()
@@ -104,39 +114,21 @@ def torch_separable_conv_pointwise_strides() -> None:
     assert tuple(out.shape) == (2, 6, 6, 4), tuple(out.shape)
 
 
-def _one_dimensional_weight_from_an_int_shape() -> None:
+@probe_for(torch="torch_get_weights_int_shape", paddle="paddle_get_weights_int_shape")
+def one_dimensional_weight_from_an_int_shape() -> None:
     import tensorlayerx as tlx
     weight = tlx.nn.Module()._get_weights("probe", shape=(3), init=tlx.nn.initializers.Constant(2.0))
     assert tuple(weight.shape) == (3,) and float(tlx.convert_to_numpy(weight).sum()) == 6.0, weight
 
 
-@probe("torch")
-def torch_get_weights_int_shape() -> None:
-    _one_dimensional_weight_from_an_int_shape()
-
-
-@probe("paddle")
-def paddle_get_weights_int_shape() -> None:
-    _one_dimensional_weight_from_an_int_shape()
-
-
-def _relu6_family_clips_at_six() -> None:
+@probe_for(torch="torch_min_max_with_a_number", paddle="paddle_min_max_with_a_number")
+def relu6_family_clips_at_six() -> None:
     import tensorlayerx as tlx
     x = np.array([[-4.0, -1.0, 3.0, 8.0]], np.float32)
     assert np.allclose(tlx.convert_to_numpy(tlx.nn.LeakyReLU6(alpha=0.5)(tlx.convert_to_tensor(x))),
                        [[-2.0, -0.5, 3.0, 6.0]])
     twice = tlx.nn.LeakyTwiceRelu6(alpha_low=0.5, alpha_high=0.25)(tlx.convert_to_tensor(x))
     assert np.allclose(tlx.convert_to_numpy(twice), [[-2.0, -0.5, 3.0, 6.5]]), twice
-
-
-@probe("torch")
-def torch_min_max_with_a_number() -> None:
-    _relu6_family_clips_at_six()
-
-
-@probe("paddle")
-def paddle_min_max_with_a_number() -> None:
-    _relu6_family_clips_at_six()
 
 
 @probe("torch")

@@ -238,11 +238,11 @@ def cmd_exec(args) -> int:
             print(f"tlx-gan exec: --backend {flag} wins over {script.name} line {own.line} "
                   f"(TL_BACKEND = {own.name!r})", file=sys.stderr)
     else:
-        if own and (own.forced or not os.environ.get("TL_BACKEND", "").strip()):
+        from_environment = os.environ.get("TL_BACKEND", "").strip()
+        if own and (own.forced or not from_environment):
             name, asker = own.name, f"{script} line {own.line}"
         else:
-            name, asker = backend.resolve(None), "TL_BACKEND" if os.environ.get("TL_BACKEND", "").strip() else \
-                "TensorLayerX's default"
+            name, asker = backend.resolve(None), "TL_BACKEND" if from_environment else "TensorLayerX's default"
         if name not in backend.BACKENDS:
             raise UserError(f"{asker} asks for backend {name!r}: tlx-gan runs {', '.join(backend.BACKENDS)}; "
                             "give --backend NAME to run the program on one of them")
