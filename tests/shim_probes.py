@@ -145,6 +145,56 @@ def torch_unstack_without_num() -> None:
     assert [tlx.convert_to_numpy(p).tolist() for p in parts] == [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]], parts
 
 
+@probe_for(torch="torch_quantized_layers", paddle="paddle_quantized_layers")
+def quantized_linear_ops_match_their_maths() -> None:
+    import tensorlayerx as tlx
+    rng = np.random.RandomState(0)
+    x, w, b = rng.randn(4, 6).astype(np.float32), rng.randn(6, 3).astype(np.float32), rng.randn(3).astype(np.float32)
+
+    def levels(v, bits):
+        n = 2 ** bits - 1
+        return np.round(v * n) / n
+
+    def min_max(v, bits):
+        step = (v.max() - v.min()) / (2 ** bits - 1)
+        return np.round((v - v.min()) / step) * step + v.min()
+
+    threshold = 0.7 * np.abs(w).mean()
+    ternary = np.sign(np.sign(w + threshold) + np.sign(w - threshold))
+    alpha = (np.abs(w) * np.abs(ternary)).sum() / np.abs(ternary).sum()
+    expected = {
+        "BinaryDense": (x @ np.sign(w) + b, ()),
+        "TernaryDense": (x @ (alpha * ternary) + b, ()),
+        "QuanDense": (min_max(x, 4) @ min_max(w, 3) + b, (3, 4)),
+        "DorefaDense": (levels(np.minimum(np.abs(x), 1), 2) @ (2 * levels(np.clip(w * 0.5 + 0.5, 0, 1), 3) - 1) + b,
+                        (3, 2)),
+    }
+    for name, (want, bits) in expected.items():
+        op = getattr(tlx.ops, name)(tlx.convert_to_tensor(w), tlx.convert_to_tensor(b), *bits)
+        got = tlx.convert_to_numpy(op(tlx.convert_to_tensor(x)))
+        assert np.allclose(got, want, atol=1e-4), (name, got, want)
+    image = tlx.convert_to_tensor(rng.randn(2, 9, 9, 3).astype(np.float32))
+    binary = tlx.nn.BinaryConv2d(in_channels=3, out_channels=4, kernel_size=(3, 3), stride=(2, 2), dilation=(2, 2))
+    dorefa = tlx.nn.DorefaConv2d(bitA=2, bitW=8, in_channels=3, out_channels=4, kernel_size=(3, 3))
+    assert tlx.get_tensor_shape(binary(image)) == [2, 3, 3, 4]
+    assert tlx.get_tensor_shape(dorefa(image)) == [2, 9, 9, 4]
+
+
+@probe_for(torch="torch_module_init_args_keyword", paddle="paddle_module_init_args_keyword")
+def quantized_linear_with_batch_norm_builds() -> None:
+    import tensorlayerx as tlx
+    out = tlx.nn.QuanLinearWithBN(out_features=5, in_features=10)(tlx.convert_to_tensor(np.ones((4, 10), np.float32)))
+    assert tlx.get_tensor_shape(out) == [4, 5]
+
+
+@probe("torch")
+def torch_batch_norm_one_value_per_channel() -> None:
+    import tensorlayerx as tlx
+    one_sample = tlx.convert_to_tensor(np.array([[1.0, -2.0, 5.0]], np.float32))
+    out = tlx.nn.BatchNorm1d(num_features=3, is_train=True)(one_sample)
+    assert np.allclose(tlx.convert_to_numpy(out), 0.0), out  # x - mean(x), beta 0
+
+
 @probe("paddle")
 def paddle_fluid_alias_tree() -> None:
     import paddle

@@ -211,6 +211,16 @@ def int_shape_as_one_dimension(get_weights: Callable) -> Callable:
     return _get_weights
 
 
+def without_layer_only_keywords(module_init: Callable) -> Callable:
+    """TLX's ``Module.__init__`` ignoring ``W_init_args``, which some layers pass up and only TLX's
+    TensorFlow ``Module`` (taking ``**kwargs``) accepts."""
+
+    def __init__(self, *args, W_init_args=None, **kwargs):
+        module_init(self, *args, **kwargs)
+
+    return __init__
+
+
 def new_module(name: str, doc: str, **attrs) -> types.ModuleType:
     """A module object for a substitute, registered in ``sys.modules``."""
     mod = types.ModuleType(name, doc)

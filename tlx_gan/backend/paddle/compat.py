@@ -12,6 +12,7 @@ import types
 import warnings
 from collections.abc import Iterator
 
+from tlx_gan.backend.quantized import fill_in_stubs
 from tlx_gan.backend.shims import (
     int_shape_as_one_dimension,
     module_exists,
@@ -19,6 +20,7 @@ from tlx_gan.backend.shims import (
     patch_after,
     run_before,
     substitute,
+    without_layer_only_keywords,
 )
 
 # Old ``paddle.fluid.<sub>`` module -> the module that holds the same API today.
@@ -407,3 +409,29 @@ def paddle_min_max_with_a_number() -> None:
 
     paddle_backend.Maximum.__call__ = lambda self, x, y: paddle.maximum(*tensors(x, y))
     paddle_backend.Minimum.__call__ = lambda self, x, y: paddle.minimum(*tensors(x, y))
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_nn", backend="paddle")
+def paddle_quantized_layers() -> None:
+    """TLX's own gap, in every release: tensorlayerx/backend/ops/paddle_nn.py's quantized ops (``BinaryConv2D``,
+    ``DorefaConv2D``, ``TernaryConv``, ``QuanConv``, ``QuanConvBn``, ``BinaryDense``, ``DorefaDense``,
+    ``TernaryDense``, ``QuanDense``, ``QuanDenseBn``) only raise NotImplementedError, so ``tlx.nn.BinaryConv2d``,
+    ``DorefaLinear`` and the rest fail on paddle. Computes them as TLX's TensorFlow backend does
+    (``tlx_gan/backend/quantized.py``). (No framework release to test for: always applied.)"""
+    from tensorlayerx.backend.ops import paddle_nn
+
+    def assign(variable, value):
+        variable.set_value(value.detach())
+
+    fill_in_stubs(paddle_nn, paddle_nn.Conv2D, assign)
+
+
+@patch_after("tensorlayerx.nn.core.core_paddle", backend="paddle")
+def paddle_module_init_args_keyword() -> None:
+    """TLX's own bug, in every release: tensorlayerx/nn/layers/linear/quan_linear_bn.py's ``QuanLinearWithBN``
+    passes ``W_init_args`` up to tensorlayerx/nn/core/core_paddle.py's ``Module.__init__``, which hands it on to
+    ``paddle.nn.Layer.__init__``: TypeError, so the layer cannot be built on paddle (TensorFlow's ``Module`` ignores
+    it). Drops the argument, as TensorFlow's does. (No framework release to test for: always applied.)"""
+    from tensorlayerx.nn.core import core_paddle
+
+    core_paddle.Module.__init__ = without_layer_only_keywords(core_paddle.Module.__init__)

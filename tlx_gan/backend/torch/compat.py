@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import inspect
 
-from tlx_gan.backend.shims import int_shape_as_one_dimension, new_module, patch_after, substitute
+from tlx_gan.backend.quantized import fill_in_stubs
+from tlx_gan.backend.shims import (
+    int_shape_as_one_dimension,
+    new_module,
+    patch_after,
+    substitute,
+    without_layer_only_keywords,
+)
 
 # The TLX torch optimizers that wrap a torch.optim optimizer, and the attribute holding it.
 _TLX_TORCH_OPTIMIZERS = {
@@ -249,3 +256,62 @@ def torch_unstack_without_num() -> None:
     from tensorlayerx.backend.ops import torch_backend
 
     torch_backend.Unstack.__call__ = lambda self, values: list(torch.unbind(values, dim=self.axis))
+
+
+@patch_after("tensorlayerx.backend.ops.torch_nn", backend="torch")
+def torch_quantized_layers() -> None:
+    """TLX's own gap, in every release: tensorlayerx/backend/ops/torch_nn.py's quantized ops (``BinaryConv2D``,
+    ``DorefaConv2D``, ``TernaryConv``, ``QuanConv``, ``QuanConvBn``, ``BinaryDense``, ``DorefaDense``,
+    ``TernaryDense``, ``QuanDense``, ``QuanDenseBn``) only raise NotImplementedError, so ``tlx.nn.BinaryConv2d``,
+    ``DorefaLinear`` and the rest fail on torch. Computes them as TLX's TensorFlow backend does
+    (``tlx_gan/backend/quantized.py``). (No framework release to test for: always applied.)"""
+    import torch
+    from tensorlayerx.backend.ops import torch_nn
+
+    @torch.no_grad()
+    def assign(variable, value):
+        variable.copy_(value)
+
+    fill_in_stubs(torch_nn, torch_nn.Conv2D, assign)
+
+
+@patch_after("tensorlayerx.nn.core.core_torch", backend="torch")
+def torch_module_init_args_keyword() -> None:
+    """TLX's own bug, in every release: tensorlayerx/nn/layers/linear/quan_linear_bn.py's ``QuanLinearWithBN``
+    passes ``W_init_args`` up to tensorlayerx/nn/core/core_torch.py's ``Module.__init__``, which hands it on to
+    ``torch.nn.Module.__init__``: TypeError, so the layer cannot be built on torch (TensorFlow's ``Module`` ignores
+    it). Drops the argument, as TensorFlow's does. (No framework release to test for: always applied.)"""
+    from tensorlayerx.nn.core import core_torch
+
+    core_torch.Module.__init__ = without_layer_only_keywords(core_torch.Module.__init__)
+
+
+@patch_after("tensorlayerx.backend.ops.torch_nn", backend="torch")
+def torch_batch_norm_one_value_per_channel() -> None:
+    """TLX's own gap, in every release: tensorlayerx/backend/ops/torch_nn.py's ``BatchNorm`` trains through
+    ``torch.nn.functional.batch_norm``, which raises "Expected more than 1 value per channel when training"
+    for a batch of one without spatial size, which is what ``tlx.nn.Input([None, n])`` builds (the unknown
+    batch is 1), so a Linear-then-BatchNorm1d network cannot be built on torch. Gives what TensorFlow and
+    Paddle give: batch mean the value itself, batch variance 0 (so the output is beta), and the moving
+    statistics updated with those. (No framework release to test for: always applied.)"""
+    import torch
+    from tensorlayerx.backend.ops import torch_nn
+
+    tlx_call = torch_nn.BatchNorm.__call__
+
+    def __call__(self, inputs):
+        channel_axis = -1 if self.data_format == "channels_last" else 1
+        if not (self.is_train and inputs.numel() == inputs.shape[channel_axis]):
+            return tlx_call(self, inputs)
+        momentum = self.decay  # TLX keeps torch's momentum, 1 - decay, here
+        with torch.no_grad():
+            if self.moving_mean is not None:
+                self.moving_mean.mul_(1 - momentum).add_(inputs.reshape(-1) * momentum)
+            if self.moving_var is not None:
+                self.moving_var.mul_(1 - momentum)
+        channel_shape = [1] * inputs.dim()
+        channel_shape[channel_axis] = -1
+        outputs = inputs * 0  # x - mean(x): zero, with x's graph
+        return outputs if self.beta is None else outputs + self.beta.reshape(channel_shape)
+
+    torch_nn.BatchNorm.__call__ = __call__
