@@ -196,6 +196,35 @@ def torch_batch_norm_one_value_per_channel() -> None:
 
 
 @probe("paddle")
+def paddle_reduce_sum_callable() -> None:
+    import tensorlayerx as tlx
+    assert float(tlx.ReduceSum()(tlx.ones([2, 3]))) == 6.0
+
+
+@probe("paddle")
+def paddle_transpose_conjugate() -> None:
+    import tensorlayerx as tlx
+    complex_row = tlx.convert_to_tensor(np.array([[1 + 2j, 3j]], np.complex64))
+    out = tlx.convert_to_numpy(tlx.ops.Transpose([1, 0], conjugate=True)(complex_row))
+    assert np.array_equal(out, [[1 - 2j], [-3j]]), out
+
+
+@probe("paddle")
+def paddle_prelu_two_dimensional_input() -> None:
+    import tensorlayerx as tlx
+    out = tlx.nn.PRelu(num_parameters=3)(tlx.convert_to_tensor(np.array([[-4.0, 0.0, 2.0]], np.float32)))
+    assert np.allclose(tlx.convert_to_numpy(out), [[-1.0, 0.0, 2.0]]), out  # TLX's alpha starts at 0.25
+
+
+@probe("paddle")
+def paddle_initializers_called_with_a_shape() -> None:
+    import tensorlayerx as tlx
+    drawn = tlx.convert_to_numpy(tlx.nn.initializers.TruncatedNormal(stddev=0.5)(shape=[400, 10]))
+    assert drawn.shape == (400, 10) and np.abs(drawn).max() <= 1.0 and drawn.std() > 0.3, drawn.std()
+    assert np.array_equal(tlx.convert_to_numpy(tlx.nn.initializers.Constant(2.0)([2, 3])), np.full((2, 3), 2.0))
+
+
+@probe("paddle")
 def paddle_fluid_alias_tree() -> None:
     import paddle
     import paddle.fluid as fluid

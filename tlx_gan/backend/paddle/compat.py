@@ -435,3 +435,85 @@ def paddle_module_init_args_keyword() -> None:
     from tensorlayerx.nn.core import core_paddle
 
     core_paddle.Module.__init__ = without_layer_only_keywords(core_paddle.Module.__init__)
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_backend", backend="paddle")
+def paddle_reduce_sum_callable() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/paddle_backend.py's ``ReduceSum`` defines
+    ``construct`` (MindSpore's name) instead of ``__call__``, so ``tlx.ReduceSum()(x)`` raises "'ReduceSum'
+    object is not callable" on paddle. Makes it callable, as on every other backend. (No framework release to
+    test for: always applied.)"""
+    from tensorlayerx.backend.ops import paddle_backend
+
+    paddle_backend.ReduceSum.__call__ = paddle_backend.ReduceSum.construct
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_backend", backend="paddle")
+def paddle_transpose_conjugate() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/paddle_backend.py's ``Transpose`` with
+    ``conjugate=True`` raises a string ("exceptions must derive from BaseException") instead of computing the
+    conjugate transpose TensorFlow computes. Transposes, then conjugates. (No framework release to test for:
+    always applied.)"""
+    import paddle
+    from tensorlayerx.backend.ops import paddle_backend
+
+    def __init__(self, perm, conjugate=False):
+        self.perm, self.conjugate = perm, conjugate
+
+    def __call__(self, a):
+        out = paddle.transpose(a, self.perm)
+        return paddle.conj(out) if self.conjugate else out
+
+    paddle_backend.Transpose.__init__ = __init__
+    paddle_backend.Transpose.__call__ = __call__
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_nn", backend="paddle")
+def paddle_prelu_two_dimensional_input() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/paddle_nn.py's ``PReLU`` converts
+    "channels_last"/"channels_first" to paddle's names only for 3-, 4- and 5-D inputs, so ``tlx.nn.PRelu`` on a
+    (batch, features) input hands paddle "channels_last" and raises ValueError. A 2-D input's channels are axis
+    1 in either format: passes paddle's "NC". (No framework release to test for: always applied.)"""
+    import paddle.nn.functional as F
+    from tensorlayerx.backend.ops import paddle_nn
+
+    tlx_call = paddle_nn.PReLU.__call__
+
+    def __call__(self, input, weight):
+        if input.ndim == 2:
+            return F.prelu(input, weight, data_format="NC")
+        return tlx_call(self, input, weight)
+
+    paddle_nn.PReLU.__call__ = __call__
+
+
+def _tlx_paddle_initializers():
+    from tensorlayerx.nn.initializers import paddle_initializers
+
+    for name in paddle_initializers.__all__:
+        cls = getattr(paddle_initializers, name, None)
+        if isinstance(cls, type) and list(inspect.signature(cls.__call__).parameters)[1:2] in (["var"], ["param"]):
+            yield cls  # a paddle-style initializer: it fills a parameter
+
+
+@patch_after("tensorlayerx.nn.initializers.paddle_initializers", backend="paddle")
+def paddle_initializers_called_with_a_shape() -> None:
+    """TLX's own bug, in every release: tensorlayerx/nn/initializers/paddle_initializers.py's initializers are
+    paddle's, called as ``init(parameter, block)``, while on TensorFlow and torch ``init(shape, dtype)`` returns
+    a new tensor (TLX's own docs and tests call ``TruncatedNormal()(shape=...)``): TypeError on paddle. Takes a
+    shape (positional list/tuple or ``shape=``) too, and returns a tensor of it drawn by that initializer.
+    (No framework release to test for: always applied.)"""
+    import paddle
+
+    for cls in _tlx_paddle_initializers():
+        def wrap(paddle_call):
+            def __call__(self, var=None, block=None, shape=None, dtype=None):
+                if shape is None and isinstance(var, (list, tuple)):
+                    shape, var = var, None
+                if shape is None:
+                    return paddle_call(self, var, block)
+                return paddle.create_parameter(list(shape), dtype or "float32", default_initializer=self).detach()
+
+            return __call__
+
+        cls.__call__ = wrap(cls.__call__)
