@@ -207,6 +207,7 @@ def paddle_transpose_conjugate() -> None:
     complex_row = tlx.convert_to_tensor(np.array([[1 + 2j, 3j]], np.complex64))
     out = tlx.convert_to_numpy(tlx.ops.Transpose([1, 0], conjugate=True)(complex_row))
     assert np.array_equal(out, [[1 - 2j], [-3j]]), out
+    assert tlx.get_tensor_shape(tlx.ops.Transpose(None)(tlx.ones([2, 3, 4]))) == [4, 3, 2]
 
 
 @probe("paddle")

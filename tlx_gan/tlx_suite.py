@@ -110,7 +110,8 @@ KNOWN_FAILURES: tuple[Rule, ...] = (
          backends=_TORCH_PADDLE, error=r"has no attribute 'get_shape'", where=r"deformable_conv"),
     Rule("tlx-bug", "TLX's relu6/leaky_twice_relu6 pass a Python int where the framework's minimum() needs a "
          "tensor", backends=_TORCH_PADDLE, error=r"minimum\(\): argument .* must be Tensor", where=_IN_TLX),
-    Rule("tlx-bug", "TLX's QuanLinearWithBN takes other arguments on this backend than on TensorFlow",
+    Rule("tlx-bug", "TLX's QuanLinearWithBN passes W_init_args to torch/paddle's module; paddle's initializers "
+         "take a parameter, not a shape",
          backends=_TORCH_PADDLE, tests=("Layer_QuanLinearWithBN_Test.*",),
          error=r"W_init_args|unexpected keyword argument 'shape'"),
     Rule("tlx-bug", "TLX's torch Conv2D op indexes 4-element strides that the binary/ternary/DoReFa/quantized "
@@ -131,8 +132,10 @@ KNOWN_FAILURES: tuple[Rule, ...] = (
          error=r"'NoneType' object is not callable", where=r"core_torch\.py"),
     Rule("tlx-bug", "TLX's torch UnStack passes num=None to torch.chunk", backends=("torch",),
          error=r"chunk\(\): argument 'chunks'"),
-    Rule("tlx-bug", "TLX's paddle Transpose raises a string (not an exception) for its default perm",
+    Rule("tlx-bug", "TLX's paddle Transpose raises a string (not an exception) for conjugate=True",
          backends=("paddle",), error=r"exceptions must derive from BaseException"),
+    Rule("tlx-bug", "TLX's paddle ReduceSum names its call 'construct' (MindSpore's name): not callable",
+         backends=("paddle",), error=r"'ReduceSum' object is not callable"),
     Rule("tlx-bug", "TLX's paddle PRelu passes TLX's 'channels_last' to paddle, which wants NHWC-style names",
          backends=("paddle",), error=r"data_format must be one of"),
 )

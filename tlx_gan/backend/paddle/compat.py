@@ -452,8 +452,9 @@ def paddle_reduce_sum_callable() -> None:
 def paddle_transpose_conjugate() -> None:
     """TLX's own bug, in every release: tensorlayerx/backend/ops/paddle_backend.py's ``Transpose`` with
     ``conjugate=True`` raises a string ("exceptions must derive from BaseException") instead of computing the
-    conjugate transpose TensorFlow computes. Transposes, then conjugates. (No framework release to test for:
-    always applied.)"""
+    conjugate transpose TensorFlow computes, and ``perm=None`` (the layer's default) is handed to paddle, which
+    needs a list. Reverses the axes for ``None``, as TensorFlow does; transposes, then conjugates. (No framework
+    release to test for: always applied.)"""
     import paddle
     from tensorlayerx.backend.ops import paddle_backend
 
@@ -461,7 +462,7 @@ def paddle_transpose_conjugate() -> None:
         self.perm, self.conjugate = perm, conjugate
 
     def __call__(self, a):
-        out = paddle.transpose(a, self.perm)
+        out = paddle.transpose(a, list(range(a.ndim))[::-1] if self.perm is None else self.perm)
         return paddle.conj(out) if self.conjugate else out
 
     paddle_backend.Transpose.__init__ = __init__
