@@ -180,6 +180,105 @@ def quantized_linear_ops_match_their_maths() -> None:
     assert tlx.get_tensor_shape(dorefa(image)) == [2, 9, 9, 4]
 
 
+@probe_for(torch="torch_deformable_conv", paddle="paddle_deformable_conv")
+def deformable_conv_matches_its_maths() -> None:
+    import tensorlayerx as tlx
+    rng = np.random.RandomState(0)
+    batch, height, width, channels, out_channels = 2, 4, 3, 2, 3
+    image = rng.randn(batch, height, width, channels).astype(np.float32)
+    offsets = (1.5 * rng.randn(batch, height, width, 18)).astype(np.float32)
+    layer = tlx.nn.DeformableConv2d(offset_layer=tlx.convert_to_tensor(offsets), out_channels=out_channels,
+                                    kernel_size=(3, 3), b_init=tlx.nn.initializers.Constant(0.5))
+    got = tlx.convert_to_numpy(layer(tlx.convert_to_tensor(image)))
+    kernel = tlx.convert_to_numpy(layer.W_deformableconv2d)  # (out, in, 1, 1, taps) on torch and paddle
+
+    def bilinear(plane, y, x):
+        y0, x0, y1, x1 = int(np.floor(y)), int(np.floor(x)), int(np.ceil(y)), int(np.ceil(x))
+        top = plane[y0, x0] + (plane[y0, x1] - plane[y0, x0]) * (x - x0)
+        bottom = plane[y1, x0] + (plane[y1, x1] - plane[y1, x0]) * (x - x0)
+        return top + (bottom - top) * (y - y0)
+
+    flat = [r for r in range(3) for _ in range(3)] + [q for _ in range(3) for q in range(3)]
+    taps = list(zip(flat[0::2], flat[1::2]))  # TLX's tap order (tlx_gan/backend/deformable.py)
+    want = np.full((batch, height, width, out_channels), 0.5)
+    for b, i, j, c in np.ndindex(batch, height, width, channels):
+        coords_of = (b * channels + c) % batch  # TLX's channel-major coordinates
+        for n, (dy, dx) in enumerate(taps):
+            y = np.clip(i - 1 + dy + offsets[coords_of, i, j, 2 * n], 0, height - 1)
+            x = np.clip(j - 1 + dx + offsets[coords_of, i, j, 2 * n + 1], 0, width - 1)
+            want[b, i, j] += bilinear(image[b, :, :, c], y, x) * kernel[:, c, 0, 0, n]
+    assert got.shape == want.shape and np.allclose(got, want, atol=1e-4), np.abs(got - want).max()
+
+
+@probe_for(torch="torch_count_nonzero_keepdims_and_dtype", paddle="paddle_count_nonzero")
+def average_embedding_averages_the_words_that_are_not_padding() -> None:
+    import tensorlayerx as tlx
+    ids = np.array([[3, 0, 5, 5], [0, 0, 0, 7]], np.int64)  # 0 is the padding value
+    layer = tlx.nn.AverageEmbedding(num_embeddings=10, embedding_dim=4)
+    got = tlx.convert_to_numpy(layer(tlx.convert_to_tensor(ids)))
+    table = tlx.convert_to_numpy(layer.embeddings)
+    assert np.allclose(got, [(table[3] + 2 * table[5]) / 3, table[7]], atol=1e-5), got
+    counts = tlx.ops.count_nonzero(tlx.convert_to_tensor(ids), axis=1, keepdims=True, dtype="float32")
+    assert np.array_equal(tlx.convert_to_numpy(counts), [[3.0], [1.0]])
+
+
+@probe("any")
+def word2vec_default_nce_loss_args() -> None:
+    import tensorlayerx as tlx
+    layer = tlx.nn.Word2vecEmbedding(num_embeddings=100, embedding_dim=8, num_sampled=10)
+    assert layer.activate_nce_loss and layer.nce_loss.num_true == 1
+
+
+@probe_for(torch="torch_nce_loss", paddle="paddle_nce_loss")
+def nce_loss_matches_its_maths() -> None:
+    import tensorlayerx as tlx
+    rng = np.random.RandomState(1)
+    classes, dim, batch = 50, 6, 5
+    weights, biases = rng.randn(classes, dim).astype(np.float32), rng.randn(classes).astype(np.float32)
+    inputs, labels = rng.randn(batch, dim).astype(np.float32), rng.randint(0, classes, (batch, 1))
+    sampled = np.array([0, 3, 1, 7, 20, 2, 11, 5])
+    true_expected, sampled_expected = rng.uniform(0.1, 0.9, (batch, 1)), rng.uniform(0.1, 0.9, 8)
+    loss = tlx.NCELoss(sampled_values=(sampled, true_expected, sampled_expected))
+    got = tlx.convert_to_numpy(loss(*(tlx.convert_to_tensor(a) for a in (weights, biases, labels, inputs)), 8, classes))
+    true_logit = (inputs * weights[labels[:, 0]]).sum(1) + biases[labels[:, 0]] - np.log(true_expected[:, 0])
+    sampled_logits = inputs @ weights[sampled].T + biases[sampled] - np.log(sampled_expected)
+    want = np.logaddexp(0, -true_logit) + np.logaddexp(0, sampled_logits).sum(1)  # -log s(t) - sum log(1 - s(n))
+    assert np.allclose(got, want, atol=1e-4), (got, want)
+    layer = tlx.nn.Word2vecEmbedding(num_embeddings=100, embedding_dim=8, num_sampled=10, nce_loss_args={})
+    ids, targets = tlx.convert_to_tensor(np.arange(6)), tlx.convert_to_tensor(np.arange(6).reshape(6, 1) + 1)
+    embedded, cost = layer([ids, targets])
+    assert tlx.get_tensor_shape(embedded) == [6, 8] and np.isfinite(float(cost)) and float(cost) > 0, cost
+
+
+@probe("paddle")
+def paddle_not_equal_with_a_number() -> None:
+    import tensorlayerx as tlx
+    ids = tlx.convert_to_tensor(np.array([2, 0, 1], np.int64))
+    assert tlx.convert_to_numpy(tlx.ops.not_equal(ids, 0)).tolist() == [True, False, True]
+    assert tlx.convert_to_numpy(tlx.NotEqual()(ids, 1)).tolist() == [True, True, False]
+
+
+@probe("torch")
+def torch_get_weights_default_init() -> None:
+    import tensorlayerx as tlx
+
+    class Custom(tlx.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = self._get_weights("w", shape=(300, 200))
+
+    w = tlx.convert_to_numpy(Custom().w)
+    assert w.shape == (300, 200) and abs(w.std() - 0.05) < 0.002 and abs(w.mean()) < 0.002, (w.std(), w.mean())
+
+
+@probe("torch")
+def torch_reduce_sum_keepdims() -> None:
+    import tensorlayerx as tlx
+    x = tlx.ones([2, 3])
+    assert tlx.convert_to_numpy(tlx.ReduceSum(axis=1, keepdims=True)(x)).tolist() == [[3.0], [3.0]]
+    assert tlx.get_tensor_shape(tlx.ReduceSum(keepdims=True)(x)) == [1, 1]
+
+
 @probe_for(torch="torch_module_init_args_keyword", paddle="paddle_module_init_args_keyword")
 def quantized_linear_with_batch_norm_builds() -> None:
     import tensorlayerx as tlx

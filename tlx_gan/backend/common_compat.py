@@ -1,4 +1,4 @@
-"""Shims for TLX code that breaks on numpy 2.x whatever the backend."""
+"""Shims for TLX code that breaks whatever the backend: on numpy 2.x, and TLX's own backend-independent bugs."""
 
 from __future__ import annotations
 
@@ -137,3 +137,25 @@ def numpy_scalar_crop_window_in_random_resized_crop() -> None:
         return functional.resize(functional.crop(image, top, left, h, w), size, interpolation)
 
     _replace_vision_function("random_resized_crop", random_resized_crop)
+
+
+@patch_after("tensorlayerx.nn.layers.embedding", backend="any")
+def word2vec_default_nce_loss_args() -> None:
+    """TLX's own bug, in every release: tensorlayerx/nn/layers/embedding.py's ``Word2vecEmbedding`` defaults
+    ``nce_loss_args`` to None and builds its loss with ``NCELoss(**nce_loss_args)``, so the layer with its
+    default arguments (the NCE loss on) raises TypeError on every backend. Takes None as no extra arguments.
+    (No framework release to test for: always applied.)"""
+    import inspect
+
+    from tensorlayerx.nn.layers import embedding
+
+    tlx_init = embedding.Word2vecEmbedding.__init__
+    signature = inspect.signature(tlx_init)
+
+    def __init__(self, *args, **kwargs):
+        call = signature.bind(self, *args, **kwargs)
+        if call.arguments.get("nce_loss_args") is None:
+            call.arguments["nce_loss_args"] = {}
+        tlx_init(*call.args, **call.kwargs)
+
+    embedding.Word2vecEmbedding.__init__ = __init__

@@ -12,6 +12,7 @@ import types
 import warnings
 from collections.abc import Iterator
 
+from tlx_gan.backend import deformable, nce
 from tlx_gan.backend.quantized import fill_in_stubs
 from tlx_gan.backend.shims import (
     int_shape_as_one_dimension,
@@ -391,6 +392,18 @@ def paddle_reused_layer_names() -> None:
     core_paddle.Module.create_parameter = create_parameter
 
 
+def _as_tensors(x, y) -> tuple:
+    """Both operands as paddle tensors: a Python number takes the other operand's dtype (paddle's binary
+    ops take tensors only; TensorFlow converts the number)."""
+    import paddle
+
+    if not isinstance(x, paddle.Tensor):
+        x = paddle.full([], x, dtype=y.dtype)
+    if not isinstance(y, paddle.Tensor):
+        y = paddle.full([], y, dtype=x.dtype)
+    return x, y
+
+
 @patch_after("tensorlayerx.backend.ops.paddle_backend", backend="paddle")
 def paddle_min_max_with_a_number() -> None:
     """TLX's own gap and bug, in every release: tensorlayerx/backend/ops/paddle_backend.py's ``Maximum`` only
@@ -400,15 +413,8 @@ def paddle_min_max_with_a_number() -> None:
     import paddle
     from tensorlayerx.backend.ops import paddle_backend
 
-    def tensors(x, y):
-        if not isinstance(x, paddle.Tensor):
-            x = paddle.full([], x, dtype=y.dtype)
-        if not isinstance(y, paddle.Tensor):
-            y = paddle.full([], y, dtype=x.dtype)
-        return x, y
-
-    paddle_backend.Maximum.__call__ = lambda self, x, y: paddle.maximum(*tensors(x, y))
-    paddle_backend.Minimum.__call__ = lambda self, x, y: paddle.minimum(*tensors(x, y))
+    paddle_backend.Maximum.__call__ = lambda self, x, y: paddle.maximum(*_as_tensors(x, y))
+    paddle_backend.Minimum.__call__ = lambda self, x, y: paddle.minimum(*_as_tensors(x, y))
 
 
 @patch_after("tensorlayerx.backend.ops.paddle_nn", backend="paddle")
@@ -518,3 +524,84 @@ def paddle_initializers_called_with_a_shape() -> None:
             return __call__
 
         cls.__call__ = wrap(cls.__call__)
+
+
+@patch_after("tensorlayerx.nn.layers.convolution.deformable_conv", backend="paddle")
+def paddle_deformable_conv() -> None:
+    """TLX's own gap, in every release: tensorlayerx/nn/layers/convolution/deformable_conv.py is written for
+    TensorFlow (``offset_layer.get_shape()`` in ``__init__``, ``Conv3D`` without dilations in ``build``,
+    ``get_shape`` throughout ``forward``), so ``tlx.nn.DeformableConv2d`` raises AttributeError on paddle before
+    it is built. Computes the layer as TLX's TensorFlow backend does (``tlx_gan/backend/deformable.py``). (No
+    framework release to test for: always applied.)"""
+    import paddle
+    from tensorlayerx.nn.layers.convolution import deformable_conv
+
+    def constant(array, like):
+        return paddle.to_tensor(array, dtype=like.dtype if array.dtype.kind == "f" else None, place=like.place)
+
+    deformable.fill_in_layer(
+        deformable_conv.DeformableConv2d,
+        transpose=lambda x, perm: paddle.transpose(x, perm),
+        as_index=lambda x: x.astype("int64"),
+        constant=constant,
+    )
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_backend", backend="paddle")
+def paddle_not_equal_with_a_number() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/paddle_backend.py's ``NotEqual`` and
+    ``not_equal`` hand a Python number to ``paddle.not_equal``, which takes tensors only, so
+    ``tlx.nn.AverageEmbedding`` (``not_equal(ids, pad_value)``) raises ValueError on paddle. Takes a number as a
+    tensor of the other operand's dtype. (No framework release to test for: always applied.)"""
+    import paddle
+    from tensorlayerx.backend.ops import paddle_backend
+
+    def not_equal(x, y):
+        return paddle.not_equal(*_as_tensors(x, y))
+
+    paddle_backend.not_equal = not_equal
+    paddle_backend.NotEqual.__call__ = lambda self, x, y: not_equal(x, y)
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_backend", backend="paddle")
+def paddle_count_nonzero() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/paddle_backend.py's ``CountNonzero`` returns
+    ``paddle.nonzero(x)``, the *indices* of the non-zero entries (a tuple of them when ``keepdims`` is set), and
+    ignores ``axis`` and ``dtype``; its ``count_nonzero`` ignores ``keepdims`` and ``dtype``. So
+    ``tlx.nn.AverageEmbedding`` divides by a tuple on paddle. Counts along ``axis`` as TensorFlow does, keeping
+    the axes when asked, in ``dtype``. (No framework release to test for: always applied.)"""
+    import paddle
+    from tensorlayerx.backend.ops import paddle_backend
+
+    def count_nonzero(x, axis=None, keepdims=None, dtype="int64"):
+        return paddle.count_nonzero(x, axis=axis, keepdim=bool(keepdims)).astype(dtype or "int64")
+
+    paddle_backend.count_nonzero = count_nonzero
+    paddle_backend.CountNonzero.__init__ = lambda self, keepdims=False, dtype="int64": self.__dict__.update(
+        keepdims=keepdims, dtype=dtype
+    )
+    paddle_backend.CountNonzero.__call__ = lambda self, input, axis=None: count_nonzero(
+        input, axis, self.keepdims, self.dtype
+    )
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_backend", backend="paddle")
+def paddle_nce_loss() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/paddle_backend.py's ``NCELoss`` tests
+    ``if weights or biases is not None``, the truth of a whole weight matrix (paddle raises "Variable can only
+    contain one element"), would then refuse any given weights, and hands the rest to ``paddle.static.nn.nce``,
+    a static-graph op; so ``tlx.nn.Word2vecEmbedding`` with its NCE loss fails on paddle. Computes
+    ``tf.nn.nce_loss``'s loss with its log-uniform sampler, as TLX's TensorFlow backend does
+    (``tlx_gan/backend/nce.py``). (No framework release to test for: always applied.)"""
+    import paddle
+    from tensorlayerx.backend.ops import paddle_backend
+
+    nce.fill_in_loss(
+        paddle_backend.NCELoss,
+        uniform=lambda n: paddle.rand([n], dtype="float64").numpy(),
+        as_index=lambda x: x.astype("int64"),
+        constant=lambda array, like: paddle.to_tensor(
+            array, dtype=like.dtype if array.dtype.kind == "f" else None, place=like.place
+        ),
+        to_numpy=lambda x: x.numpy(),
+    )

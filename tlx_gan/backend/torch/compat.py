@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+from tlx_gan.backend import deformable, nce
 from tlx_gan.backend.quantized import fill_in_stubs
 from tlx_gan.backend.shims import (
     int_shape_as_one_dimension,
@@ -315,3 +316,105 @@ def torch_batch_norm_one_value_per_channel() -> None:
         return outputs if self.beta is None else outputs + self.beta.reshape(channel_shape)
 
     torch_nn.BatchNorm.__call__ = __call__
+
+
+@patch_after("tensorlayerx.nn.layers.convolution.deformable_conv", backend="torch")
+def torch_deformable_conv() -> None:
+    """TLX's own gap, in every release: tensorlayerx/nn/layers/convolution/deformable_conv.py is written for
+    TensorFlow (``offset_layer.get_shape()`` in ``__init__``, ``arange(n)`` and ``cast(x, 'float32')`` in
+    ``build``, ``get_shape`` throughout ``forward``), so ``tlx.nn.DeformableConv2d`` raises AttributeError on
+    torch before it is built. Computes the layer as TLX's TensorFlow backend does
+    (``tlx_gan/backend/deformable.py``). (No framework release to test for: always applied.)"""
+    import torch
+    from tensorlayerx.nn.layers.convolution import deformable_conv
+
+    def constant(array, like):
+        dtype = like.dtype if array.dtype.kind == "f" else None
+        return torch.as_tensor(array, dtype=dtype, device=like.device)
+
+    deformable.fill_in_layer(
+        deformable_conv.DeformableConv2d,
+        transpose=lambda x, perm: x.permute(*perm),
+        as_index=lambda x: x.long(),
+        constant=constant,
+    )
+
+
+@patch_after("tensorlayerx.backend.ops.torch_backend", backend="torch")
+def torch_count_nonzero_keepdims_and_dtype() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/torch_backend.py's ``CountNonzero`` and
+    ``count_nonzero`` ignore ``keepdims`` and ``dtype`` (TensorFlow honours both), so ``tlx.nn.AverageEmbedding``,
+    which divides its ``(batch, dim)`` sum by a kept ``(batch, 1)`` float count, raises a shape error on torch.
+    Keeps the counted axes as size 1 when asked and casts to ``dtype``. (No framework release to test for:
+    always applied.)"""
+    import torch
+    from tensorlayerx.backend.ops import torch_backend
+
+    def count_nonzero(x, axis=None, keepdims=None, dtype="int64"):
+        counts = torch.count_nonzero(x, dim=axis)
+        if keepdims:
+            axes = range(x.dim()) if axis is None else [axis] if isinstance(axis, int) else axis
+            for kept in sorted(a % x.dim() for a in axes):
+                counts = counts.unsqueeze(kept)
+        return counts.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype or torch.int64)
+
+    torch_backend.count_nonzero = count_nonzero
+    torch_backend.CountNonzero.__call__ = lambda self, input, axis=None: count_nonzero(
+        input, axis, self.keepdims, self.dtype
+    )
+
+
+@patch_after("tensorlayerx.backend.ops.torch_backend", backend="torch")
+def torch_reduce_sum_keepdims() -> None:
+    """TLX's own bug, in every release: tensorlayerx/backend/ops/torch_backend.py's ``ReduceSum`` ignores
+    ``keepdims`` (its ``reduce_sum`` and ``ReduceMean`` honour it, as TensorFlow does), so
+    ``tlx.ReduceSum(axis=1, keepdims=True)`` drops the axis on torch. Keeps it. (No framework release to test
+    for: always applied.)"""
+    import torch
+    from tensorlayerx.backend.ops import torch_backend
+
+    def __call__(self, input):
+        if self.axis is None:
+            total = torch.sum(input)
+            return total.reshape([1] * input.dim()) if self.keepdims else total
+        return torch.sum(input, dim=self.axis, keepdim=bool(self.keepdims))
+
+    torch_backend.ReduceSum.__call__ = __call__
+
+
+@patch_after("tensorlayerx.nn.core.core_torch", backend="torch")
+def torch_get_weights_default_init() -> None:
+    """TLX's own bug, in every release: tensorlayerx/nn/core/core_torch.py's ``Module._get_weights`` has
+    ``init=None`` and calls it, so a custom layer's ``self._get_weights('w', shape=...)`` without ``init`` raises
+    "'NoneType' object is not callable" on torch. Uses the default TLX's TensorFlow ``Module`` uses,
+    ``random_normal()`` (mean 0, stddev 0.05). (No framework release to test for: always applied.)"""
+    from tensorlayerx.nn import initializers
+    from tensorlayerx.nn.core import core_torch
+
+    tlx_get_weights = core_torch.Module._get_weights
+
+    def _get_weights(self, var_name, shape, init=None, *args, **kwargs):
+        return tlx_get_weights(self, var_name, shape, initializers.random_normal() if init is None else init,
+                               *args, **kwargs)
+
+    core_torch.Module._get_weights = _get_weights
+
+
+@patch_after("tensorlayerx.backend.ops.torch_backend", backend="torch")
+def torch_nce_loss() -> None:
+    """TLX's own gap, in every release: tensorlayerx/backend/ops/torch_backend.py's ``NCELoss`` is a
+    ``NotImplementedError`` stub, so ``tlx.nn.Word2vecEmbedding`` with its NCE loss fails on torch. Computes
+    ``tf.nn.nce_loss``'s loss with its log-uniform sampler, as TLX's TensorFlow backend does
+    (``tlx_gan/backend/nce.py``). (No framework release to test for: always applied.)"""
+    import torch
+    from tensorlayerx.backend.ops import torch_backend
+
+    nce.fill_in_loss(
+        torch_backend.NCELoss,
+        uniform=lambda n: torch.rand(n, dtype=torch.float64).numpy(),
+        as_index=lambda x: x.long(),
+        constant=lambda array, like: torch.as_tensor(
+            array, dtype=like.dtype if array.dtype.kind == "f" else None, device=like.device
+        ),
+        to_numpy=lambda x: x.detach().cpu().numpy(),
+    )
