@@ -40,15 +40,17 @@ def sampling_grid(height: int, width: int, kernel: tuple[int, int]) -> np.ndarra
     return np.stack([rows, cols], axis=-1).astype(np.float32)
 
 
-def deformed_samples(inputs, offsets, grid, transpose: Callable, as_index: Callable, constant: Callable):
-    """``(b, h, w, n, c)``: each tap of each pixel read bilinearly at its grid position plus its offset."""
+def deformed_samples(inputs, offsets, grid, plane, transpose: Callable, as_index: Callable):
+    """``(b, h, w, n, c)``: each tap of each pixel read bilinearly at its grid position plus its offset.
+
+    ``grid`` is :func:`sampling_grid` as a ``(1, h, w, n, 2)`` tensor, ``plane`` the int64 ``(b*c, 1, 1, 1)``
+    tensor ``0 .. b*c-1`` (both made once per layer, by :func:`fill_in_layer`)."""
     b, h, w, c = (int(d) for d in inputs.shape)
-    n = int(grid.shape[2])
-    coords = constant(grid[None], inputs) + offsets.reshape([b, h, w, n, 2])
+    n = int(grid.shape[3])
+    coords = grid + offsets.reshape([b, h, w, n, 2])
     rows = coords[..., 0].clip(0.0, float(h - 1)).tile([c, 1, 1, 1])  # (c*b, h, w, n): channel-major, as TLX
     cols = coords[..., 1].clip(0.0, float(w - 1)).tile([c, 1, 1, 1])
     planes = transpose(inputs, [0, 3, 1, 2]).reshape([b * c, h, w])  # batch-major
-    plane = as_index(constant(np.arange(b * c).reshape(-1, 1, 1, 1), inputs))
 
     def at(r, q):
         return planes[plane, as_index(r), as_index(q)]
@@ -101,7 +103,13 @@ def fill_in_layer(layer: type, transpose: Callable, as_index: Callable, constant
                 self.build(tuple(inputs.shape))
                 self._built = True
             self._forward_state = True
-        samples = deformed_samples(inputs, self.offset_layer, self.grid_offset, transpose, as_index, constant)
+        if getattr(self, "_sampling_tensors", None) is None:  # once, on the device of the first input
+            planes = int(inputs.shape[0]) * self.in_channels
+            self._sampling_tensors = (
+                constant(self.grid_offset[None], inputs),
+                as_index(constant(np.arange(planes).reshape(-1, 1, 1, 1), inputs)),
+            )
+        samples = deformed_samples(inputs, self.offset_layer, *self._sampling_tensors, transpose, as_index)
         b, h, w, n, c = (int(d) for d in samples.shape)
         kernel = transpose(self.W_deformableconv2d.reshape([self.out_channels, c, n]), [2, 1, 0])  # (n, in, out)
         outputs = (samples.reshape([b * h * w, n * c]) @ kernel.reshape([n * c, self.out_channels]))

@@ -526,6 +526,13 @@ def paddle_initializers_called_with_a_shape() -> None:
         cls.__call__ = wrap(cls.__call__)
 
 
+def _constant_like(array, like):
+    """``array`` as a paddle tensor on ``like``'s place; a float array takes ``like``'s dtype."""
+    import paddle
+
+    return paddle.to_tensor(array, dtype=like.dtype if array.dtype.kind == "f" else None, place=like.place)
+
+
 @patch_after("tensorlayerx.nn.layers.convolution.deformable_conv", backend="paddle")
 def paddle_deformable_conv() -> None:
     """TLX's own gap, in every release: tensorlayerx/nn/layers/convolution/deformable_conv.py is written for
@@ -536,14 +543,11 @@ def paddle_deformable_conv() -> None:
     import paddle
     from tensorlayerx.nn.layers.convolution import deformable_conv
 
-    def constant(array, like):
-        return paddle.to_tensor(array, dtype=like.dtype if array.dtype.kind == "f" else None, place=like.place)
-
     deformable.fill_in_layer(
         deformable_conv.DeformableConv2d,
         transpose=lambda x, perm: paddle.transpose(x, perm),
         as_index=lambda x: x.astype("int64"),
-        constant=constant,
+        constant=_constant_like,
     )
 
 
@@ -577,9 +581,10 @@ def paddle_count_nonzero() -> None:
         return paddle.count_nonzero(x, axis=axis, keepdim=bool(keepdims)).astype(dtype or "int64")
 
     paddle_backend.count_nonzero = count_nonzero
-    paddle_backend.CountNonzero.__init__ = lambda self, keepdims=False, dtype="int64": self.__dict__.update(
-        keepdims=keepdims, dtype=dtype
-    )
+    def __init__(self, keepdims=False, dtype="int64"):  # TLX's drops dtype
+        self.keepdims, self.dtype = keepdims, dtype
+
+    paddle_backend.CountNonzero.__init__ = __init__
     paddle_backend.CountNonzero.__call__ = lambda self, input, axis=None: count_nonzero(
         input, axis, self.keepdims, self.dtype
     )
@@ -600,8 +605,6 @@ def paddle_nce_loss() -> None:
         paddle_backend.NCELoss,
         uniform=lambda n: paddle.rand([n], dtype="float64").numpy(),
         as_index=lambda x: x.astype("int64"),
-        constant=lambda array, like: paddle.to_tensor(
-            array, dtype=like.dtype if array.dtype.kind == "f" else None, place=like.place
-        ),
+        constant=_constant_like,
         to_numpy=lambda x: x.numpy(),
     )

@@ -318,6 +318,13 @@ def torch_batch_norm_one_value_per_channel() -> None:
     torch_nn.BatchNorm.__call__ = __call__
 
 
+def _constant_like(array, like):
+    """``array`` as a torch tensor on ``like``'s device; a float array takes ``like``'s dtype."""
+    import torch
+
+    return torch.as_tensor(array, dtype=like.dtype if array.dtype.kind == "f" else None, device=like.device)
+
+
 @patch_after("tensorlayerx.nn.layers.convolution.deformable_conv", backend="torch")
 def torch_deformable_conv() -> None:
     """TLX's own gap, in every release: tensorlayerx/nn/layers/convolution/deformable_conv.py is written for
@@ -325,18 +332,13 @@ def torch_deformable_conv() -> None:
     ``build``, ``get_shape`` throughout ``forward``), so ``tlx.nn.DeformableConv2d`` raises AttributeError on
     torch before it is built. Computes the layer as TLX's TensorFlow backend does
     (``tlx_gan/backend/deformable.py``). (No framework release to test for: always applied.)"""
-    import torch
     from tensorlayerx.nn.layers.convolution import deformable_conv
-
-    def constant(array, like):
-        dtype = like.dtype if array.dtype.kind == "f" else None
-        return torch.as_tensor(array, dtype=dtype, device=like.device)
 
     deformable.fill_in_layer(
         deformable_conv.DeformableConv2d,
         transpose=lambda x, perm: x.permute(*perm),
         as_index=lambda x: x.long(),
-        constant=constant,
+        constant=_constant_like,
     )
 
 
@@ -413,8 +415,6 @@ def torch_nce_loss() -> None:
         torch_backend.NCELoss,
         uniform=lambda n: torch.rand(n, dtype=torch.float64).numpy(),
         as_index=lambda x: x.long(),
-        constant=lambda array, like: torch.as_tensor(
-            array, dtype=like.dtype if array.dtype.kind == "f" else None, device=like.device
-        ),
+        constant=_constant_like,
         to_numpy=lambda x: x.detach().cpu().numpy(),
     )
