@@ -36,8 +36,11 @@ def train_fixed_batch(model: str = "mlp", loss: str = "mse", steps: int = 40) ->
     real = data.to_model_input(data.load_mnist(None, "train").images[:64])
     noise_images = np.random.default_rng(7).uniform(-1, 1, real.shape).astype(np.float32)
     rng = np.random.default_rng(0)
-    losses = [g.train_step(tlx.convert_to_tensor(real), tlx.convert_to_tensor(streams.noise_batch(rng, 64)))
-              for _ in range(steps)]
+    losses = []
+    for step in range(steps):
+        noise = tlx.convert_to_tensor(streams.noise_batch(rng, 64))
+        mix = tlx.convert_to_tensor(streams.penalty_mix(rng, 64)) if g.config.penalized else None
+        losses.append(g.train_step(tlx.convert_to_tensor(real), noise, step, mix))
     after = weights.read(g.G, g.D)
     g.D.set_eval()
     score_real = tlx.convert_to_numpy(g.D(tlx.convert_to_tensor(real)))
@@ -50,6 +53,33 @@ def train_fixed_batch(model: str = "mlp", loss: str = "mse", steps: int = 40) ->
         "d_real": float(score_real.mean()),
         "d_noise": float(score_noise.mean()),
     }
+
+
+def critic_schedule(steps: int = 11) -> dict:
+    """Train wgan-gp (n_critic 5) ``steps`` steps; after each, which networks' weights moved, and the losses."""
+    import tensorlayerx as tlx
+
+    from tlx_gan import data, gan, streams, weights
+    from tlx_gan.spec import GanConfig
+
+    g = gan.build(GanConfig(loss="wgan-gp"))
+    weights.write(streams.initial_state(g.model.shapes(), seed=0), g.G, g.D)
+    real = tlx.convert_to_tensor(data.to_model_input(data.load_mnist(None, "train").images[:32]))
+    rng = np.random.default_rng(0)
+    moved, losses, before = [], [], weights.read(g.G, g.D)
+    for step in range(steps):
+        losses.append(g.train_step(real, tlx.convert_to_tensor(streams.noise_batch(rng, 32)), step,
+                                   tlx.convert_to_tensor(streams.penalty_mix(rng, 32))))
+        after = weights.read(g.G, g.D)
+        moved.append({net: any(not np.array_equal(after[k], before[k]) for k in after if k.startswith(net + "/"))
+                      for net in ("G", "D")})
+        before = after
+    try:
+        g.loss_d(real, tlx.convert_to_tensor(streams.noise_batch(rng, 32)))
+        missing_mix = "no error"
+    except ValueError as error:
+        missing_mix = str(error)
+    return {"moved": moved, "losses": [list(pair) for pair in losses], "missing_mix": missing_mix}
 
 
 def checkpoint_outputs(path: str) -> dict:

@@ -19,7 +19,8 @@ from tlx_gan import backend, models, spec, streams
 from tlx_gan.spec import GanConfig
 
 # The ops a spec loss is written against, as TLX runs them on the current backend.
-TLX_OPS = SimpleNamespace(mean=tlx.reduce_mean, softplus=tlx.softplus, relu=tlx.relu, square=tlx.square)
+TLX_OPS = SimpleNamespace(mean=tlx.reduce_mean, softplus=tlx.softplus, relu=tlx.relu, square=tlx.square, sqrt=tlx.sqrt,
+                          sum_features=lambda x: tlx.reduce_sum(x, axis=1))
 
 
 class WithLossG(Module):
@@ -36,7 +37,9 @@ class WithLossG(Module):
 
 
 class WithLossD(Module):
-    """Discriminator loss: real images are real, G's images are fake.
+    """Discriminator loss: real images are real, G's images are fake; plus, for a loss with a gradient
+    penalty, the penalty at ``mix``'s interpolates between the two (``mix`` is then required: TLX's
+    TrainOneStep passes it on as a third input).
 
     With ``detach_fake`` G's images enter D cut from G's graph: the D step trains D only, so back-
     propagating into G (as the tutorial does) is wasted work (~15% of a step on torch and paddle)."""
@@ -46,12 +49,19 @@ class WithLossD(Module):
         self.g_net = g_net
         self.d_net = d_net
         self.loss = loss
-        self._detach = backend.module("runtime").detach if detach_fake else (lambda tensor: tensor)
+        runtime = backend.module("runtime")
+        self._detach = runtime.detach if detach_fake else (lambda tensor: tensor)
+        self._input_gradient = runtime.input_gradient
 
-    def forward(self, real, noise):
-        d_real = self.d_net(real)
-        d_fake = self.d_net(self._detach(self.g_net(noise)))
-        return self.loss.d(TLX_OPS, d_real, d_fake)
+    def forward(self, real, noise, mix=None):
+        fake = self._detach(self.g_net(noise))
+        d_loss = self.loss.d(TLX_OPS, self.d_net(real), self.d_net(fake))
+        if not self.loss.penalty:
+            return d_loss
+        if mix is None:
+            raise ValueError(f"the {self.loss.name} loss needs the interpolation weights (mix) of its penalty")
+        grad = self._input_gradient(self.d_net, spec.interpolates(real, fake, mix))
+        return d_loss + self.loss.penalty * spec.gradient_penalty(TLX_OPS, grad)
 
 
 class IsolatedTrainOneStep(TrainOneStep):
@@ -90,6 +100,7 @@ class Gan:
     loss_d: WithLossD
     step_g: TrainOneStep
     step_d: TrainOneStep
+    _last_g_loss: float | None = None
 
     @property
     def ops(self) -> SimpleNamespace:
@@ -103,11 +114,16 @@ class Gan:
     def d_batch_norm(self) -> bool:
         return spec.has_batch_norm(self.model.discriminator)
 
-    def train_step(self, real, noise) -> tuple[float, float]:
-        """One D step on (real, noise), then one G step on the same noise, as the tutorial does."""
-        d_loss = self.step_d(real, noise)
-        g_loss = self.step_g(noise, None)
-        return float(d_loss), float(g_loss)
+    def train_step(self, real, noise, step: int = 0, mix=None) -> tuple[float, float]:
+        """One D step on (real, noise), then one G step on the same noise, as the tutorial does; with a loss
+        of ``n_critic`` > 1, the G step only on every ``n_critic``-th step (from step 0), the G loss of the
+        last one reported in between. ``mix``: the penalty's interpolation weights, for a loss with one."""
+        d_loss = float(self.step_d(real, noise, mix) if self.loss.penalty else self.step_d(real, noise))
+        if step % self.loss.n_critic == 0:
+            self._last_g_loss = float(self.step_g(noise, None))
+        elif self._last_g_loss is None:  # resumed between two G steps: G's loss now, without a step
+            self._last_g_loss = float(self.loss_g(noise, None))
+        return d_loss, self._last_g_loss
 
     def sample(self, n: int, seed: int) -> np.ndarray:
         """``n`` images from the noise stream of ``tlx-gan generate`` / ``eval`` (the same on every backend)."""

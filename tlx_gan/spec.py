@@ -13,7 +13,7 @@ A network is a sequence of layers on one sample, NHWC (TLX's default layout), fl
   and ``head``: D's output, a Sigmoid probability or a raw logit, as the loss asks (``Loss.logits``).
 
 A model is one entry of :data:`MODELS`; a loss is one entry of :data:`LOSSES`, a pair of functions
-written against an ``ops`` namespace (``mean``, ``softplus``, ``relu``, ``square``) so that TLX, each
+written against an ``ops`` namespace (``mean``, ``softplus``, ``relu``, ``square``, ...) so that TLX, each
 plain framework and the oracle's numpy all evaluate the same formula. Beside them, as nanoGPT keeps its
 config beside its model, the run's configuration (:class:`GanConfig`: optimizers, initial weights, the
 normalizations of the backends' differences). Imports only numpy.
@@ -252,17 +252,32 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (mlp(), mlp(hidden=512, name=
 
 # ------------------------------------------------------------------------------------------ the losses
 @dataclass(frozen=True)
+class Adam:
+    lr: float
+    beta1: float
+    beta2: float
+
+
+@dataclass(frozen=True)
 class Loss:
     """A GAN loss: D's loss on its outputs for real and fake images, and G's on D's output for fakes.
 
     ``logits``: D's head gives raw logits (True) or Sigmoid probabilities (False). The functions take an
-    ``ops`` namespace first (``mean``, ``softplus``, ``relu``, ``square``) and use only it and arithmetic."""
+    ``ops`` namespace first (``mean``, ``softplus``, ``relu``, ``square``, ``sqrt``, ``sum_features``) and
+    use only it and arithmetic.
+
+    ``penalty``: the weight of the gradient penalty (:func:`gradient_penalty`) added to D's loss, on
+    images interpolated between each real and fake pair (0: none). ``n_critic``: D steps per G step.
+    ``adam``: the optimizer the loss was published with, for both networks (None: the run's default)."""
 
     name: str
     description: str
     logits: bool
     d: Callable[..., object]  # (ops, d_real, d_fake) -> scalar
     g: Callable[..., object]  # (ops, d_fake) -> scalar
+    penalty: float = 0.0
+    n_critic: int = 1
+    adam: Adam | None = None
 
 
 def _mse_d(ops, real, fake):
@@ -281,9 +296,38 @@ def _bce_g(ops, fake):  # the non-saturating generator loss
     return ops.mean(ops.softplus(-fake))
 
 
+def _hinge_d(ops, real, fake):  # Lim & Ye 2017, Miyato et al. 2018
+    return ops.mean(ops.relu(1.0 - real)) + ops.mean(ops.relu(1.0 + fake))
+
+
+def _critic_g(ops, fake):  # hinge and Wasserstein: G raises the critic's score of its images
+    return -ops.mean(fake)
+
+
+def _wasserstein_d(ops, real, fake):  # the critic's estimate of the Wasserstein-1 distance, negated
+    return ops.mean(fake) - ops.mean(real)
+
+
+def gradient_penalty(ops, grad):
+    """Gulrajani et al. 2017: mean over samples of (||dD/dx||_2 - 1)^2, ``grad`` (B, features) being D's
+    gradient at each interpolated image. As the paper's code computes it: no epsilon under the root."""
+    return ops.mean(ops.square(ops.sqrt(ops.sum_features(ops.square(grad))) - 1.0))
+
+
+def interpolates(real, fake, mix):
+    """Where the penalty is taken: ``mix * real + (1 - mix) * fake``, ``mix`` (B, 1) drawn from U[0, 1)."""
+    return mix * real + (1.0 - mix) * fake
+
+
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
     Loss("mse", "the tutorial's least-squares GAN, on D's Sigmoid output", False, _mse_d, _mse_g),
     Loss("bce", "the original GAN with the non-saturating generator loss, from D's logits", True, _bce_d, _bce_g),
+    Loss("hinge", "the hinge GAN (D: relu(1 - real) + relu(1 + fake); G: -D(fake)), from D's logits", True,
+         _hinge_d, _critic_g),
+    # Gulrajani et al. 2017, Algorithm 1: lambda 10, 5 critic steps per generator step, Adam(1e-4, 0, 0.9)
+    Loss("wgan-gp", "Wasserstein GAN with gradient penalty (critic without Sigmoid, lambda 10, 5 D steps per "
+         "G step, Adam(1e-4, 0, 0.9))", True, _wasserstein_d, _critic_g, penalty=10.0, n_critic=5,
+         adam=Adam(lr=1e-4, beta1=0.0, beta2=0.9)),
 )}
 
 
@@ -293,13 +337,6 @@ LOSS_NAMES = tuple(LOSSES)
 # Generator input: standard normal (the GAN convention) or the tutorial's np.random.random, U[0, 1).
 NOISE_NAMES = ("normal", "uniform")
 DEVICES = ("cpu", "gpu")
-
-
-@dataclass(frozen=True)
-class Adam:
-    lr: float
-    beta1: float
-    beta2: float
 
 
 @dataclass(frozen=True)
@@ -337,13 +374,25 @@ class GanConfig:
     model: str = "mlp"
     loss: str = "mse"
     noise: str = "normal"
-    adam_g: Adam = DEFAULT_ADAM
-    adam_d: Adam = DEFAULT_ADAM
+    # None: the loss's own optimizer (``Loss.adam``), else DEFAULT_ADAM; filled in at construction
+    adam_g: Adam | None = None
+    adam_d: Adam | None = None
     # Initial weights: "lecun" (truncated normal, std 1/sqrt(fan_in)) or "tlx" (TLX's default, std 0.05)
     init: str = "lecun"
     normalization: Normalization = field(default_factory=Normalization)
     # Hidden sizes / channels times this (1: the model as MODELS describes it).
     width: float = 1.0
+
+    def __post_init__(self) -> None:
+        published = LOSSES[self.loss].adam if self.loss in LOSSES else None
+        for name in ("adam_g", "adam_d"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, published or DEFAULT_ADAM)
+
+    @property
+    def penalized(self) -> bool:
+        """Whether D's loss has a gradient penalty (its steps then take interpolation weights)."""
+        return LOSSES[self.loss].penalty > 0
 
     def model_spec(self) -> ModelSpec:
         """The networks this config trains: ``MODELS[model]`` at ``width``."""
@@ -369,8 +418,8 @@ class GanConfig:
             model=_one_of(fields, "model", MODEL_NAMES, "config."),
             loss=_one_of(fields, "loss", LOSS_NAMES, "config."),
             noise=_one_of(fields, "noise", NOISE_NAMES, "config.", default.noise),
-            adam_g=_adam(fields.get("adam_g"), "config.adam_g", default.adam_g),
-            adam_d=_adam(fields.get("adam_d"), "config.adam_d", default.adam_d),
+            adam_g=_adam(fields.get("adam_g"), "config.adam_g"),
+            adam_d=_adam(fields.get("adam_d"), "config.adam_d"),
             init=_one_of(fields, "init", INIT_SCHEMES, "config.", default.init),
             normalization=_normalization(fields.get("normalization")),
             width=_number(fields.get("width", default.width), "config.width", 0.0, MAX_WIDTH + 1e-9, low_open=True),
@@ -404,9 +453,9 @@ def _number(value: object, what: str, low: float, high: float, *, low_open: bool
     return float(value)
 
 
-def _adam(data: object, what: str, default: Adam) -> Adam:
+def _adam(data: object, what: str) -> Adam | None:
     if data is None:
-        return default
+        return None
     fields = _mapping(data, what, required=("lr", "beta1", "beta2"))
     return Adam(lr=_number(fields["lr"], f"{what}.lr", 0.0, 1.0, low_open=True),
                 beta1=_number(fields["beta1"], f"{what}.beta1", 0.0, 1.0),

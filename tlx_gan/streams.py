@@ -17,6 +17,7 @@ FIXED_NOISE = 2  # the noise of the sample grids a run saves
 STEP_NOISE = 3  # G's input at step s: rng(seed, STEP_NOISE, s)
 EVAL_NOISE = 4  # the samples --eval-every-epoch scores
 SAMPLE_NOISE = 5  # tlx-gan generate / eval
+PENALTY_MIX = 6  # where step s takes the gradient penalty between real and fake: rng(seed, PENALTY_MIX, s)
 PARITY_INPUTS = 0xA11  # the parity suite's batches and noise
 BENCH_DATA = 0xBE7C  # the benchmark's synthetic batches: rng(seed, BENCH_DATA, batch size)
 
@@ -32,6 +33,11 @@ def noise_batch(generator: np.random.Generator, n: int, kind: str = "normal",
     if kind == "uniform":
         return generator.random((n, latent_dim), dtype=np.float32)
     return generator.standard_normal((n, latent_dim), dtype=np.float32)
+
+
+def penalty_mix(generator: np.random.Generator, n: int) -> np.ndarray:
+    """Each sample's interpolation weight between its real and its fake image (:func:`spec.interpolates`)."""
+    return generator.random((n, 1), dtype=np.float32)
 
 
 # TLX's default initializer: truncated normal, stddev 0.05, whatever the layer's size.

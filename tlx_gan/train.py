@@ -5,7 +5,8 @@ checkpoint, the output folder, which it locks) and :func:`run` trains on the bac
 activated. ``train()`` does both.
 
 Reproducibility without framework RNGs: the data order of epoch ``e`` is a permutation drawn from
-``streams.rng(seed, DATA_ORDER, e)`` and the noise of step ``s`` from ``streams.rng(seed, STEP_NOISE, s)``;
+``streams.rng(seed, DATA_ORDER, e)``, the noise of step ``s`` from ``streams.rng(seed, STEP_NOISE, s)`` (and a
+penalty's interpolation weights from ``streams.rng(seed, PENALTY_MIX, s)``);
 initial weights come from numpy too (:func:`tlx_gan.streams.initial_state`). So every backend sees the same
 numbers, and a resumed run (which knows its step) continues exactly where it stopped.
 
@@ -94,6 +95,10 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 def step_noise(seed: int, step: int, batch: int, kind: str) -> np.ndarray:
     return streams.noise_batch(streams.rng(seed, streams.STEP_NOISE, step), batch, kind)
+
+
+def penalty_mix(seed: int, step: int, batch: int) -> np.ndarray:
+    return streams.penalty_mix(streams.rng(seed, streams.PENALTY_MIX, step), batch)
 
 
 def fixed_noise(seed: int, kind: str, n: int = SAMPLE_GRID) -> np.ndarray:
@@ -232,7 +237,8 @@ def _run(plan: Plan, backend_name: str):
               "backend": backend_name, "data": plan.train_split.source, "versions": env["versions"],
               "tensorlayerx": env["tensorlayerx"],
               "rng": f"numpy default_rng([seed, {streams.DATA_ORDER}, epoch]) for data order, "
-                     f"([seed, {streams.STEP_NOISE}, step]) for noise"},
+                     f"([seed, {streams.STEP_NOISE}, step]) for noise, ([seed, {streams.PENALTY_MIX}, step]) for "
+                     f"a gradient penalty's interpolation weights"},
         run_info={"total_steps": total, "steps_per_epoch": steps_per_epoch, "config": config.to_dict(),
                   "options": options, "data": plan.train_split.source, "device": device, "environment": env,
                   "threads": runtime.threads()},
@@ -266,8 +272,10 @@ def _run(plan: Plan, backend_name: str):
                         break
                     # --- one step: D on (real, G(z)), then G on the same z, as the tutorial does
                     noise = tlx.convert_to_tensor(step_noise(opts.seed, step, opts.batch_size, noise_kind))
+                    mix = (tlx.convert_to_tensor(penalty_mix(opts.seed, step, opts.batch_size))
+                           if gan.loss.penalty else None)
                     began = time.perf_counter()
-                    d_loss, g_loss = gan.train_step(real, noise)
+                    d_loss, g_loss = gan.train_step(real, noise, step, mix)
                     runtime.sync()
                     seconds = time.perf_counter() - began
                     if not (math.isfinite(d_loss) and math.isfinite(g_loss)):

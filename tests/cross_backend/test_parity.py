@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import BACKENDS, run_cli
+from conftest import BACKENDS, hook_env, run_cli
 
 from tlx_gan.parity import suite
 from tlx_gan.spec import GanConfig, Normalization
@@ -53,6 +53,35 @@ def test_dcgan_parity_passes_pairwise():
     assert levels == {"L1", "L2", "L3", "L4", "L5"}
     # torch's unbiased running variance is measured and reported, not hidden
     assert any(k["pair"].startswith("torch") and k["measured"] > 0 for k in report.known_differences)
+
+
+@pytest.mark.parametrize("model,loss,batch", [("mlp", "hinge", 64), ("mlp", "wgan-gp", 64), ("dcgan", "wgan-gp", 16)])
+def test_hinge_and_wgan_gp_pass_parity(model, loss, batch):
+    """L1-L5 on every backend, the penalty's double backward included (L3, L4 against the float64 oracle)."""
+    config = GanConfig(model=model, loss=loss)
+    report = suite.run(list(BACKENDS), config, steps=10, batch=batch)
+    assert not report.failures, report.failures
+    assert report.passed, suite.format_table(report)
+    assert {c.level for c in report.comparisons} == {"L1", "L2", "L3", "L4", "L5"}
+    if model == "dcgan" and loss == "wgan-gp":  # the kinks' bounds, and nothing looser
+        assert report.bounds == {**suite.TOLERANCES, **suite.PENALTY_ON_CONV}
+    else:
+        assert report.bounds == suite.TOLERANCES
+        for c in report.comparisons:  # float32 rounding only: far inside the bound
+            if c.level in ("L1", "L2", "L3"):
+                assert c.error < suite.TOLERANCES[c.level].value / 10, c
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+def test_a_penalty_without_its_double_backward_fails_parity(model, monkeypatch):
+    """With D's input gradient taken as a constant (no create_graph), L3 fails, on the dcgan too, whose
+    penalty bounds allow for LeakyReLU kinks."""
+    for key, value in hook_env("first_order_penalty").items():
+        monkeypatch.setenv(key, value)
+    report = suite.run(["torch"], GanConfig(model=model, loss="wgan-gp"), steps=0, batch=16)
+    assert not report.failures, report.failures
+    failed = {c.level for c in report.comparisons if not c.passed}
+    assert "L3" in failed and "L1" not in failed, suite.format_table(report)
 
 
 @pytest.mark.parametrize("switched_off,name,level", [

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tlx_gan import spec
+from tlx_gan.parity import autodiff as ad
 from tlx_gan.parity import oracle as o
 
 BATCH = 4
@@ -56,7 +57,18 @@ def _batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.uniform(-1.0, 1.0, (BATCH, o.IMAGE_DIM)), rng.standard_normal((BATCH, o.NOISE_DIM))
 
 
-def _central_difference(f, weights: dict[str, np.ndarray], name: str, index: int) -> float:
+def _mix(loss: str, batch: int = BATCH, seed: int = 0) -> np.ndarray | None:
+    """The gradient penalty's interpolation weights for a loss that has one, else None."""
+    return np.random.default_rng(seed + 4000).random((batch, 1)) if spec.LOSSES[loss].penalty else None
+
+
+def _exactly_zero(loss: str, last_bias: str) -> tuple[str, ...]:
+    """Gradients that are 0 by the maths: D's last bias under a loss whose D terms are linear in D's output
+    (the Wasserstein critic: mean(fake) - mean(real), and the penalty, which no bias before it reaches)."""
+    return (last_bias,) if loss == "wgan-gp" else ()
+
+
+def _central_difference(f, weights: dict[str, np.ndarray], name: str, index: int, h: float = FD_STEP) -> float:
     """Fourth-order central difference of f along one weight coordinate (truncation ~h^4, negligible)."""
 
     def at(delta: float) -> float:
@@ -65,15 +77,19 @@ def _central_difference(f, weights: dict[str, np.ndarray], name: str, index: int
         moved[name].flat[index] += delta
         return f(moved)
 
-    h = FD_STEP
     return (8.0 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12.0 * h)
 
 
-def _check_gradients(f, weights: dict[str, np.ndarray], grads: dict[str, np.ndarray], seed: int) -> None:
+def _check_gradients(f, weights: dict[str, np.ndarray], grads: dict[str, np.ndarray], seed: int,
+                     zero: tuple[str, ...] = (), h: float = FD_STEP) -> None:
     rng = np.random.default_rng(seed)
     failures = []
     for name, grad in grads.items():
         assert grad.shape == weights[name].shape and grad.dtype == np.float64
+        if name in zero:  # zero by the maths (see _exactly_zero): float64 round-off at most, and the fd agrees
+            assert np.max(np.abs(grad)) < 1e-12, name
+            assert abs(_central_difference(f, weights, name, 0)) < 1e-8, name
+            continue
         # Half the coordinates anywhere (dead relu units included: their zero must be right too),
         # half where the gradient is non-zero, so no tensor's check can be vacuous.
         nonzero = np.flatnonzero(grad)
@@ -81,7 +97,7 @@ def _check_gradients(f, weights: dict[str, np.ndarray], grads: dict[str, np.ndar
         picks = set(rng.choice(grad.size, size=min(4, grad.size), replace=False).tolist())
         picks |= set(rng.choice(nonzero, size=min(4, nonzero.size), replace=False).tolist())
         for index in sorted(picks):
-            fd = _central_difference(f, weights, name, index)
+            fd = _central_difference(f, weights, name, index, h)
             an = float(grad.flat[index])
             err = abs(fd - an) / max(abs(fd), abs(an), FD_FLOOR)
             if err >= FD_RTOL:
@@ -96,14 +112,16 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            names |= {f"{node.module}.{alias.name}" for alias in node.names} if node.module == "tlx_gan" \
-                else {node.module or ""}
+            names |= {f"{node.module}.{alias.name}" for alias in node.names} \
+                if (node.module or "").startswith("tlx_gan") else {node.module or ""}
     return names
 
 
 def test_oracle_imports_only_numpy_the_standard_library_and_the_spec():
     stdlib = {"__future__", "collections", "collections.abc", "dataclasses", "math", "types"}
-    assert _imports(Path(o.__file__)) <= stdlib | {"numpy", "tlx_gan.spec"}, _imports(Path(o.__file__))
+    allowed = stdlib | {"numpy", "tlx_gan.spec", "tlx_gan.parity.autodiff"}
+    assert _imports(Path(o.__file__)) <= allowed, _imports(Path(o.__file__))
+    assert _imports(Path(ad.__file__)) <= stdlib | {"numpy"}, _imports(Path(ad.__file__))
     assert _imports(Path(spec.__file__)) <= stdlib | {"numpy"}, _imports(Path(spec.__file__))
 
 
@@ -162,8 +180,24 @@ def test_losses_match_their_definitions():
     assert o.d_loss(w, x, z, "bce") == pytest.approx(naive_d, rel=1e-12)
     assert o.g_loss(w, z, "bce") == pytest.approx(-np.mean(np.log(p_fake)), rel=1e-12)
     # The *_and_grads variants report the same loss values.
+    hinge_d = np.mean(np.maximum(1 - l_real, 0)) + np.mean(np.maximum(1 + l_fake, 0))
+    assert o.d_loss(w, x, z, "hinge") == pytest.approx(hinge_d, rel=1e-14)
+    assert o.g_loss(w, z, "hinge") == pytest.approx(-np.mean(l_fake), rel=1e-14)
+    assert o.g_loss(w, z, "wgan-gp") == pytest.approx(-np.mean(l_fake), rel=1e-14)
+    # WGAN-GP: the critic's gap, plus 10 (||dD/dx|| - 1)^2 at x_hat = mix x + (1 - mix) G(z), D's input
+    # gradient here by central differences along each pixel: nothing of the oracle's backward is used
+    mix = _mix("wgan-gp")
+    x_hat = mix * x + (1 - mix) * o.generator(w, z)
+    h = 1e-5
+    steps = np.eye(o.IMAGE_DIM)[None] * h
+    grad = (o.discriminator(w, (x_hat[:, None] + steps).reshape(-1, o.IMAGE_DIM))[0].reshape(BATCH, -1)
+            - o.discriminator(w, (x_hat[:, None] - steps).reshape(-1, o.IMAGE_DIM))[0].reshape(BATCH, -1)) / (2 * h)
+    wgan_d = np.mean(l_fake) - np.mean(l_real) + 10.0 * np.mean((np.linalg.norm(grad, axis=1) - 1) ** 2)
+    assert o.d_loss(w, x, z, "wgan-gp", mix=mix) == pytest.approx(wgan_d, rel=1e-8)
     for loss in o.LOSSES:
-        assert o.d_loss_and_grads(w, x, z, loss)[0] == pytest.approx(o.d_loss(w, x, z, loss), rel=1e-15)
+        mix = _mix(loss)
+        assert o.d_loss_and_grads(w, x, z, loss, mix=mix)[0] == pytest.approx(o.d_loss(w, x, z, loss, mix=mix),
+                                                                              rel=1e-15)
         assert o.g_loss_and_grads(w, z, loss)[0] == pytest.approx(o.g_loss(w, z, loss), rel=1e-15)
     assert l_fake.shape == l_real.shape == (BATCH, 1)
 
@@ -173,9 +207,11 @@ def test_losses_match_their_definitions():
 def test_d_gradients_match_finite_differences(loss):
     w = _test_weights(1)
     x, z = _batch(1)
-    _, grads = o.d_loss_and_grads(w, x, z, loss)
+    mix = _mix(loss, seed=1)
+    _, grads = o.d_loss_and_grads(w, x, z, loss, mix=mix)
     assert list(grads) == list(o.D_KEYS)
-    _check_gradients(lambda ww: o.d_loss(ww, x, z, loss), w, grads, seed=11)
+    _check_gradients(lambda ww: o.d_loss(ww, x, z, loss, mix=mix), w, grads, seed=11,
+                     zero=_exactly_zero(loss, "D/fc3/b"))
 
 
 @pytest.mark.parametrize("loss", o.LOSSES)
@@ -339,14 +375,17 @@ def test_each_step_updates_only_its_own_network(loss):
     w = o.init_weights(0)
     x, z = _batch()
     opt = o.init_opt_state(w)
-    after_d, _, _ = o.train_step_d(w, opt.d, x, z, cfg)
+    after_d, _, _ = o.train_step_d(w, opt.d, x, z, cfg, _mix(loss))
     after_g, _, _ = o.train_step_g(w, opt.g, z, cfg)
     for name in o.G_KEYS:
         np.testing.assert_array_equal(after_d[name], w[name])
         assert not np.array_equal(after_g[name], w[name]), name
     for name in o.D_KEYS:
         np.testing.assert_array_equal(after_g[name], w[name])
-        assert not np.array_equal(after_d[name], w[name]), name
+        # D's last bias: 0 for the critic losses here (hinge too: with every |D| < 1 at these small
+        # initial weights, its two terms' gradients there cancel)
+        if not (name == "D/fc3/b" and loss in ("hinge", "wgan-gp")):
+            assert not np.array_equal(after_d[name], w[name]), name
 
 
 @pytest.mark.parametrize("eps_mode", o.EPS_MODES)
@@ -390,8 +429,9 @@ def test_everything_is_float64_even_from_float32_inputs():
     x, z = _batch()
     x32, z32 = x.astype(np.float32), z.astype(np.float32)
     for loss in o.LOSSES:
-        assert isinstance(o.d_loss(w32, x32, z32, loss), float)
-        for _, grads in (o.d_loss_and_grads(w32, x32, z32, loss), o.g_loss_and_grads(w32, z32, loss)):
+        mix = None if _mix(loss) is None else _mix(loss).astype(np.float32)
+        assert isinstance(o.d_loss(w32, x32, z32, loss, mix=mix), float)
+        for _, grads in (o.d_loss_and_grads(w32, x32, z32, loss, mix=mix), o.g_loss_and_grads(w32, z32, loss)):
             assert all(g.dtype == np.float64 for g in grads.values())
     new_w, opt, losses = o.gan_step(w32, None, x32, z32)
     assert all(v.dtype == np.float64 for v in new_w.values())
@@ -404,7 +444,11 @@ def test_bad_inputs_fail_loudly():
     w = o.init_weights(0)
     x, z = _batch()
     with pytest.raises(ValueError, match="loss"):
-        o.d_loss(w, x, z, "hinge")
+        o.d_loss(w, x, z, "wasserstein")
+    with pytest.raises(ValueError, match="mix"):  # the penalty's interpolation weights are not optional
+        o.d_loss_and_grads(w, x, z, "wgan-gp")
+    with pytest.raises(ValueError, match="one per sample"):
+        o.d_loss_and_grads(w, x, z, "wgan-gp", mix=np.full((BATCH + 1, 1), 0.5))
     with pytest.raises(ValueError, match="G/fc1/W"):
         o.generator({**w, "G/fc1/W": w["G/fc1/W"].T}, z)  # (out, in) layout is not canonical
     with pytest.raises(KeyError, match="D/fc3/b"):
@@ -451,10 +495,14 @@ def test_dcgan_gradients_match_finite_differences(loss):
     w = _dcgan_weights(4)
     rng = np.random.default_rng(6)
     x, z = rng.uniform(-1, 1, (3, o.IMAGE_DIM)), rng.standard_normal((3, o.NOISE_DIM))
-    _, d_grads = o.d_loss_and_grads(w, x, z, loss, model=SMALL_DCGAN)
-    _check_gradients(lambda ww: o.d_loss(ww, x, z, loss, model=SMALL_DCGAN), w, d_grads, seed=21)
+    mix = _mix(loss, batch=3, seed=6)
+    _, d_grads = o.d_loss_and_grads(w, x, z, loss, model=SMALL_DCGAN, mix=mix)
+    _check_gradients(lambda ww: o.d_loss(ww, x, z, loss, model=SMALL_DCGAN, mix=mix), w, d_grads, seed=21,
+                     zero=_exactly_zero(loss, "D/fc/b"))
     _, g_grads = o.g_loss_and_grads(w, z, loss, model=SMALL_DCGAN)
-    _check_gradients(lambda ww: o.g_loss(ww, z, loss, model=SMALL_DCGAN), w, g_grads, seed=22)
+    # a larger step: -mean(D) (hinge, wgan-gp) is ~1e4 times the gradient here, and its float64 round-off
+    # divided by 1e-5 would reach 1e-6 of it; the fourth-order difference's truncation stays ~h^4
+    _check_gradients(lambda ww: o.g_loss(ww, z, loss, model=SMALL_DCGAN), w, g_grads, seed=22, h=1e-4)
     assert {"D/bn2/gamma", "D/conv1/W", "D/conv2/W"} <= set(d_grads) and "D/bn2/mean" not in d_grads
     assert {"G/bn0/beta", "G/deconv1/W", "G/deconv2/b"} <= set(g_grads)
 
@@ -476,3 +524,18 @@ def test_batch_norm_normalizes_and_moves_its_running_statistics():
     after_d, _, _ = o.train_step_d(w, o.init_opt_state(w, SMALL_DCGAN).d, x, z, cfg)
     assert not np.allclose(after_d["D/bn2/mean"], w["D/bn2/mean"])
     assert not np.allclose(after_d["G/bn0/mean"], w["G/bn0/mean"])  # G ran too, in training mode
+
+
+# ------------------------------------------------------------------------- the losses' own optimizers
+def test_a_loss_brings_its_published_optimizer_unless_the_config_names_one():
+    published = spec.Adam(lr=1e-4, beta1=0.0, beta2=0.9)  # Gulrajani et al., Algorithm 1
+    wgan = spec.GanConfig(loss="wgan-gp")
+    assert wgan.adam_g == wgan.adam_d == published
+    assert (spec.LOSSES["wgan-gp"].penalty, spec.LOSSES["wgan-gp"].n_critic) == (10.0, 5)
+    assert spec.GanConfig(loss="hinge").adam_g == spec.GanConfig().adam_d == spec.DEFAULT_ADAM
+    mine = spec.Adam(lr=3e-4, beta1=0.5, beta2=0.99)
+    assert spec.GanConfig(loss="wgan-gp", adam_d=mine).adam_d == mine
+    # a checkpoint's config: written with the values, read back the same; without them, the loss's own
+    assert spec.GanConfig.from_dict(wgan.to_dict()) == wgan
+    assert spec.GanConfig.from_dict({"model": "mlp", "loss": "wgan-gp"}).adam_g == published
+    assert wgan.penalized and not spec.GanConfig(loss="hinge").penalized

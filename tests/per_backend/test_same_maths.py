@@ -48,3 +48,35 @@ def test_dcgan_modes_compute_the_same_step(backend_name):
         assert c["loss_rel_error"] < 1e-4, (pair, c)
         assert c["flipped_fraction"] < 1e-3, (pair, c)
         assert c["update_rel_l2"] < suite.TOLERANCES["L4"].value, (pair, c)
+
+
+# torch.compile cannot differentiate a gradient; paddle's to_static does it wrong (refused): TF compiles it
+COMPILED_PENALTY = {"torch": "does not currently support double backward", "paddle": "to_static",
+                    "tensorflow": None}
+
+
+@pytest.mark.slow
+def test_wgan_gp_modes_compute_the_same_step(backend_name):
+    """The gradient penalty in every mode that can run it: eager's, fast's and native's double backward give
+    the same step as the float64 oracle's (update relative L2 within L4: Adam(beta1 0)'s first step is
+    ~lr sign(g), so the noise on near-zero gradients shows in every mode alike)."""
+    modes = ["eager", "fast", "native"] + ([] if COMPILED_PENALTY[backend_name] else ["native-compiled"])
+    outcome = isolate.call(backend_name, "tlx_gan.bench.cell:same_maths",
+                           {"model": "mlp", "loss": "wgan-gp", "batch_size": 16, "modes": modes}, timeout=600)
+    assert outcome.ok, outcome.error + outcome.stderr_tail
+    compared = outcome.value["compared"]
+    assert set(compared) == {f"{m}~eager" for m in modes if m != "eager"} | {f"{m}~oracle" for m in modes}
+    for pair, c in compared.items():
+        assert c["names_match"], pair
+        assert c["loss_rel_error"] < 1e-3, (pair, c)
+        assert c["update_rel_l2"] < suite.TOLERANCES["L4"].value, (pair, c)
+        assert c["flipped_fraction"] < 1e-4, (pair, c)
+
+
+@pytest.mark.parametrize("name", [b for b, why in COMPILED_PENALTY.items() if why])
+def test_a_compiled_penalty_is_refused_where_the_framework_cannot_do_it(name):
+    expected = COMPILED_PENALTY[name]
+    outcome = isolate.call(name, "tlx_gan.bench.cell:same_maths",
+                           {"model": "mlp", "loss": "wgan-gp", "batch_size": 8, "modes": ["native-compiled"]},
+                           timeout=600)
+    assert not outcome.ok and expected in outcome.error, outcome.error

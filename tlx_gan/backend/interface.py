@@ -25,6 +25,8 @@ class Runtime(Protocol):
     def from_canonical(self, kind: str, value: np.ndarray) -> np.ndarray: """Canonical -> the framework's."""
     def clear_grads(self, weights) -> None: """Drop every gradient the weights hold."""
     def detach(self, tensor): """``tensor`` cut from the autograd graph."""
+    def input_gradient(self, fn: Callable, x):
+        """d(sum fn(x))/dx, itself differentiable (create_graph): the gradient penalty's inner gradient."""
     def gradients(self, compute_loss: Callable, weights) -> tuple[float, list[np.ndarray]]:
         """The loss and d(loss)/d(weight) for each weight, by plain autodiff."""
 

@@ -6,7 +6,9 @@
 * :func:`same_maths` runs one step in several modes from identical weights and compares them.
 
 Every mode is built by :func:`make_stepper`, which hands back the same three things whatever the mode:
-a ``step(real, noise) -> (d_loss, g_loss)``, a converter from numpy to the mode's tensors, and a reader
+a ``step(real, noise, mix=None) -> (d_loss, g_loss)`` (one D step, with the gradient penalty at ``mix``'s
+interpolates for a loss with one, then one G step: a loss's ``n_critic`` is a training schedule, not
+timed here), a converter from numpy to the mode's tensors, and a reader
 of the weights in canonical form.
 """
 
@@ -40,7 +42,7 @@ DATA_POOL = 4
 
 @dataclass
 class Stepper:
-    step: Callable[[object, object], tuple[float, float]]
+    step: Callable[..., tuple[float, float]]
     tensor: Callable[[np.ndarray], object]
     read: Callable[[], dict[str, np.ndarray]]
     description: str
@@ -80,7 +82,10 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
         model = gan.build(config)
         weights.write(state, model.G, model.D, source="benchmark initial weights")
         if mode == "eager":
-            step, text = model.train_step, "TLX TrainOneStep (D then G), as the tutorial runs it"
+            def step(real, noise, mix=None):  # step 0 of a schedule: a G step follows the D step
+                return model.train_step(real, noise, 0, mix)
+
+            text = "TLX TrainOneStep (D then G), as the tutorial runs it"
         else:
             fast = fast_steps.module()
             step, text = fast.make_step(model), fast.DESCRIPTION
@@ -91,14 +96,16 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
     return Stepper(native.step, native.tensor, native.read, text)
 
 
-def synthetic_batches(batch_size: int, seed: int, pool: int = DATA_POOL) -> tuple[np.ndarray, np.ndarray]:
-    """``pool`` batches of synthetic images in [-1, 1] (N, 784) and standard-normal noise (N, 100),
-    the same numbers in every cell with the same seed and batch size."""
+def synthetic_batches(batch_size: int, seed: int, pool: int = DATA_POOL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pool`` batches of synthetic images in [-1, 1] (N, 784), standard-normal noise (N, 100) and a
+    gradient penalty's interpolation weights (N, 1), the same numbers in every cell with the same seed and
+    batch size."""
     images = data.load_synthetic(n=pool * batch_size, seed=seed).images
     real = data.to_model_input(images).reshape(pool, batch_size, -1)
     rng = streams.rng(seed, streams.BENCH_DATA, batch_size)
     noise = rng.standard_normal((pool, batch_size, spec.LATENT_DIM), dtype=np.float32)
-    return real, noise
+    mix = np.stack([streams.penalty_mix(rng, batch_size) for _ in range(pool)])
+    return real, noise, mix
 
 
 def _rss_mb() -> float:
@@ -158,11 +165,12 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     _inject_fault(mode)
     config = GanConfig(model=model, loss=loss, width=width)
     state = checkpoint.load(init_path).weights
-    real_np, noise_np = synthetic_batches(batch_size, data_seed)
+    real_np, noise_np, mix_np = synthetic_batches(batch_size, data_seed)
     stepper = make_stepper(mode, config, state, device_name)
     # converted once, before any clock read: the timed loop moves no data between host and device
     real = [stepper.tensor(x) for x in real_np]
     noise = [stepper.tensor(z) for z in noise_np]
+    mix = [stepper.tensor(m) if config.penalized else None for m in mix_np]
     setup_s = time.perf_counter() - began
     rss_before = _rss_mb()
     syncs = {"n": 0}
@@ -178,7 +186,7 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     def one() -> None:
         i = counter["i"] % len(real)
         counter["i"] += 1
-        last["losses"] = stepper.step(real[i], noise[i])
+        last["losses"] = stepper.step(real[i], noise[i], mix[i])
 
     first_s = clock.time(one)
     # From after the first step (compilation, with its compiler processes, is the cell's own work) over the
@@ -242,15 +250,16 @@ def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, mode
     config = GanConfig(model=model, loss=loss)
     g = gan.build(config)
     init = streams.initial_state(g.model.shapes(), seed, config.init)
-    real, noise = (a[0] for a in synthetic_batches(batch_size, seed, pool=1))
+    real, noise, mix = (a[0] for a in synthetic_batches(batch_size, seed, pool=1))
     results = {}
     for mode in modes or ["eager", "fast", "native"]:
         stepper = make_stepper(mode, config, init, device_name)
-        losses = stepper.step(stepper.tensor(real), stepper.tensor(noise))
+        losses = stepper.step(stepper.tensor(real), stepper.tensor(noise),
+                              stepper.tensor(mix) if config.penalized else None)
         results[mode] = (np.asarray(losses, np.float64), stepper.read())
     reference = {"eager": results.get("eager")}
     if model == "mlp":
-        reference["oracle"] = _oracle_step(config, init, real, noise)
+        reference["oracle"] = _oracle_step(config, init, real, noise, mix)
     out: dict = {"modes": list(results), "compared": {}}
     for ref_name, ref in reference.items():
         if ref is None:
@@ -283,7 +292,7 @@ def _compare(losses, after, ref_losses, ref_after, init) -> dict:
     }
 
 
-def _oracle_step(config: GanConfig, init, real, noise):
+def _oracle_step(config: GanConfig, init, real, noise, mix):
     norm = config.normalization
     eps = norm.adam_eps or 1e-8
     g_adam = oracle.AdamConfig(config.adam_g.lr, config.adam_g.beta1, config.adam_g.beta2, eps)
@@ -291,5 +300,6 @@ def _oracle_step(config: GanConfig, init, real, noise):
     settings = oracle.GanConfig(loss=config.loss, slope=norm.leaky_slope or oracle.DEFAULT_SLOPE,
                                 g_adam=g_adam, d_adam=d_adam)
     after, _, losses = oracle.gan_step({k: v.astype(np.float64) for k, v in init.items()}, None,
-                                       real.astype(np.float64), noise.astype(np.float64), settings)
+                                       real.astype(np.float64), noise.astype(np.float64), settings,
+                                       mix.astype(np.float64) if config.penalized else None)
     return np.asarray([losses["d_loss"], losses["g_loss"]]), after

@@ -1,7 +1,8 @@
 """The hand-fused GAN step shared by the define-by-run backends (torch, paddle): their ``fast`` modules
 pass in their framework's gradient function, no-grad context and fused Adam update.
 
-One D step then one G step on the same noise, as TLX's ``TrainOneStep`` pair runs them, with less work:
+One D step (with its gradient penalty, for a loss with one) then one G step on the same noise, as TLX's
+``TrainOneStep`` pair runs them, with less work:
 G runs once per step when it has no batch norm (same numbers: its weights do not change during the D
 step), D scores real and fake in one call when it has no batch norm, and gradients are taken for the
 trained network's weights only.
@@ -14,7 +15,9 @@ from contextlib import AbstractContextManager
 
 import tensorlayerx as tlx
 
-Step = Callable[[object, object], tuple[float, float]]
+from tlx_gan import spec
+
+Step = Callable[..., tuple[float, float]]  # (real, noise, mix=None) -> (d_loss, g_loss)
 
 
 def paired_discriminator(gan) -> Callable[[object, object], tuple[object, object]]:
@@ -32,18 +35,20 @@ def paired_discriminator(gan) -> Callable[[object, object], tuple[object, object
 
 
 def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager],
-              adam_update: Callable[[object, list, list], None]) -> Step:
-    """A ``step(real, noise) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam states.
+              adam_update: Callable[[object, list, list], None], input_gradient: Callable) -> Step:
+    """A ``step(real, noise, mix=None) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam
+    states (``mix``: the gradient penalty's interpolation weights, for a loss with one).
 
     ``grad(loss, weights)`` gives the gradients of ``loss`` for ``weights``; ``no_grad()`` stops graph
-    recording; ``adam_update(tlx_optimizer, weights, grads)`` applies one Adam step in place."""
+    recording; ``adam_update(tlx_optimizer, weights, grads)`` applies one Adam step in place;
+    ``input_gradient(fn, x)`` is the runtime's differentiable d(sum fn(x))/dx."""
     G, D, loss, ops = gan.G, gan.D, gan.loss, gan.ops
     d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
     discriminate = paired_discriminator(gan)
     # with batch norm, G must run twice, as in TLX, so its running statistics advance the same way
     reuse_fake = not gan.g_batch_norm
 
-    def step(real, noise) -> tuple[float, float]:
+    def step(real, noise, mix=None) -> tuple[float, float]:
         if reuse_fake:
             fake = G(noise)
         else:
@@ -51,6 +56,9 @@ def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager]
                 fake = G(noise)
         d_real, d_fake = discriminate(real, fake.detach())
         d_loss = loss.d(ops, d_real, d_fake)
+        if loss.penalty:
+            penalty = spec.gradient_penalty(ops, input_gradient(D, spec.interpolates(real, fake.detach(), mix)))
+            d_loss = d_loss + loss.penalty * penalty
         adam_update(gan.optimizer_d, d_weights, grad(d_loss, d_weights))
 
         g_loss = loss.g(ops, D(fake if reuse_fake else G(noise)))

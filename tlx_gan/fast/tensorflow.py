@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from tlx_gan import spec
 from tlx_gan.backend.tensorflow import runtime
 from tlx_gan.fast.dygraph import paired_discriminator
 
@@ -36,8 +37,9 @@ DESCRIPTION = ("one XLA-compiled tf.function for both tape steps, G run once (ml
                "on the Keras Adam's own slots")
 
 
-def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
-    """A ``step(real, noise) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam states."""
+def make_step(gan) -> Callable[..., tuple[float, float]]:
+    """A ``step(real, noise, mix=None) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam
+    states (``mix``: the gradient penalty's interpolation weights, for a loss with one)."""
     G, D, loss, ops = gan.G, gan.D, gan.loss, gan.ops
     d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
     discriminate = paired_discriminator(gan)
@@ -48,7 +50,7 @@ def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
     runtime.inner_optimizer(gan.optimizer_g, g_weights)
 
     @tf.function(jit_compile=True)
-    def graph_step(real, noise):
+    def graph_step(real, noise, mix):
         with tf.GradientTape() as g_tape:
             if reuse_fake:
                 fake = G(noise)  # on the G tape: the G step below differentiates through it
@@ -59,13 +61,16 @@ def make_step(gan) -> Callable[[object, object], tuple[float, float]]:
                 with tf.GradientTape() as d_tape:
                     d_real, d_fake = discriminate(real, tf.stop_gradient(fake))
                     d_loss = loss.d(ops, d_real, d_fake)
+                    if loss.penalty:  # the inner tape nests in d_tape, which differentiates through it
+                        x_hat = spec.interpolates(real, tf.stop_gradient(fake), mix)
+                        d_loss += loss.penalty * spec.gradient_penalty(ops, runtime.input_gradient(D, x_hat))
                 runtime.fused_adam_update(gan.optimizer_d, d_weights, d_tape.gradient(d_loss, d_weights))
             g_loss = loss.g(ops, D(fake if reuse_fake else G(noise)))
         runtime.fused_adam_update(gan.optimizer_g, g_weights, g_tape.gradient(g_loss, g_weights))
         return d_loss, g_loss
 
-    def step(real, noise) -> tuple[float, float]:
-        d_loss, g_loss = graph_step(real, noise)
+    def step(real, noise, mix=None) -> tuple[float, float]:
+        d_loss, g_loss = graph_step(real, noise, mix)
         return float(d_loss), float(g_loss)
 
     return step

@@ -31,5 +31,6 @@ DESCRIPTION = ("autograd.grad on the trained weights only, G run once (mlp) and 
 
 
 def make_step(gan) -> dygraph.Step:
-    """A ``step(real, noise) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam states."""
-    return dygraph.make_step(gan, torch.autograd.grad, torch.no_grad, runtime.fused_adam_update)
+    """A ``step(real, noise, mix=None) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam states."""
+    return dygraph.make_step(gan, torch.autograd.grad, torch.no_grad, runtime.fused_adam_update,
+                             runtime.input_gradient)

@@ -25,7 +25,8 @@ from tlx_gan import spec
 from tlx_gan.spec import GanConfig
 
 NAME = "tensorflow"
-OPS = SimpleNamespace(mean=tf.reduce_mean, softplus=tf.nn.softplus, relu=tf.nn.relu, square=tf.square)
+OPS = SimpleNamespace(mean=tf.reduce_mean, softplus=tf.nn.softplus, relu=tf.nn.relu, square=tf.square, sqrt=tf.sqrt,
+                      sum_features=lambda x: tf.reduce_sum(x, axis=1))
 _FILTER_AXES = {"conv": (2, 3, 1, 0), "deconv": (2, 3, 1, 0)}  # OIHW -> HWIO; IOHW -> HW(out)(in)
 
 
@@ -103,21 +104,27 @@ class NativeGan:
         return x
 
     # --------------------------------------------------------------------------------------- step
-    def _step_eager(self, real, noise):
+    def _step_eager(self, real, noise, mix):
         fake = self._forward("G", noise)  # outside the tape: G is not trained in the D step
         with tf.GradientTape() as tape:
             d_loss = self.loss.d(OPS, self._forward("D", real), self._forward("D", fake))
+            if self.loss.penalty:  # a tape inside the D step's: the outer one differentiates the gradient
+                x_hat = spec.interpolates(real, fake, mix)
+                with tf.GradientTape() as inner:
+                    inner.watch(x_hat)
+                    total = tf.reduce_sum(self._forward("D", x_hat))
+                d_loss += self.loss.penalty * spec.gradient_penalty(OPS, inner.gradient(total, x_hat))
         self.opt_d.apply(tape.gradient(d_loss, self.d_vars))
         with tf.GradientTape() as tape:
             g_loss = self.loss.g(OPS, self._forward("D", self._forward("G", noise)))
         self.opt_g.apply(tape.gradient(g_loss, self.g_vars))
         return d_loss, g_loss
 
-    def step(self, real, noise) -> tuple[float, float]:
-        """One D step then one G step on the same noise; the losses as floats (read back every step, as
-        TLX's TrainOneStep does)."""
+    def step(self, real, noise, mix=None) -> tuple[float, float]:
+        """One D step (``mix``: its gradient penalty's interpolation weights, for a loss with one) then one
+        G step on the same noise; the losses as floats (read back every step, as TLX's TrainOneStep does)."""
         with tf.device(self.device):
-            d_loss, g_loss = self._step(real, noise)
+            d_loss, g_loss = self._step(real, noise, mix)
         return float(d_loss), float(g_loss)
 
     def read(self) -> dict[str, np.ndarray]:

@@ -25,7 +25,8 @@ from tlx_gan.native import sequential
 from tlx_gan.spec import GanConfig
 
 NAME = "torch"
-OPS = SimpleNamespace(mean=torch.mean, softplus=nn.functional.softplus, relu=torch.relu, square=torch.square)
+OPS = SimpleNamespace(mean=torch.mean, softplus=nn.functional.softplus, relu=torch.relu, square=torch.square,
+                      sqrt=torch.sqrt, sum_features=lambda x: x.sum(dim=1))
 _NORM_ATTRIBUTES = {"gamma": "weight", "beta": "bias", "mean": "running_mean", "var": "running_var"}
 
 
@@ -125,19 +126,24 @@ class NativeGan:
     def tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
 
-    def _d_loss_eager(self, real, noise):
+    def _d_loss_eager(self, real, noise, mix=None):
         with torch.no_grad():
             fake = self.G(noise)
-        return self.loss.d(OPS, self.D(real), self.D(fake))
+        d_loss = self.loss.d(OPS, self.D(real), self.D(fake))
+        if self.loss.penalty:
+            x_hat = spec.interpolates(real, fake, mix).requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.D(x_hat).sum(), x_hat, create_graph=True)
+            d_loss = d_loss + self.loss.penalty * spec.gradient_penalty(OPS, grad)
+        return d_loss
 
     def _g_loss_eager(self, noise):
         return self.loss.g(OPS, self.D(self.G(noise)))
 
-    def step(self, real, noise) -> tuple[float, float]:
-        """One D step then one G step on the same noise; the losses as floats (read back every step, as
-        TLX's TrainOneStep does)."""
+    def step(self, real, noise, mix=None) -> tuple[float, float]:
+        """One D step (``mix``: its gradient penalty's interpolation weights, for a loss with one) then one
+        G step on the same noise; the losses as floats (read back every step, as TLX's TrainOneStep does)."""
         self.opt_d.zero_grad(set_to_none=True)
-        d_loss = self._d_loss(real, noise)
+        d_loss = self._d_loss(real, noise, mix)
         d_loss.backward()
         self._step_d()
         self.opt_g.zero_grad(set_to_none=True)

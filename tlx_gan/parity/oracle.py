@@ -10,7 +10,10 @@ Each spec layer has a forward and a backward here: ``Linear`` (``x @ W + b``, W 
 convolution with the same weight, as in every framework), ``BatchNorm`` in training mode (batch
 statistics, biased variance; each call moves the running statistics by ``1 - momentum``), the
 activations and reshapes. The losses come from the spec's table, evaluated by a small reverse-mode
-differentiator (:class:`_Node`), so the oracle's loss is the very formula the backends run.
+differentiator (:mod:`tlx_gan.parity.autodiff`), so the oracle's loss is the very formula the backends run.
+A loss with a gradient penalty (WGAN-GP) needs the gradient of a gradient: D runs a second time on the
+interpolated images in that differentiator (:func:`_penalty`), whose gradients are differentiable again;
+the tests hold its first-order gradients to the hand-written ones.
 
 Training follows the tutorial: one D step on ``(x_real, z)`` (G fixed), then one G step on the same ``z``
 that sees the updated D (D fixed); each step is one Adam update of that network, i.e. the oracle of one
@@ -28,6 +31,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from tlx_gan import spec
+from tlx_gan.parity import autodiff
 
 Weights = dict[str, np.ndarray]
 
@@ -273,6 +277,72 @@ def _backward(network: spec.Network, w: Weights, record: _Pass, dout: np.ndarray
     return {k: grads[k] for k in trainable_keys(network)}, d
 
 
+def _var_conv_matrix(weight: autodiff.Var) -> autodiff.Var:
+    o, i, kh, kw = weight.shape
+    return autodiff.reshape(autodiff.permute(weight, (2, 3, 1, 0)), (kh * kw * i, o))
+
+
+def _var_forward(network: spec.Network, w: dict[str, autodiff.Var], x: autodiff.Var, slope: float,
+                 logits: bool) -> tuple[autodiff.Var, _Pass]:
+    """:func:`_forward` in the differentiator's ops (training mode), so its gradients can be differentiated
+    again; ``_Pass.batch_stats`` as there, ``caches`` unused."""
+    record, h = _Pass(), x
+    for p in spec.place(network):
+        layer, path = p.layer, p.path
+        if isinstance(layer, (spec.Linear, spec.Conv, spec.Deconv)):
+            weight = w[f"{path}/W"]
+            if isinstance(layer, spec.Linear):
+                out = h @ weight
+            elif isinstance(layer, spec.Conv):
+                n, hh, ww, _ = h.shape
+                shape, k, s = h.shape, layer.kernel, layer.stride
+                cols = autodiff.linear_map(h, lambda v, k=k, s=s: _im2col(v, k, s),
+                                           lambda v, shape=shape, k=k, s=s: _col2im(v, shape, k, s))
+                out = autodiff.reshape(cols @ _var_conv_matrix(weight), (n, -(-hh // s), -(-ww // s), layer.c_out))
+            else:  # the transposed convolution: the convolution's input gradient, as in _forward
+                n, hh, ww, c = h.shape
+                shape, k, s = (n, hh * layer.stride, ww * layer.stride, layer.c_out), layer.kernel, layer.stride
+                cols = autodiff.reshape(h, (-1, c)) @ autodiff.permute(_var_conv_matrix(weight), (1, 0))
+                out = autodiff.linear_map(cols, lambda v, shape=shape, k=k, s=s: _col2im(v, shape, k, s),
+                                          lambda v, k=k, s=s: _im2col(v, k, s))
+            out = out + w[f"{path}/b"] if layer.bias else out
+        elif isinstance(layer, spec.BatchNorm):
+            axes = tuple(range(len(h.shape) - 1))
+            mean = autodiff.mean(h, axes)
+            centred = h - mean
+            var = autodiff.mean(autodiff.square(centred), axes)
+            out = w[f"{path}/gamma"] * centred * autodiff.reciprocal(autodiff.sqrt(var + layer.eps)) + w[f"{path}/beta"]
+            record.batch_stats[path] = (mean.value, var.value)
+        elif isinstance(layer, spec.Act):
+            if layer.fn == "relu":
+                out = autodiff.relu(h)
+            elif layer.fn == "tanh":
+                out = autodiff.tanh(h)
+            elif layer.fn == "leaky":
+                out = autodiff.leaky_relu(h, slope)
+            else:  # the head
+                out = h if logits else autodiff.sigmoid(h)
+        else:  # Reshape
+            out = autodiff.reshape(h, (h.shape[0], *layer.shape))
+        h = out
+    return h, record
+
+
+def _penalty(network: spec.Network, w: Weights, x_hat: np.ndarray, slope: float,
+             logits: bool) -> tuple[float, Weights, _Pass]:
+    """The gradient penalty of D at the interpolates ``x_hat`` (:func:`tlx_gan.spec.gradient_penalty` of
+    d(sum D(x_hat))/d(x_hat)), its gradient w.r.t. D's trainable weights (through that inner gradient: the
+    double backward), and the pass, whose batch statistics move the running ones as a third D call does."""
+    variables = {k: autodiff.Var(v) for k, v in w.items()}
+    x = autodiff.Var(x_hat)
+    out, record = _var_forward(network, variables, x, slope, logits)
+    (input_grad,) = autodiff.grad(out, [x])
+    value = spec.gradient_penalty(NUMPY_OPS, input_grad)
+    keys = trainable_keys(network)
+    grads = autodiff.grad(value, [variables[k] for k in keys])
+    return float(value.value), {k: g.value for k, g in zip(keys, grads)}, record
+
+
 def _moved_statistics(w: Weights, network: spec.Network, record: _Pass) -> Weights:
     """The running statistics after one training-mode pass: moving = m * moving + (1 - m) * batch."""
     moved: Weights = {}
@@ -306,84 +376,14 @@ def discriminator(weights: Mapping[str, np.ndarray], x: np.ndarray, slope: float
 
 
 # -------------------------------------------------------------------------------------------- losses
-class _Node:
-    """A float64 array that remembers how it was made, for the losses' reverse-mode gradients. Supports
-    what the spec's loss formulas use: + - * with numbers or nodes, unary minus, and :data:`NUMPY_OPS`."""
-
-    def __init__(self, value, parents=()):
-        self.value = np.asarray(value, dtype=np.float64)
-        self.parents = parents  # ((node, local gradient function), ...)
-        self.grad = None
-
-    def __add__(self, other):
-        other = _lift(other)
-        return _Node(self.value + other.value, ((self, lambda g: g), (other, lambda g: g)))
-
-    __radd__ = __add__
-
-    def __neg__(self):
-        return _Node(-self.value, ((self, lambda g: -g),))
-
-    def __sub__(self, other):
-        return self + (-_lift(other))
-
-    def __rsub__(self, other):
-        return _lift(other) + (-self)
-
-    def __mul__(self, other):
-        other = _lift(other)
-        return _Node(self.value * other.value, ((self, lambda g: g * other.value), (other, lambda g: g * self.value)))
-
-    __rmul__ = __mul__
-
-
-def _lift(value) -> _Node:
-    return value if isinstance(value, _Node) else _Node(value)
-
-
-def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    while grad.ndim > len(shape):
-        grad = grad.sum(axis=0)
-    for axis, size in enumerate(shape):
-        if size == 1 and grad.shape[axis] != 1:
-            grad = grad.sum(axis=axis, keepdims=True)
-    return grad
-
-
-def _backprop(out: _Node) -> None:
-    order, seen = [], set()
-
-    def visit(node):
-        if id(node) in seen:
-            return
-        seen.add(id(node))
-        for parent, _ in node.parents:
-            visit(parent)
-        order.append(node)
-
-    visit(out)
-    out.grad = np.ones_like(out.value)
-    for node in reversed(order):
-        for parent, local in node.parents:
-            contribution = _unbroadcast(local(node.grad), parent.value.shape)
-            parent.grad = contribution if parent.grad is None else parent.grad + contribution
-
-
-NUMPY_OPS = SimpleNamespace(
-    mean=lambda x: _Node(x.value.mean(), ((x, lambda g: np.full_like(x.value, g / x.value.size)),)),
-    square=lambda x: _Node(x.value**2, ((x, lambda g: 2.0 * x.value * g),)),
-    # softplus(x) = log(1 + e^x), computed so that e^x never overflows; its derivative is sigmoid(x)
-    softplus=lambda x: _Node(np.logaddexp(0.0, x.value), ((x, lambda g: g * _sigmoid(x.value)),)),
-    relu=lambda x: _Node(np.maximum(x.value, 0.0), ((x, lambda g: g * (x.value > 0)),)),
-)
+NUMPY_OPS = SimpleNamespace(**{name: getattr(autodiff, name) for name in autodiff.OPS_NAMES})
 
 
 def loss_and_output_grads(formula, *outputs: np.ndarray) -> tuple[float, list[np.ndarray]]:
     """A spec loss formula's value on D's outputs and its gradient w.r.t. each of them."""
-    nodes = [_Node(o) for o in outputs]
+    nodes = [autodiff.Var(o) for o in outputs]
     value = formula(NUMPY_OPS, *nodes)
-    _backprop(value)
-    return float(value.value), [n.grad if n.grad is not None else np.zeros_like(n.value) for n in nodes]
+    return float(value.value), [g.value for g in autodiff.grad(value, nodes)]
 
 
 def bce_with_logits(logits: np.ndarray, targets: np.ndarray | float) -> float:
@@ -395,13 +395,25 @@ def bce_with_logits(logits: np.ndarray, targets: np.ndarray | float) -> float:
 
 
 # ------------------------------------------------------------------------------- the two steps' losses
-def _d_pass(weights, x_real, z, loss: str, slope: float, model) -> tuple[float, Weights, Weights]:
+def _mix(mix, formula: spec.Loss, batch: int) -> np.ndarray | None:
+    if not formula.penalty:
+        return None
+    if mix is None:
+        raise ValueError(f"the {formula.name} loss needs the interpolation weights (mix) of its penalty")
+    arr = np.asarray(mix, dtype=np.float64).reshape(-1, 1)
+    if arr.shape[0] != batch:
+        raise ValueError(f"mix has {arr.shape[0]} rows, expected one per sample ({batch})")
+    return arr
+
+
+def _d_pass(weights, x_real, z, loss: str, slope: float, model, mix=None) -> tuple[float, Weights, Weights]:
     """The D loss, its gradients w.r.t. D's trainable weights (G held fixed), and the running statistics
-    the pass moved (D on real, G, D on fake, in that order, as TLX runs them)."""
+    the pass moved (D on real, G, D on fake, in that order, as TLX runs them; then, for a loss with a
+    gradient penalty, D on the interpolates between real and fake at ``mix``, (B, 1))."""
     model, formula = _model(model), _check_loss(loss)
     wg, wd = _take(weights, model.generator), _take(weights, model.discriminator)
-    real_out, real_pass = _forward(model.discriminator, wd, _batch(x_real, model.discriminator, "x_real"), slope,
-                                   formula.logits)
+    real = _batch(x_real, model.discriminator, "x_real")
+    real_out, real_pass = _forward(model.discriminator, wd, real, slope, formula.logits)
     fake, g_pass = _forward(model.generator, wg, _batch(z, model.generator, "z"), slope, formula.logits)
     moved_d = _moved_statistics(wd, model.discriminator, real_pass)
     fake_out, fake_pass = _forward(model.discriminator, wd, fake, slope, formula.logits)
@@ -410,6 +422,12 @@ def _d_pass(weights, x_real, z, loss: str, slope: float, model) -> tuple[float, 
     grads_real, _ = _backward(model.discriminator, wd, real_pass, d_real, slope, formula.logits)
     grads_fake, _ = _backward(model.discriminator, wd, fake_pass, d_fake, slope, formula.logits)
     grads = {k: grads_real[k] + grads_fake[k] for k in grads_real}  # D appears in both terms
+    if (weight := _mix(mix, formula, len(fake))) is not None:
+        x_hat = spec.interpolates(real, fake, weight)
+        penalty, penalty_grads, hat_pass = _penalty(model.discriminator, wd, x_hat, slope, formula.logits)
+        moved_d = _moved_statistics({**wd, **moved_d}, model.discriminator, hat_pass)
+        value += formula.penalty * penalty
+        grads = {k: grads[k] + formula.penalty * penalty_grads[k] for k in grads}
     return value, grads, {**_moved_statistics(wg, model.generator, g_pass), **moved_d}
 
 
@@ -427,10 +445,12 @@ def _g_pass(weights, z, loss: str, slope: float, model) -> tuple[float, Weights,
 
 
 def d_loss_and_grads(weights: Mapping[str, np.ndarray], x_real: np.ndarray, z: np.ndarray, loss: str = "mse",
-                     slope: float = DEFAULT_SLOPE, model: spec.ModelSpec | str | None = None) -> tuple[float, Weights]:
-    """The D loss (the spec's ``Loss.d`` on D(x_real), D(G(z))) and its gradient w.r.t. D's trainable
-    weights, G held fixed. Returns ``(loss, grads)``."""
-    value, grads, _ = _d_pass(weights, x_real, z, loss, slope, model)
+                     slope: float = DEFAULT_SLOPE, model: spec.ModelSpec | str | None = None,
+                     mix: np.ndarray | None = None) -> tuple[float, Weights]:
+    """The D loss (the spec's ``Loss.d`` on D(x_real), D(G(z)), plus the loss's gradient penalty at the
+    interpolates of ``mix``) and its gradient w.r.t. D's trainable weights, G held fixed. Returns
+    ``(loss, grads)``."""
+    value, grads, _ = _d_pass(weights, x_real, z, loss, slope, model, mix)
     return value, grads
 
 
@@ -441,19 +461,34 @@ def g_loss_and_grads(weights: Mapping[str, np.ndarray], z: np.ndarray, loss: str
     return value, grads
 
 
-def d_loss(weights, x_real, z, loss: str = "mse", slope: float = DEFAULT_SLOPE, model=None) -> float:
-    """The D loss alone (see :func:`d_loss_and_grads`), for finite differences."""
+def input_gradient(network: spec.Network, weights: Mapping[str, np.ndarray], x: np.ndarray,
+                   slope: float = DEFAULT_SLOPE, logits: bool = False) -> np.ndarray:
+    """d(sum network(x))/dx by the hand-written backward (training mode)."""
+    w = _take(weights, network)
+    out, record = _forward(network, w, _batch(x, network, "input"), slope, logits)
+    return _backward(network, w, record, np.ones_like(out), slope, logits)[1]
+
+
+def d_loss(weights, x_real, z, loss: str = "mse", slope: float = DEFAULT_SLOPE, model=None, mix=None) -> float:
+    """The D loss alone (see :func:`d_loss_and_grads`), for finite differences; its penalty's inner gradient
+    comes from the hand-written backward, so differencing this checks the differentiator's double backward."""
     model, formula = _model(model), _check_loss(loss)
     real = forward(model.discriminator, weights, x_real, slope, formula.logits)
-    fake = forward(model.discriminator, weights, generator(weights, z, model), slope, formula.logits)
-    return float(formula.d(NUMPY_OPS, _Node(real), _Node(fake)).value)
+    fake_images = generator(weights, z, model)
+    fake = forward(model.discriminator, weights, fake_images, slope, formula.logits)
+    value = float(formula.d(NUMPY_OPS, autodiff.Var(real), autodiff.Var(fake)).value)
+    if (weight := _mix(mix, formula, len(fake))) is not None:
+        x_hat = spec.interpolates(_batch(x_real, model.discriminator, "x_real"), fake_images, weight)
+        grad = input_gradient(model.discriminator, weights, x_hat, slope, formula.logits)
+        value += formula.penalty * float(spec.gradient_penalty(NUMPY_OPS, autodiff.Var(grad)).value)
+    return value
 
 
 def g_loss(weights, z, loss: str = "mse", slope: float = DEFAULT_SLOPE, model=None) -> float:
     """The G loss alone (see :func:`g_loss_and_grads`)."""
     model, formula = _model(model), _check_loss(loss)
     fake = forward(model.discriminator, weights, generator(weights, z, model), slope, formula.logits)
-    return float(formula.g(NUMPY_OPS, _Node(fake)).value)
+    return float(formula.g(NUMPY_OPS, autodiff.Var(fake)).value)
 
 
 # ---------------------------------------------------------------------------------------------- Adam
@@ -562,12 +597,12 @@ def _apply(weights, grads: Weights, state: AdamState, cfg: AdamConfig) -> tuple[
 
 
 def train_step_d(weights: Mapping[str, np.ndarray], state: AdamState, x_real: np.ndarray, z: np.ndarray,
-                 config: GanConfig | None = None) -> tuple[Weights, AdamState, float]:
+                 config: GanConfig | None = None, mix: np.ndarray | None = None) -> tuple[Weights, AdamState, float]:
     """One D ``TrainOneStep``: the D loss and grads at the current weights, one Adam update of D, and the
     running statistics the pass moved. Returns ``(new_weights, new_d_state, loss)``; the loss is the one
     computed before the update, as ``TrainOneStep`` reports it. G's weights come back unchanged."""
     config = config or GanConfig()
-    value, grads, moved = _d_pass(weights, x_real, z, config.loss, config.slope, config.model)
+    value, grads, moved = _d_pass(weights, x_real, z, config.loss, config.slope, config.model, mix)
     new_weights, new_state = _apply(weights, grads, state, config.d_adam)
     return {**new_weights, **moved}, new_state, value
 
@@ -583,12 +618,13 @@ def train_step_g(weights: Mapping[str, np.ndarray], state: AdamState, z: np.ndar
 
 
 def gan_step(weights: Mapping[str, np.ndarray], opt_state: GanOptState | None, x_real: np.ndarray, z: np.ndarray,
-             config: GanConfig | None = None) -> tuple[Weights, GanOptState, dict[str, float]]:
+             config: GanConfig | None = None, mix: np.ndarray | None = None
+             ) -> tuple[Weights, GanOptState, dict[str, float]]:
     """One tutorial iteration: the D step on ``(x_real, z)``, then the G step on the same ``z``, which sees
     the D weights the D step just produced. ``opt_state=None`` starts both optimizers afresh. Returns
     ``(new_weights, new_opt_state, {"d_loss": ..., "g_loss": ...})``."""
     config = config or GanConfig()
     opt_state = opt_state or init_opt_state(weights, config.model)
-    weights, d_state, d_value = train_step_d(weights, opt_state.d, x_real, z, config)
+    weights, d_state, d_value = train_step_d(weights, opt_state.d, x_real, z, config, mix)
     weights, g_state, g_value = train_step_g(weights, opt_state.g, z, config)
     return weights, GanOptState(d=d_state, g=g_state), {"d_loss": d_value, "g_loss": g_value}

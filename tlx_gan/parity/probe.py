@@ -38,6 +38,7 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
         data = {k: archive[k] for k in archive.files}
     z = tlx.convert_to_tensor(data["z"])
     x = tlx.convert_to_tensor(data["x"])
+    d_inputs = (x, z, tlx.convert_to_tensor(data["mix"])) if GanConfig.from_dict(config).penalized else (x, z)
     result: dict[str, np.ndarray] = {}
 
     # L1 forward and L2 losses: training mode, as the steps run them
@@ -46,13 +47,13 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
     g = _build(config, state)
     result["L1/D(x)"] = tlx.convert_to_numpy(g.D(x))
     g = _build(config, state)
-    result["L2/d_loss"] = np.asarray(float(g.loss_d(x, z)))
+    result["L2/d_loss"] = np.asarray(float(g.loss_d(*d_inputs)))
     g = _build(config, state)
     result["L2/g_loss"] = np.asarray(float(g.loss_g(z, None)))
 
     # L3 gradients of each TrainOneStep's loss with respect to the weights it trains
     g = _build(config, state)
-    for name, grad in _grads(g, g.loss_d, (x, z), g.D).items():
+    for name, grad in _grads(g, g.loss_d, d_inputs, g.D).items():
         result[f"L3/d/{name}"] = grad
     g = _build(config, state)
     for name, grad in _grads(g, g.loss_g, (z, None), g.G).items():
@@ -60,7 +61,7 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
 
     # L4 one TLX TrainOneStep of D, then of G, exactly as training runs them
     g = _build(config, state)
-    result["L4/d_loss"] = np.asarray(float(g.step_d(x, z)))
+    result["L4/d_loss"] = np.asarray(float(g.step_d(*d_inputs)))
     for name, value in weights.read(g.G, g.D).items():
         result[f"L4/after_d/{name}"] = value
     result["L4/g_loss"] = np.asarray(float(g.step_g(z, None)))
@@ -73,7 +74,8 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
         losses = []
         for k in range(len(data["traj_x"])):
             losses.append(g.train_step(tlx.convert_to_tensor(data["traj_x"][k]),
-                                       tlx.convert_to_tensor(data["traj_z"][k])))
+                                       tlx.convert_to_tensor(data["traj_z"][k]), k,
+                                       tlx.convert_to_tensor(data["traj_mix"][k])))
             if (k + 1) % snapshot_every == 0:
                 for name, value in weights.read(g.G, g.D).items():
                     result[f"L5/step{k + 1}/{name}"] = value

@@ -65,6 +65,33 @@ TOLERANCES = {
 }
 
 
+# A gradient penalty on a convolutional critic: D's input gradient is piecewise constant in its input, jumping
+# wherever a LeakyReLU unit's pre-activation crosses 0. The dcgan critic has ~19,000 such units per sample,
+# and float32 rounding (1e-7 in G(z), or in the critic's own convolutions) puts the odd one on the other side
+# of its kink than float64 does: measured, the input gradient then moves 2.9e-3 relative for a 4e-7 change
+# of its input, whatever computes it, and one such unit moves the penalty's weight gradients by ~2.5e-2.
+# A wrong double backward is off by O(1).
+PENALTY_ON_CONV = {
+    "L2": Tolerance(3e-4, "float32 losses, where the penalty's input gradient sits on a few LeakyReLU kinks "
+                          "(measured 5.9e-5: one flipped unit in one sample)"),
+    "L3": Tolerance(1e-1, "float32 gradients of a gradient penalty on a convolutional critic: a unit that "
+                          "float32 rounding puts across its LeakyReLU kink changes D's input gradient, and so "
+                          "the penalty's weight gradients (measured 2.5e-2 for one unit), whatever computes it"),
+    "L4": Tolerance(2e-2, "one Adam step of D then of G after the L3 gradients above: Adam(beta1 0) moves each "
+                          "entry by ~lr sign(g), so the few entries a flipped kink changes move the whole "
+                          "update (measured 3.5e-3)"),
+}
+
+
+def tolerances(config: GanConfig) -> dict[str, Tolerance]:
+    """The levels' bounds for this model and loss: :data:`TOLERANCES`, with :data:`PENALTY_ON_CONV` over it
+    for a loss with a gradient penalty on a critic with convolutions."""
+    critic = config.model_spec().discriminator
+    if config.penalized and any(isinstance(layer, spec.Conv) for layer in critic.layers):
+        return {**TOLERANCES, **PENALTY_ON_CONV}
+    return dict(TOLERANCES)
+
+
 @dataclass
 class Comparison:
     level: str
@@ -94,6 +121,7 @@ class Report:
     outcome: dict[str, dict] = field(default_factory=dict)
     outcome_band: dict = field(default_factory=dict)
     environment: dict[str, dict] = field(default_factory=dict)
+    bounds: dict[str, Tolerance] = field(default_factory=lambda: dict(TOLERANCES))
 
     @property
     def passed(self) -> bool:
@@ -103,7 +131,7 @@ class Report:
         """The level's bound in this run (L6's is measured in the run, see ``_outcome``)."""
         if level == "L6" and self.outcome_band:
             return self.outcome_band["band"]
-        return TOLERANCES[level].value
+        return self.bounds[level].value
 
     def cell(self, level: str, backend_name: str) -> tuple[float, bool] | None:
         """Worst error at ``level`` of any comparison involving ``backend_name``."""
@@ -117,7 +145,7 @@ class Report:
         out = asdict(self)
         out["schema"], out["schema_version"] = REPORT_SCHEMA, REPORT_VERSION
         out["passed"] = self.passed
-        out["tolerances"] = {k: asdict(v) for k, v in TOLERANCES.items()}
+        out["tolerances"] = out.pop("bounds")
         for c, raw in zip(self.comparisons, out["comparisons"]):
             raw["passed"] = c.passed
         return out
@@ -156,7 +184,7 @@ def _update_pairs(result: dict, ref: dict, init: dict, stage: str) -> dict[str, 
 
 
 def compare_levels(subject: str, result: dict, reference: str, ref: dict, init: dict,
-                   levels=("L1", "L2", "L3", "L4")) -> list[Comparison]:
+                   levels=("L1", "L2", "L3", "L4"), bounds: dict[str, Tolerance] = TOLERANCES) -> list[Comparison]:
     out = []
     for level in levels:
         if level == "L4":
@@ -166,7 +194,7 @@ def compare_levels(subject: str, result: dict, reference: str, ref: dict, init: 
             error = errors[worst]
         else:
             error, worst = worst_of({k: (result[k], ref[k]) for k in ref if k.startswith(level + "/")})
-        out.append(Comparison(level, subject, reference, error, worst, TOLERANCES[level].value))
+        out.append(Comparison(level, subject, reference, error, worst, bounds[level].value))
     return out
 
 
@@ -181,9 +209,10 @@ def oracle_levels(init: dict, inputs: dict, gan_config: GanConfig) -> dict:
     eps = norm.adam_eps if norm.adam_eps is not None else 1e-8
     w = {k: v.astype(np.float64) for k, v in init.items()}
     z, x = inputs["z"].astype(np.float64), inputs["x"].astype(np.float64)
+    mix = inputs["mix"].astype(np.float64)
     out = {"L1/G(z)": oracle.forward(model.generator, w, z),
            "L1/D(x)": oracle.forward(model.discriminator, w, x, slope, spec.LOSSES[loss].logits)}
-    d_loss, d_grads = oracle.d_loss_and_grads(w, x, z, loss, slope, model)
+    d_loss, d_grads = oracle.d_loss_and_grads(w, x, z, loss, slope, model, mix)
     g_loss, g_grads = oracle.g_loss_and_grads(w, z, loss, slope, model)
     out["L2/d_loss"], out["L2/g_loss"] = np.asarray(d_loss), np.asarray(g_loss)
     out.update({f"L3/d/{k}": v for k, v in d_grads.items()})
@@ -194,7 +223,7 @@ def oracle_levels(init: dict, inputs: dict, gan_config: GanConfig) -> dict:
         g_adam=oracle.AdamConfig(lr=g_adam.lr, beta1=g_adam.beta1, beta2=g_adam.beta2, eps=eps),
         d_adam=oracle.AdamConfig(lr=d_adam.lr, beta1=d_adam.beta1, beta2=d_adam.beta2, eps=eps))
     state = oracle.init_opt_state(w, model)
-    after_d, d_state, d_step_loss = oracle.train_step_d(w, state.d, x, z, config)
+    after_d, d_state, d_step_loss = oracle.train_step_d(w, state.d, x, z, config, mix)
     after_g, _, g_step_loss = oracle.train_step_g(after_d, state.g, z, config)
     out.update({f"L4/after_d/{k}": v for k, v in after_d.items()})
     out.update({f"L4/after_g/{k}": v for k, v in after_g.items()})
@@ -210,12 +239,14 @@ def _inputs(batch: int, steps: int, seed: int) -> dict[str, np.ndarray]:
     inputs = {
         "z": rng.standard_normal((batch, spec.LATENT_DIM), dtype=np.float32),
         "x": data.to_model_input(test.images[picked]),
+        "mix": streams.penalty_mix(rng, batch),  # used by a loss with a gradient penalty, drawn for every loss
     }
     if steps:
         epochs = -(-steps * batch // len(train))  # as many shuffled passes as the K batches need
         order = np.concatenate([rng.permutation(len(train)) for _ in range(epochs)])[: steps * batch]
         inputs["traj_x"] = data.to_model_input(train.images[order]).reshape(steps, batch, -1)
         inputs["traj_z"] = rng.standard_normal((steps, batch, spec.LATENT_DIM), dtype=np.float32)
+        inputs["traj_mix"] = np.stack([streams.penalty_mix(rng, batch) for _ in range(steps)])
     return inputs
 
 
@@ -257,7 +288,8 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAU
     """Run the levels on each backend (own process each) and compare."""
     config = config or GanConfig()
     model, loss, as_dict = config.model, config.loss, config.to_dict()
-    report = Report(model, loss, list(backends), asdict(config.normalization), steps, as_dict)
+    report = Report(model, loss, list(backends), asdict(config.normalization), steps, as_dict,
+                    bounds=tolerances(config))
     with tempfile.TemporaryDirectory(prefix="tlx-gan-parity-", dir=workdir) as tmp:
         tmp = Path(tmp)
         made = isolate.call(backends[0], "tlx_gan.start:save_initial",
@@ -278,15 +310,15 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAU
                 report.failures[name] = outcome.error
         ref = oracle_levels(init, inputs, config) if results else {}
         for name, result in results.items():
-            report.comparisons += compare_levels(name, result, "oracle", ref, init)
+            report.comparisons += compare_levels(name, result, "oracle", ref, init, bounds=report.bounds)
         for a, b in itertools.combinations(results, 2):
-            report.comparisons += compare_levels(a, results[a], b, results[b], init)
+            report.comparisons += compare_levels(a, results[a], b, results[b], init, bounds=report.bounds)
             if steps:
                 drift, curve, loss_drift = trajectory_drift(results[a], results[b], init)
                 report.drift[f"{a}~{b}"] = curve
                 error = max(drift, loss_drift)
                 worst = "accumulated weight update" if drift >= loss_drift else "per-step losses"
-                report.comparisons.append(Comparison("L5", a, b, error, worst, TOLERANCES["L5"].value))
+                report.comparisons.append(Comparison("L5", a, b, error, worst, report.bounds["L5"].value))
         report.known_differences += _measure_known(results, init)
         if outcome_steps:
             _outcome(report, backends, tmp, as_dict, outcome_steps, outcome_batch, seed, timeout)
@@ -418,7 +450,7 @@ def format_markdown(report: Report, environment_line: str = "") -> str:
         text = [("-" if c is None else f"{c[0]:.2e} {'PASS' if c[1] else 'FAIL'}") for c in cells]
         out.append(f"| {level} | {report.tolerance(level):.3g} | " + " | ".join(text) + " |")
     out += ["", "## Tolerances", ""]
-    out += [f"- **{level}** ({tol.value:g}): {tol.reason}" for level, tol in TOLERANCES.items()]
+    out += [f"- **{level}** ({tol.value:g}): {tol.reason}" for level, tol in report.bounds.items()]
     out += ["", "## Every comparison", "", "| level | backend | against | error | worst at | result |",
             "|---|---|---|---|---|---|"]
     for c in report.comparisons:

@@ -15,8 +15,8 @@ NAME = "paddle"
 __all__ = [
     "NAME", "adam", "adam_state", "assign", "clear_grads", "detach", "device_description", "devices",
     "from_canonical", "fused_adam_update", "gemm_probe", "gpu_available", "gradients", "inner_optimizer",
-    "peak_device_memory", "profile_ops", "set_adam_state", "set_threads", "sync", "threads", "to_canonical",
-    "use_device", "versions",
+    "input_gradient", "peak_device_memory", "profile_ops", "set_adam_state", "set_threads", "sync", "threads",
+    "to_canonical", "use_device", "versions",
 ]
 
 
@@ -191,6 +191,14 @@ def profile_ops(fn, steps: int) -> dict:
 def detach(tensor):
     """``tensor`` cut from the autograd graph."""
     return tensor.detach()
+
+
+def input_gradient(fn, x):
+    """d(sum fn(x))/dx with ``create_graph``, so the loss it enters back-propagates through it."""
+    x = x.detach()
+    x.stop_gradient = False
+    (grad,) = paddle.grad([paddle.sum(fn(x))], [x], create_graph=True)
+    return grad
 
 
 def fused_adam_update(optimizer, weights, grads) -> None:

@@ -15,8 +15,8 @@ NAME = "tensorflow"
 __all__ = [
     "NAME", "adam", "adam_state", "assign", "clear_grads", "detach", "device_description", "devices",
     "from_canonical", "fused_adam_update", "gemm_probe", "gpu_available", "gradients", "inner_optimizer",
-    "peak_device_memory", "profile_ops", "set_adam_state", "set_threads", "sync", "threads", "to_canonical",
-    "use_device", "versions",
+    "input_gradient", "peak_device_memory", "profile_ops", "set_adam_state", "set_threads", "sync", "threads",
+    "to_canonical", "use_device", "versions",
 ]
 # TLX's TF layers keep conv filters HWIO and deconv filters HW(out)(in); canonical is OIHW / IOHW.
 _TO_CANONICAL = {"conv": (3, 2, 0, 1), "deconv": (3, 2, 0, 1)}
@@ -263,6 +263,16 @@ def profile_ops(fn, steps: int) -> dict:
 def detach(tensor):
     """``tensor`` cut from the gradient tape (tf.stop_gradient)."""
     return tf.stop_gradient(tensor)
+
+
+def input_gradient(fn, x):
+    """d(sum fn(x))/dx from a tape nested in the caller's: the outer tape (TrainOneStep's) records the
+    inner gradient's computation, so the loss it enters back-propagates through it."""
+    x = tf.stop_gradient(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(fn(x))
+    return tape.gradient(total, x)
 
 
 def _keras_fused_update(keras_opt, grads, variables, learning_rate) -> None:
