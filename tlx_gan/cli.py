@@ -40,7 +40,7 @@ from tlx_gan.bench import verb as bench_verb
 from tlx_gan.data import PIXEL_RANGES
 from tlx_gan.errors import TrainingStopped, UserError, raise_on_sigterm
 from tlx_gan.parity import suite
-from tlx_gan.spec import DEVICES, LOSS_NAMES, MODEL_NAMES, NOISE_NAMES, GanConfig
+from tlx_gan.spec import DEVICES, LOSS_NAMES, MODEL_NAMES, NOISE_NAMES, STEP_KINDS, GanConfig
 
 # Largest sample counts taken: a grid of 4,096 digits is already 3,840 pixels wide, and evaluating more
 # samples than MNIST has digits measures nothing more.
@@ -136,9 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backends(compare_verb)
     _add_model_and_loss(compare_verb, c.model, c.loss)
     compare_verb.add_argument("--epochs", type=positive, default=c.epochs,
-                              help=f"epochs per backend (default {c.epochs}: about 5 minutes on 2 CPU cores for all "
-                                   "three; the digits form between epochs 8 and 20)")
+                              help=f"epochs per backend (default {c.epochs}, with the default model and loss: under "
+                                   "6 minutes on 2 CPU cores for all three, see spec.MAIN_JOB)")
     compare_verb.add_argument("--batch-size", type=positive, default=c.batch_size)
+    _add_step(compare_verb, c.step)
     compare_verb.add_argument("--seed", type=seed, default=c.seed)
     compare_verb.add_argument("--data", default=c.data, help="as train --data (default: the embedded digits)")
     compare_verb.add_argument("--out", default=c.out, help=f"default {c.out}")
@@ -200,6 +201,13 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help=f"CPU threads for the framework's kernels (default {t.threads}: fastest for "
                         "the tutorial GAN, and steady on a busy machine)")
     p.add_argument("--no-progress", action="store_true")
+    _add_step(p, t.step)
+
+
+def _add_step(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--step", type=choice(STEP_KINDS), default=default,
+                        help=f"default {default} (eager: TLX's two TrainOneSteps, as the tutorial; fast: the "
+                             "project's own step on the same TLX model, the same maths held to parity L4)")
 
 
 def _selected_backend(args) -> str:
@@ -266,6 +274,7 @@ def cmd_train(args) -> int:
         resume=args.resume, init_weights=args.init_weights, overwrite=args.overwrite, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
         eval_every_epoch=args.eval_every_epoch, progress=not args.no_progress, threads=args.threads,
+        step=args.step,
     )
     plan = train.prepare(opts)  # everything is checked before the framework loads
     backend.activate(name)
@@ -370,7 +379,7 @@ def cmd_compare(args) -> int:
     opts = compare.CompareOptions(backends=names, model=args.model, loss=args.loss, epochs=args.epochs,
                                   batch_size=args.batch_size, seed=args.seed, data=args.data, out=args.out,
                                   bench=not args.no_bench, parity=not args.no_parity, threads=args.threads,
-                                  overwrite=args.overwrite)
+                                  overwrite=args.overwrite, step=args.step)
     result = compare.run(opts)
     print(f"report: {result.report.resolve()}")
     if result.failed:

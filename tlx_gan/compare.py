@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tlx_gan import backend, data, isolate, outputs, report
+from tlx_gan import backend, data, isolate, outputs, report, spec
 from tlx_gan.bench import runner as bench_runner
 from tlx_gan.errors import Terminated, TrainingStopped
 from tlx_gan.parity import suite
@@ -37,10 +37,11 @@ REPORT_MARKERS = ("report.json", "report.html", "report.md", "init.npz",
 @dataclass
 class CompareOptions:
     backends: list[str] = field(default_factory=lambda: list(backend.BACKENDS))
-    model: str = "mlp"
-    loss: str = "mse"
-    epochs: int = 20
-    batch_size: int = 16
+    model: str = spec.MAIN_JOB.model
+    loss: str = spec.MAIN_JOB.loss
+    epochs: int = spec.MAIN_JOB.epochs
+    batch_size: int = spec.MAIN_JOB.batch_size
+    step: str = spec.MAIN_JOB.step
     seed: int = 0
     data: str | None = None
     out: str = "runs/compare"
@@ -120,7 +121,8 @@ def _train_all(opts: CompareOptions, out: Path, init: Path, board: Board, interv
                     name, "tlx_gan.train:train_and_evaluate",
                     {"config": opts.config().to_dict(), "epochs": opts.epochs, "batch_size": opts.batch_size,
                      "seed": opts.seed, "data": opts.data, "threads": opts.threads, "init": str(init),
-                     "out": str(folder), "status_file": str(folder / "status.json"), "eval_samples": EVAL_SAMPLES},
+                     "out": str(folder), "status_file": str(folder / "status.json"), "eval_samples": EVAL_SAMPLES,
+                     "step": opts.step},
                     timeout=opts.timeout, stderr_to=folder / "log.txt", env=bench_runner.thread_env(opts.threads))
             finally:
                 done.set()

@@ -100,6 +100,8 @@ class Gan:
     loss_d: WithLossD
     step_g: TrainOneStep
     step_d: TrainOneStep
+    # tlx_gan.fast's step for this GAN, when training takes it instead of the TrainOneStep pair (same maths)
+    fused_step: object = None
     _last_g_loss: float | None = None
 
     @property
@@ -117,11 +119,18 @@ class Gan:
     def train_step(self, real, noise, step: int = 0, mix=None) -> tuple[float, float]:
         """One D step on (real, noise), then one G step on the same noise, as the tutorial does; with a loss
         of ``n_critic`` > 1, the G step only on every ``n_critic``-th step (from step 0), the G loss of the
-        last one reported in between. ``mix``: the penalty's interpolation weights, for a loss with one."""
-        d_loss = float(self.step_d(real, noise, mix) if self.loss.penalty else self.step_d(real, noise))
-        if step % self.loss.n_critic == 0:
-            self._last_g_loss = float(self.step_g(noise, None))
-        elif self._last_g_loss is None:  # resumed between two G steps: G's loss now, without a step
+        last one reported in between. ``mix``: the penalty's interpolation weights, for a loss with one.
+        With ``fused_step`` set, that step does the same instead of the two TrainOneSteps."""
+        train_g = step % self.loss.n_critic == 0
+        if self.fused_step is not None:
+            d_loss, g_loss = self.fused_step(real, noise, mix, train_g)
+            if g_loss is not None:
+                self._last_g_loss = g_loss
+        else:
+            d_loss = float(self.step_d(real, noise, mix) if self.loss.penalty else self.step_d(real, noise))
+            if train_g:
+                self._last_g_loss = float(self.step_g(noise, None))
+        if self._last_g_loss is None:  # resumed between two G steps: G's loss now, without a step
             self._last_g_loss = float(self.loss_g(noise, None))
         return d_loss, self._last_g_loss
 

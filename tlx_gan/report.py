@@ -9,7 +9,7 @@ import json
 import time
 from pathlib import Path
 
-from tlx_gan import images, outputs
+from tlx_gan import images, outputs, spec
 from tlx_gan.runlog import History
 
 
@@ -64,8 +64,12 @@ def _tables(opts, results: dict, speed: dict | None, parity: dict | None, enviro
     warning = (f"WARNING: the machine was busy while {', '.join(busy_training)} trained (other processes held "
                f"{', '.join(_busy(results[n]['run']['contention']) for n in busy_training)} of the CPUs): their "
                "times measure the load as much as the framework. " if busy_training else "")
-    tables.append({"title": "Training", "note": warning + "ms/step: median wall time of one D step plus one G step, as "
-                   "TLX's TrainOneStep runs them (eager), measured during training.", "warning": bool(warning),
+    n_critic = spec.LOSSES[opts.loss].n_critic
+    unit = "one D step plus one G step" if n_critic == 1 else f"one D step (and a G step every {n_critic}th)"
+    how = ("TLX's two TrainOneSteps (eager)" if opts.step == "eager"
+           else "the project's fast step on the TLX model (same maths, held to parity L4)")
+    tables.append({"title": "Training", "note": warning + f"ms/step: median wall time of {unit}, through {how}, "
+                   "measured during training.", "warning": bool(warning),
                    "header": ["backend", "status", "length", "train time", "ms/step", "final d_loss",
                               "final g_loss"], "rows": rows})
     if ok:

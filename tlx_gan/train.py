@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tlx_gan import backend, contention, data, environment, metrics, outputs, runfiles, start, streams, weights
+from tlx_gan import fast as fast_steps
 from tlx_gan.errors import TrainingStopped, UserError
 from tlx_gan.progress import Progress
 from tlx_gan.runlog import RUN_MARKERS, RUN_OUTPUTS, History
@@ -65,6 +66,8 @@ class TrainOptions:
     config: GanConfig | None = None  # overrides model/loss/noise/tutorial (the parity suite's L6)
     status_file: str | None = None  # JSON progress for a watching process (tlx-gan compare)
     threads: int | None = backend.TRAINING_THREADS  # the framework's kernel threads (None: its own default)
+    # "eager": TLX's TrainOneStep pair, as the tutorial; "fast": tlx_gan.fast's step (same maths, held to L4)
+    step: str = "eager"
 
     def gan_config(self) -> GanConfig:
         if self.config is not None:
@@ -163,13 +166,13 @@ def train(opts: TrainOptions, backend_name: str | None = None) -> dict:
 
 
 def train_and_evaluate(config: dict, epochs: int, batch_size: int, seed: int, data: str | None, threads: int,
-                       init: str, out: str, status_file: str, eval_samples: int) -> dict:
+                       init: str, out: str, status_file: str, eval_samples: int, step: str = "eager") -> dict:
     """One backend's run of ``tlx-gan compare`` (in that backend's process): train from the shared initial
     weights, then score samples of the result."""
     run_json, gan = _run(prepare(TrainOptions(
         config=GanConfig.from_dict(config), epochs=epochs, batch_size=batch_size, seed=seed, data=data, out=out,
         init_weights=init, sample_every=0, checkpoint_every=0, progress=False, status_file=status_file,
-        threads=threads)), backend.current())
+        threads=threads, step=step)), backend.current())
     quality = metrics.evaluate(gan.sample(eval_samples, seed), real_source=data)
     return {"run": run_json, "metrics": quality}
 
@@ -226,6 +229,8 @@ def _run(plan: Plan, backend_name: str):
 
     # --- the model, from where the run starts
     gan = gan_module.build(config)
+    if opts.step == "fast":
+        gan.fused_step = fast_steps.module().make_step(gan)
     first = apply_start(plan.start, gan, opts.seed)
     steps_per_epoch, noise_kind = plan.steps_per_epoch, config.noise
     sample_noise = fixed_noise(opts.seed, noise_kind)

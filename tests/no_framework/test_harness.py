@@ -202,7 +202,7 @@ def test_compare_warns_when_its_figures_come_from_a_busy_machine():
                    "precision": 0.7, "recall": 0.1, "classifier_accuracy": 0.96, "n_samples": 500}
         return {"ok": True, "run": run, "metrics": metrics}
 
-    opts = SimpleNamespace(batch_size=16)
+    opts = SimpleNamespace(batch_size=16, loss="wgan-gp", step="fast")
     speed = {"options": {"threads": 2}, "cells": [
         {"backend": "torch", "mode": m, "status": "ok", "noisy": m == "fast", "ms_per_step": {"median": 5.0},
          "samples_per_s": 3200.0} for m in ("eager", "fast")]}
@@ -211,6 +211,8 @@ def test_compare_warns_when_its_figures_come_from_a_busy_machine():
     tables = {t["title"]: t for t in compare_report._tables(opts, {"torch": result(True)}, speed, None,
                                                              {"torch": env})}
     assert tables["Training"]["warning"] and "busy while torch trained" in tables["Training"]["note"]
+    # what a training step is, as this run took it: wgan-gp's schedule, through the fast step
+    assert "a G step every 5th" in tables["Training"]["note"] and "fast step" in tables["Training"]["note"]
     assert tables["Speed"]["warning"] and tables["Speed"]["note"].startswith("WARNING: measured on a busy machine")
     quiet = {t["title"]: t for t in compare_report._tables(opts, {"torch": result(False)}, {**speed, "cells": [
         {**c, "noisy": False} for c in speed["cells"]]}, None, {"torch": env})}

@@ -17,7 +17,8 @@ import tensorlayerx as tlx
 
 from tlx_gan import spec
 
-Step = Callable[..., tuple[float, float]]  # (real, noise, mix=None) -> (d_loss, g_loss)
+# (real, noise, mix=None, train_g=True) -> (d_loss, g_loss); g_loss None when the G step is not taken
+Step = Callable[..., tuple[float, float | None]]
 
 
 def paired_discriminator(gan) -> Callable[[object, object], tuple[object, object]]:
@@ -36,8 +37,9 @@ def paired_discriminator(gan) -> Callable[[object, object], tuple[object, object
 
 def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager],
               adam_update: Callable[[object, list, list], None], input_gradient: Callable) -> Step:
-    """A ``step(real, noise, mix=None) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam
-    states (``mix``: the gradient penalty's interpolation weights, for a loss with one).
+    """A ``step(real, noise, mix=None, train_g=True) -> (d_loss, g_loss)`` that updates ``gan``'s own weights
+    and Adam states (``mix``: the gradient penalty's interpolation weights, for a loss with one; without
+    ``train_g``, the D step alone, and g_loss None: the schedule of a loss with ``n_critic`` > 1).
 
     ``grad(loss, weights)`` gives the gradients of ``loss`` for ``weights``; ``no_grad()`` stops graph
     recording; ``adam_update(tlx_optimizer, weights, grads)`` applies one Adam step in place;
@@ -48,8 +50,9 @@ def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager]
     # with batch norm, G must run twice, as in TLX, so its running statistics advance the same way
     reuse_fake = not gan.g_batch_norm
 
-    def step(real, noise, mix=None) -> tuple[float, float]:
-        if reuse_fake:
+    def step(real, noise, mix=None, train_g: bool = True) -> tuple[float, float | None]:
+        keep_graph = reuse_fake and train_g
+        if keep_graph:
             fake = G(noise)
         else:
             with no_grad():
@@ -60,8 +63,10 @@ def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager]
             penalty = spec.gradient_penalty(ops, input_gradient(D, spec.interpolates(real, fake.detach(), mix)))
             d_loss = d_loss + loss.penalty * penalty
         adam_update(gan.optimizer_d, d_weights, grad(d_loss, d_weights))
+        if not train_g:
+            return float(d_loss.detach()), None
 
-        g_loss = loss.g(ops, D(fake if reuse_fake else G(noise)))
+        g_loss = loss.g(ops, D(fake if keep_graph else G(noise)))
         adam_update(gan.optimizer_g, g_weights, grad(g_loss, g_weights))
         return float(d_loss.detach()), float(g_loss.detach())
 

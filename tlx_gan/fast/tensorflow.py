@@ -38,8 +38,9 @@ DESCRIPTION = ("one XLA-compiled tf.function for both tape steps, G run once (ml
 
 
 def make_step(gan) -> Callable[..., tuple[float, float]]:
-    """A ``step(real, noise, mix=None) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam
-    states (``mix``: the gradient penalty's interpolation weights, for a loss with one)."""
+    """A ``step(real, noise, mix=None, train_g=True) -> (d_loss, g_loss)`` that updates ``gan``'s own weights
+    and Adam states (``mix``: the gradient penalty's interpolation weights, for a loss with one; without
+    ``train_g``, the D step alone, and g_loss None: one more traced graph)."""
     G, D, loss, ops = gan.G, gan.D, gan.loss, gan.ops
     d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
     discriminate = paired_discriminator(gan)
@@ -50,7 +51,7 @@ def make_step(gan) -> Callable[..., tuple[float, float]]:
     runtime.inner_optimizer(gan.optimizer_g, g_weights)
 
     @tf.function(jit_compile=True)
-    def graph_step(real, noise, mix):
+    def graph_step(real, noise, mix, train_g):
         with tf.GradientTape() as g_tape:
             if reuse_fake:
                 fake = G(noise)  # on the G tape: the G step below differentiates through it
@@ -65,12 +66,14 @@ def make_step(gan) -> Callable[..., tuple[float, float]]:
                         x_hat = spec.interpolates(real, tf.stop_gradient(fake), mix)
                         d_loss += loss.penalty * spec.gradient_penalty(ops, runtime.input_gradient(D, x_hat))
                 runtime.fused_adam_update(gan.optimizer_d, d_weights, d_tape.gradient(d_loss, d_weights))
+            if not train_g:
+                return d_loss, None
             g_loss = loss.g(ops, D(fake if reuse_fake else G(noise)))
         runtime.fused_adam_update(gan.optimizer_g, g_weights, g_tape.gradient(g_loss, g_weights))
         return d_loss, g_loss
 
-    def step(real, noise, mix=None) -> tuple[float, float]:
-        d_loss, g_loss = graph_step(real, noise, mix)
-        return float(d_loss), float(g_loss)
+    def step(real, noise, mix=None, train_g: bool = True) -> tuple[float, float | None]:
+        d_loss, g_loss = graph_step(real, noise, mix, train_g)
+        return float(d_loss), (None if g_loss is None else float(g_loss))
 
     return step
