@@ -65,6 +65,22 @@ def test_wgan_gp_steps_g_once_every_five_d_steps(backend_name):
 
 
 @pytest.mark.slow
+def test_the_fast_step_trains_as_the_tlx_steps_do(tmp_path, backend_name):
+    """``--step fast`` (what make run takes) follows the TrainOneStep run step by step, n_critic schedule
+    included: the same losses to float32 rounding."""
+    common = ["--loss", "wgan-gp", "--steps", "12", "--batch-size", "32", "--sample-every", "0",
+              "--checkpoint-every", "0", "--no-progress"]
+    for step in ("eager", "fast"):
+        result = run_cli("train", *common, "--step", step, "--out", str(tmp_path / step), backend=backend_name)
+        assert result.returncode == 0, result.stderr[-3000:]
+    eager, fast = (np.genfromtxt(tmp_path / s / "losses.csv", delimiter=",", names=True) for s in ("eager", "fast"))
+    np.testing.assert_allclose(fast["d_loss"], eager["d_loss"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fast["g_loss"], eager["g_loss"], rtol=1e-4, atol=1e-5)
+    assert len(set(fast["g_loss"][:5])) == 1 and fast["g_loss"][5] != fast["g_loss"][4]  # G every 5th step
+    assert json.loads((tmp_path / "fast" / "run.json").read_text())["options"]["step"] == "fast"
+
+
+@pytest.mark.slow
 def test_train_command_writes_its_outputs_and_another_backend_generates(tmp_path, backend_name):
     out = tmp_path / "run"
     result = run_cli("train", "--steps", "30", "--batch-size", "256", "--sample-every", "10", "--tensorboard",
