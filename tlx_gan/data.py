@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import gzip
 import io
+import math
 import os
 import zipfile
 import zlib
@@ -361,11 +362,40 @@ PIXEL_RANGES = {
 }
 
 
-def to_model_input(images: np.ndarray, pixel_range: str = "tanh") -> np.ndarray:
-    """uint8 (N, 28, 28) -> float32 (N, 784) in the named range (see ``PIXEL_RANGES``)."""
+def to_model_input(images: np.ndarray, pixel_range: str = "tanh", side: int = IMAGE_SHAPE[0]) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, side * side) in the named range (see ``PIXEL_RANGES``), resampled
+    (:func:`resample`) for a model whose images are ``side`` pixels wide (dcgan64: 64)."""
     if pixel_range not in PIXEL_RANGES:
         raise UserError(f"pixel range {pixel_range!r} is not valid: use one of {', '.join(PIXEL_RANGES)}")
     flat = images.reshape(len(images), -1).astype(np.float32)
-    if pixel_range == "tutorial":
-        return flat / np.float32(256)  # same float32 op as TLX, so the values match bit for bit
-    return flat / np.float32(127.5) - np.float32(1)
+    # tutorial: the same float32 op as TLX, so the values match bit for bit
+    flat = flat / np.float32(256) if pixel_range == "tutorial" else flat / np.float32(127.5) - np.float32(1)
+    return flat if side == IMAGE_SHAPE[0] else resample(flat, side)
+
+
+def _resampling_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights along one axis: bilinear with half-pixel centres when enlarging, the exact
+    area average when shrinking (each output pixel the mean of the input it covers). Rows sum to 1."""
+    weights = np.zeros((n_out, n_in))
+    if n_out >= n_in:
+        centres = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+        left = np.clip(np.floor(centres).astype(int), 0, n_in - 1)
+        right = np.clip(left + 1, 0, n_in - 1)
+        frac = np.clip(centres - left, 0.0, 1.0)
+        np.add.at(weights, (np.arange(n_out), left), 1.0 - frac)
+        np.add.at(weights, (np.arange(n_out), right), frac)
+        return weights
+    edges = np.arange(n_in + 1) * n_out / n_in  # input pixel i covers [edges[i], edges[i+1]) in output units
+    for o in range(n_out):
+        weights[o] = np.clip(np.minimum(edges[1:], o + 1) - np.maximum(edges[:-1], o), 0.0, None)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def resample(flat: np.ndarray, side: int) -> np.ndarray:
+    """Square images (N, s * s) -> float32 (N, side * side), each axis by :func:`_resampling_matrix`."""
+    s = math.isqrt(flat.shape[1])
+    if s * s != flat.shape[1]:
+        raise UserError(f"images of {flat.shape[1]} pixels are not square")
+    m = _resampling_matrix(s, side)
+    out = np.einsum("oh,nhw,pw->nop", m, flat.reshape(-1, s, s).astype(np.float64), m)
+    return out.reshape(len(flat), side * side).astype(np.float32)

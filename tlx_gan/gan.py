@@ -139,7 +139,7 @@ class Gan:
         return self.generate(streams.noise_batch(streams.rng(seed, streams.SAMPLE_NOISE), n, self.config.noise))
 
     def generate(self, noise: np.ndarray) -> np.ndarray:
-        """Images (N, 784) in [-1, 1] from float noise, with G in eval mode (batch-norm statistics)."""
+        """Images (N, side * side) in [-1, 1] from float noise, with G in eval mode (batch-norm statistics)."""
         self.G.set_eval()
         try:
             return tlx.convert_to_numpy(self.G(tlx.convert_to_tensor(noise, dtype=tlx.float32)))

@@ -15,18 +15,20 @@ from tlx_gan.errors import UserError
 
 
 def grid(images: np.ndarray, columns: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
-    """Tile (N, 784) or (N, 28, 28) images in [-1, 1] into one uint8 picture (white gaps between). A diverged
-    generator's NaN pixels are drawn black, its infinities clipped, without a warning."""
-    images = np.nan_to_num(np.asarray(images, dtype=np.float32), nan=-1.0).reshape(len(images), 28, 28)
+    """Tile square images, (N, s * s) or (N, s, s), in [-1, 1] into one uint8 picture (white gaps between). A
+    diverged generator's NaN pixels are drawn black, its infinities clipped, without a warning."""
+    images = np.asarray(images, dtype=np.float32)
+    side = math.isqrt(math.prod(images.shape[1:]))
+    images = np.nan_to_num(images, nan=-1.0).reshape(len(images), side, side)
     n = len(images)
     columns = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
     pixels = np.clip((images + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
-    canvas = np.full((rows * (28 + pad) + pad, columns * (28 + pad) + pad), 255, dtype=np.uint8)
+    canvas = np.full((rows * (side + pad) + pad, columns * (side + pad) + pad), 255, dtype=np.uint8)
     for i, image in enumerate(pixels):
         r, c = divmod(i, columns)
-        top, left = pad + r * (28 + pad), pad + c * (28 + pad)
-        canvas[top:top + 28, left:left + 28] = image
+        top, left = pad + r * (side + pad), pad + c * (side + pad)
+        canvas[top:top + side, left:left + side] = image
     if scale > 1:
         canvas = np.kron(canvas, np.ones((scale, scale), dtype=np.uint8))
     return canvas

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import tempfile
 import time
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from tlx_gan.data import IMAGE_SHAPE, PIXEL_RANGES, MnistSplit, load_mnist
+from tlx_gan.data import IMAGE_SHAPE, PIXEL_RANGES, MnistSplit, load_mnist, resample
 from tlx_gan.errors import UserError
 
 # Bump whenever the architecture, training recipe or preprocessing changes: it is part of the
@@ -63,10 +64,14 @@ def normalize_samples(samples: Any, pixel_range: str = "tanh") -> np.ndarray:
     """Real uint8 [0, 255] or generated float images -> float32 (N, 784) in [0, 1].
 
     Floats are mapped from ``pixel_range`` (a key of ``tlx_gan.data.PIXEL_RANGES``: "tanh" is the
-    generator's [-1, 1], the default) and clipped. Shapes: (N, 784), (N, 28, 28), (N, 1, 28, 28).
+    generator's [-1, 1], the default) and clipped. Shapes: (N, 784), (N, 28, 28), (N, 1, 28, 28); float
+    images of another square size (N, s * s), e.g. dcgan64's 64 x 64, are first resampled to 28 x 28.
     """
     array = np.asarray(samples)
     pixels = int(np.prod(IMAGE_SHAPE))
+    side = math.isqrt(array.shape[1]) if array.ndim == 2 and array.shape[1] else 0
+    if side * side == array.shape[-1] and side != IMAGE_SHAPE[0] and np.issubdtype(array.dtype, np.floating):
+        array = resample(np.nan_to_num(array, nan=np.inf), IMAGE_SHAPE[0])  # NaN stays non-finite: refused below
     shape_ok = (
         (array.ndim == 2 and array.shape[1] == pixels)
         or (array.ndim == 3 and array.shape[1:] == IMAGE_SHAPE)

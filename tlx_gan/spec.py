@@ -211,6 +211,11 @@ class ModelSpec:
     def params(self) -> list[Param]:
         return params(self.generator) + params(self.discriminator)
 
+    @property
+    def image_side(self) -> int:
+        """The width (= height) of G's images and D's input, in pixels: 28, or 64 for dcgan64."""
+        return math.isqrt(math.prod(output_shape(self.generator)))
+
     def shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """``{canonical name: (shape, layout)}``: what a checkpoint of this model must hold."""
         return {p.name: (p.shape, p.layout) for p in self.params()}
@@ -247,7 +252,33 @@ def dcgan(channels: int = 64, name: str = "dcgan", description: str = "") -> Mod
                      g, d, lambda width: dcgan(_times(channels, width), name, description))
 
 
-MODELS: dict[str, ModelSpec] = {m.name: m for m in (mlp(), mlp(hidden=512, name="mlp-wide"), dcgan())}
+DCGAN64_SIDE = 64
+
+
+def dcgan64(channels: int = 64, name: str = "dcgan64", description: str = "") -> ModelSpec:
+    """The pytorch/examples DCGAN (TorchBench's ``dcgan``) at 64x64, one channel, no biases: G's 1x1 -> 4x4
+    transposed convolution is the Linear it equals on a 1x1 input, then four stride-2 transposed convolutions
+    (BatchNorm and ReLU between, Tanh last) give 8c x 4 x 4 -> 64 x 64; D's four stride-2 convolutions
+    (LeakyReLU 0.2, BatchNorm after all but the first) end in the 4x4 convolution to 1, the Linear it equals
+    on a 4x4 map. ngf = ndf = ``channels``. Its images are 64 x 64: MNIST is resampled up to it."""
+    c, side = channels, DCGAN64_SIDE
+    g = Network("G", (LATENT_DIM,), (
+        Linear("fc", 4 * 4 * 8 * c, bias=False), Reshape((4, 4, 8 * c)), BatchNorm("bn0"), Act("relu"),
+        Deconv("deconv1", 4 * c, 4, 2, bias=False), BatchNorm("bn1"), Act("relu"),
+        Deconv("deconv2", 2 * c, 4, 2, bias=False), BatchNorm("bn2"), Act("relu"),
+        Deconv("deconv3", c, 4, 2, bias=False), BatchNorm("bn3"), Act("relu"),
+        Deconv("deconv4", 1, 4, 2, bias=False), Act("tanh"), Reshape((side * side,))))
+    d = Network("D", (side * side,), (
+        Reshape((side, side, 1)), Conv("conv1", c, 4, 2, bias=False), Act("leaky"),
+        Conv("conv2", 2 * c, 4, 2, bias=False), BatchNorm("bn2"), Act("leaky"),
+        Conv("conv3", 4 * c, 4, 2, bias=False), BatchNorm("bn3"), Act("leaky"),
+        Conv("conv4", 8 * c, 4, 2, bias=False), BatchNorm("bn4"), Act("leaky"),
+        Reshape((4 * 4 * 8 * c,)), Linear("fc", 1, bias=False), Act("head")))
+    return ModelSpec(name, description or f"the pytorch/examples DCGAN at 64x64 (TorchBench dcgan; {c} channels)",
+                     g, d, lambda width: dcgan64(_times(channels, width), name, description))
+
+
+MODELS: dict[str, ModelSpec] = {m.name: m for m in (mlp(), mlp(hidden=512, name="mlp-wide"), dcgan(), dcgan64())}
 
 
 # ------------------------------------------------------------------------------------------ the losses

@@ -156,8 +156,8 @@ def prepare(opts: TrainOptions) -> Plan:
     out = outputs.claim(opts.out, RUN_MARKERS, overwrite=opts.overwrite, continuing=continuing, remove=RUN_OUTPUTS,
                         inputs={"--resume": opts.resume, "--init-weights": opts.init_weights, "--data": data_path})
     pixel_range = "tutorial" if opts.tutorial else opts.pixel_range
-    return Plan(opts, config, train_split, data.to_model_input(train_split.images, pixel_range), steps_per_epoch,
-                total, out, begin, continuing)
+    x = data.to_model_input(train_split.images, pixel_range, config.model_spec().image_side)
+    return Plan(opts, config, train_split, x, steps_per_epoch, total, out, begin, continuing)
 
 
 def train(opts: TrainOptions, backend_name: str | None = None) -> dict:

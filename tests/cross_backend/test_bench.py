@@ -133,6 +133,11 @@ def test_matrix_copy(tiny_run, tmp_path):
     copied = json.loads((tmp_path / f"{stem}.json").read_text())
     assert copied["machine"] == data["machine"] and copied["schema_version"] == 2
     assert f"{stem}.md" in (tmp_path / "README.md").read_text()
+    # another loss keeps its own files beside the tutorial's
+    other = {**data, "options": {**data["options"], "loss": "wgan-gp"}}
+    assert {p.name for p in matrix.record_bench(other, folder=tmp_path)} == {
+        f"{stem}-wgan-gp.json", f"{stem}-wgan-gp.md", f"{stem}-wgan-gp.png"}
+    assert (tmp_path / f"{stem}.json").is_file()
 
 
 def test_a_run_under_load_marks_its_cells_noisy_and_sweeps_widths(tmp_path):

@@ -72,6 +72,17 @@ def test_hinge_and_wgan_gp_pass_parity(model, loss, batch):
                 assert c.error < suite.TOLERANCES[c.level].value / 10, c
 
 
+@pytest.mark.parametrize("loss", ["mse", "wgan-gp"])
+def test_dcgan64_passes_parity(loss):
+    """The pytorch/examples DCGAN at 64 x 64 (at 1/8 of its channels, so the float64 oracle stays quick):
+    four transposed convolutions and four convolutions with batch norm, on digits resampled to 64 x 64."""
+    report = suite.run(list(BACKENDS), GanConfig(model="dcgan64", loss=loss, width=0.125), steps=3, batch=8)
+    assert not report.failures, report.failures
+    assert report.passed, suite.format_table(report)
+    against_oracle = {(c.level, c.subject) for c in report.comparisons if c.reference == "oracle"}
+    assert against_oracle == {(lv, b) for lv in ("L1", "L2", "L3", "L4") for b in BACKENDS}
+
+
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
 def test_a_penalty_without_its_double_backward_fails_parity(model, monkeypatch):
     """With D's input gradient taken as a constant (no create_graph), L3 fails, on the dcgan too, whose

@@ -502,3 +502,22 @@ def test_truncated_npz(tmp_path, arrays):
     npz = write_npz(tmp_path / "mnist.npz", arrays)
     npz.write_bytes(npz.read_bytes()[:200])
     raises_user_error(npz, "train", str(npz), "not a readable .npz archive")
+
+
+def test_resampling_keeps_flat_images_flat_and_sums_to_one():
+    """to_model_input(side=64) enlarges bilinearly, the metrics shrink by exact area averages: both keep a
+    constant image constant and stay inside the pixel range."""
+    from tlx_gan import data
+
+    for n_in, n_out in ((28, 64), (64, 28), (28, 28)):
+        weights = data._resampling_matrix(n_in, n_out)
+        assert weights.shape == (n_out, n_in) and np.all(weights >= 0)
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    grey = np.full((3, 28, 28), 200, dtype=np.uint8)
+    np.testing.assert_allclose(to_model_input(grey, side=64), to_model_input(grey)[:, :1].repeat(4096, 1), rtol=1e-6)
+    # a 2x2 block average is exact when shrinking by 2
+    image = np.random.default_rng(0).uniform(-1, 1, (1, 8 * 8)).astype(np.float32)
+    expected = image.reshape(8, 8).reshape(4, 2, 4, 2).mean(axis=(1, 3)).reshape(1, 16)
+    np.testing.assert_allclose(data.resample(image, 4), expected, rtol=1e-6)
+    extremes = to_model_input(np.random.default_rng(1).integers(0, 256, (4, 28, 28), dtype=np.uint8), side=64)
+    assert extremes.min() >= -1.0 and extremes.max() <= 1.0

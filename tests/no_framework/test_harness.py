@@ -42,6 +42,11 @@ def test_flops_match_a_hand_count():
     assert got["g_step"] == 2 * 128 * g_step == 354_025_472
     assert got["total"] == 735_313_920  # the "about 0.74 GFLOP" per step at batch 128
     assert flops.step_flops("mlp", 256)["total"] == 2 * got["total"]
+    # a gradient penalty adds PENALTY_FORWARDS passes of D to the D step, nothing to the G step
+    d_forward = 784 * 256 + 256 * 256 + 256
+    with_penalty = flops.step_flops("mlp", 128, loss="wgan-gp")
+    assert with_penalty["g_step"] == got["g_step"]
+    assert with_penalty["d_step"] - got["d_step"] == 2 * 128 * flops.PENALTY_FORWARDS * d_forward
 
 
 def test_conv_flops_match_a_hand_count():

@@ -273,3 +273,17 @@ def test_metrics_module_imports_no_framework() -> None:
     done = run_child(["-c", code], timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_64_pixel_images_are_scored_at_28(train: MnistSplit, real_result: dict, cache_dir) -> None:
+    """dcgan64's samples: real digits resampled up to 64 x 64 (as it trains on them) score as real digits, and
+    back down they are the same digits to within a few grey levels."""
+    up = to_model_input(train.images, side=64)
+    assert up.shape == (len(train), 64 * 64) and up.dtype == np.float32
+    down = metrics.normalize_samples(up)
+    assert down.shape == (len(train), 784)
+    assert np.abs(down - train.images.reshape(len(train), -1) / 255.0).mean() < 0.03
+    r = metrics.evaluate(up, cache_dir=cache_dir)
+    assert r["frechet_distance"] < REAL_FD_MAX and r["classes_covered"] == 10
+    with pytest.raises(UserError, match="NaN"):
+        metrics.normalize_samples(np.full((2, 64 * 64), np.nan, dtype=np.float32))

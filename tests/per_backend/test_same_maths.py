@@ -32,14 +32,16 @@ def test_modes_compute_the_same_step(backend_name):
 
 
 @pytest.mark.slow
-def test_dcgan_modes_compute_the_same_step(backend_name):
-    """The dcgan (convs, transposed convs, batch norm, NHWC in TLX) in every mode from identical weights.
+@pytest.mark.parametrize("model,width", [("dcgan", 1.0), ("dcgan64", 0.25)])
+def test_dcgan_modes_compute_the_same_step(backend_name, model, width):
+    """The dcgan, and dcgan64 at a quarter of its channels (convs, transposed convs, batch norm, NHWC in TLX),
+    in every mode from identical weights.
 
     Adam's first update is ~lr * sign(g), so float32 noise on a near-zero gradient flips that entry's
     update: the share of flipped signs (rounding: well under 0.1 %; a layout bug: about half) and the
     relative L2 of all updates are the measures here, with the losses."""
     outcome = isolate.call(backend_name, "tlx_gan.bench.cell:same_maths",
-                           {"model": "dcgan", "batch_size": 8, "modes": list(MODES)}, timeout=600)
+                           {"model": model, "width": width, "batch_size": 8, "modes": list(MODES)}, timeout=600)
     assert outcome.ok, outcome.error + outcome.stderr_tail
     compared = outcome.value["compared"]
     assert set(compared) == {f"{m}~eager" for m in MODES if m != "eager"}

@@ -96,12 +96,13 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
     return Stepper(native.step, native.tensor, native.read, text)
 
 
-def synthetic_batches(batch_size: int, seed: int, pool: int = DATA_POOL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``pool`` batches of synthetic images in [-1, 1] (N, 784), standard-normal noise (N, 100) and a
+def synthetic_batches(batch_size: int, seed: int, pool: int = DATA_POOL,
+                      side: int = data.IMAGE_SHAPE[0]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pool`` batches of synthetic images in [-1, 1] (N, side * side), standard-normal noise (N, 100) and a
     gradient penalty's interpolation weights (N, 1), the same numbers in every cell with the same seed and
     batch size."""
     images = data.load_synthetic(n=pool * batch_size, seed=seed).images
-    real = data.to_model_input(images).reshape(pool, batch_size, -1)
+    real = data.to_model_input(images, side=side).reshape(pool, batch_size, -1)
     rng = streams.rng(seed, streams.BENCH_DATA, batch_size)
     noise = rng.standard_normal((pool, batch_size, spec.LATENT_DIM), dtype=np.float32)
     mix = np.stack([streams.penalty_mix(rng, batch_size) for _ in range(pool)])
@@ -165,7 +166,7 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     _inject_fault(mode)
     config = GanConfig(model=model, loss=loss, width=width)
     state = checkpoint.load(init_path).weights
-    real_np, noise_np, mix_np = synthetic_batches(batch_size, data_seed)
+    real_np, noise_np, mix_np = synthetic_batches(batch_size, data_seed, side=config.model_spec().image_side)
     stepper = make_stepper(mode, config, state, device_name)
     # converted once, before any clock read: the timed loop moves no data between host and device
     real = [stepper.tensor(x) for x in real_np]
@@ -200,7 +201,7 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     per_step_ms = [clock.time(one, steps) * 1000 / steps for _ in range(repeats)]
     busy = contention.since(busy_from)
     stats = summarize(per_step_ms)
-    work = flops.step_flops(model, batch_size, width)
+    work = flops.step_flops(model, batch_size, width, loss)
     record = {
         "mode": mode, "model": model, "loss": loss, "batch_size": batch_size, "width": width, "status": "ok",
         "contention": busy, "noisy": busy["noisy"],
@@ -237,7 +238,7 @@ def _profile(runtime, one: Callable[[], None], steps: int) -> dict:
 
 
 def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, modes: list[str] | None = None,
-               seed: int = 0, threads: int = 1) -> dict:
+               seed: int = 0, threads: int = 1, width: float = 1.0) -> dict:
     """One step in each of ``modes`` from identical weights and data; each mode's losses and weights
     compared with eager's (and, for the mlp, with the float64 oracle).
 
@@ -247,10 +248,10 @@ def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, mode
     runtime, device_name = prepare(threads, "cpu")
     from tlx_gan import gan
 
-    config = GanConfig(model=model, loss=loss)
+    config = GanConfig(model=model, loss=loss, width=width)
     g = gan.build(config)
     init = streams.initial_state(g.model.shapes(), seed, config.init)
-    real, noise, mix = (a[0] for a in synthetic_batches(batch_size, seed, pool=1))
+    real, noise, mix = (a[0] for a in synthetic_batches(batch_size, seed, pool=1, side=g.model.image_side))
     results = {}
     for mode in modes or ["eager", "fast", "native"]:
         stepper = make_stepper(mode, config, init, device_name)

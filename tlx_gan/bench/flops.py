@@ -60,11 +60,19 @@ def _total(parts: list[dict[str, int]]) -> int:
     return sum(sum(p.values()) for p in parts)
 
 
-def step_flops(model: str, batch_size: int, width: float = 1.0) -> dict[str, int]:
-    """FLOPs of one GAN step (D step then G step) at ``batch_size``: total and per sub-step."""
+# A gradient penalty's matrix work per sample, in D forwards: D on the interpolates, the gradient to its input
+# (one product per layer), then the backward of that gradient (per layer, one product for the weights' gradient
+# and one for the gradient through it). An estimate: the frameworks may fuse or skip some of it.
+PENALTY_FORWARDS = 4
+
+
+def step_flops(model: str, batch_size: int, width: float = 1.0, loss: str = "mse") -> dict[str, int]:
+    """FLOPs of one GAN step (D step then G step) at ``batch_size``: total and per sub-step; with a loss
+    that has a gradient penalty, the D step includes :data:`PENALTY_FORWARDS` D forwards more."""
     g, d = networks(model, width)
     d_step = [chain_macs([(d, True)]), chain_macs([(g, False), (d, True)])]
     g_step = [chain_macs([(g, True), (d, False)])]
-    flops_d = 2 * batch_size * _total(d_step)
+    penalty = PENALTY_FORWARDS * sum(layer.macs for layer in d) if spec.LOSSES[loss].penalty else 0
+    flops_d = 2 * batch_size * (_total(d_step) + penalty)
     flops_g = 2 * batch_size * _total(g_step)
     return {"total": flops_d + flops_g, "d_step": flops_d, "g_step": flops_g}

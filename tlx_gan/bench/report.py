@@ -12,6 +12,8 @@ import json
 import math
 from pathlib import Path
 
+TUTORIAL_LOSS = "mse"  # the loss whose recorded files keep the plain bench-cpu-<kind>-<model> name
+
 # The targets, checked on every run for every model width and batch size (ratios of medians from the same
 # run; noisy cells are not judged):
 EAGER_OVER_NATIVE = 1.05  # TLX's eager step against the same step in the plain framework, eager
@@ -446,11 +448,15 @@ def _jsonable(value):
 
 def matrix_files(report: dict) -> dict[str, bytes]:
     """A CPU run as backends_matrix/ records it, one set of files per kind of CPU (the generations differ,
-    and each keeps its own latest figures): bench-cpu-<kind>-<model>.{json,md,png}; nothing for a GPU run."""
+    and each keeps its own latest figures): bench-cpu-<kind>-<model>.{json,md,png}, -<model>-<loss> for a loss
+    other than the tutorial's mse (so a wgan-gp run does not replace the mse one); nothing for a GPU run."""
     if report["options"]["device"] != "cpu":
         return {}
     written = files(report)
-    stem = f"bench-cpu-{report['machine'].get('cpu_kind') or 'cpu'}-{report['options']['model']}"
+    options = report["options"]
+    workload = options["model"] if options.get("loss", TUTORIAL_LOSS) == TUTORIAL_LOSS else \
+        f"{options['model']}-{options['loss']}"
+    stem = f"bench-cpu-{report['machine'].get('cpu_kind') or 'cpu'}-{workload}"
     out = {f"{stem}.json": written["bench.json"], f"{stem}.md": written["bench.md"]}
     for name in ("bench.png", "bench-widths.png"):
         if name in written:

@@ -22,7 +22,7 @@ from tlx_gan.backend import machine
 from tlx_gan.bench import flops, report
 from tlx_gan.bench.timing import summarize
 from tlx_gan.errors import UserError
-from tlx_gan.spec import MAX_WIDTH
+from tlx_gan.spec import MAX_WIDTH, MODEL_NAMES
 
 MODES = ("eager", "fast", "native", "native-compiled")
 # Largest sizes taken: beyond them a run only exhausts memory (a 16384^2 GEMM already needs 3 GiB).
@@ -102,8 +102,8 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def check_options(opts: BenchOptions) -> None:
-    if opts.model not in ("mlp", "dcgan"):
-        raise UserError(f"--model {opts.model!r}: valid models are mlp, dcgan")
+    if opts.model not in MODEL_NAMES:
+        raise UserError(f"--model {opts.model!r}: valid models are {', '.join(MODEL_NAMES)}")
     if opts.device not in ("cpu", "gpu"):
         raise UserError(f"--device {opts.device!r}: use cpu or gpu")
     if opts.device == "gpu" and not backend.machine_has_gpu():
@@ -286,7 +286,7 @@ def _attach_peak(record: dict, peak: dict | None) -> None:
     gflops = (peak or {}).get("gflops")
     record["peak_gflops"] = gflops
     record["flops_per_step"] = record.get("flops_per_step") or flops.step_flops(
-        record["model"], record["batch_size"], record.get("width", 1.0))["total"]
+        record["model"], record["batch_size"], record.get("width", 1.0), record.get("loss", "mse"))["total"]
     record["bound_ms"] = record["flops_per_step"] / gflops / 1e6 if gflops else None
     if record["status"] == "ok" and gflops:
         record["peak_fraction"] = record["gflops_per_s"] / gflops
@@ -320,7 +320,8 @@ def build_report(opts: BenchOptions, probes: dict[str, dict], cells: list[dict],
         "child_env": thread_env(opts.threads, opts.wait_policy),
         "machine": _machine(probes),
         "frameworks": frameworks,
-        "flops": {f"{w:g}/{b}": flops.step_flops(opts.model, b, w) for w in opts.widths for b in opts.batch_sizes},
+        "flops": {f"{w:g}/{b}": flops.step_flops(opts.model, b, w, opts.loss)
+                  for w in opts.widths for b in opts.batch_sizes},
         "noisy_thresholds": {"others_fraction": contention.NOISY_OTHERS, "steal_fraction": contention.NOISY_STEAL},
         "cells": cells,
     }

@@ -80,6 +80,9 @@ PENALTY_ON_CONV = {
     "L4": Tolerance(2e-2, "one Adam step of D then of G after the L3 gradients above: Adam(beta1 0) moves each "
                           "entry by ~lr sign(g), so the few entries a flipped kink changes move the whole "
                           "update (measured 3.5e-3)"),
+    "L5": Tolerance(3e-1, "K-step trajectory after the L4 step above: the critic's next penalties see each "
+                          "backend's slightly different D, across a few more kinks (measured 0.10 after 3 "
+                          "steps of dcgan64 at width 1/8, batch 8; a wrong optimizer state is off by O(1))"),
 }
 
 
@@ -231,20 +234,20 @@ def oracle_levels(init: dict, inputs: dict, gan_config: GanConfig) -> dict:
     return out
 
 
-def _inputs(batch: int, steps: int, seed: int) -> dict[str, np.ndarray]:
+def _inputs(batch: int, steps: int, seed: int, side: int = data.IMAGE_SHAPE[0]) -> dict[str, np.ndarray]:
     rng = streams.rng(seed, streams.PARITY_INPUTS)
     test = data.load_mnist(None, "test")
     train = data.load_mnist(None, "train")
     picked = rng.choice(len(test), batch, replace=False)
     inputs = {
         "z": rng.standard_normal((batch, spec.LATENT_DIM), dtype=np.float32),
-        "x": data.to_model_input(test.images[picked]),
+        "x": data.to_model_input(test.images[picked], side=side),
         "mix": streams.penalty_mix(rng, batch),  # used by a loss with a gradient penalty, drawn for every loss
     }
     if steps:
         epochs = -(-steps * batch // len(train))  # as many shuffled passes as the K batches need
         order = np.concatenate([rng.permutation(len(train)) for _ in range(epochs)])[: steps * batch]
-        inputs["traj_x"] = data.to_model_input(train.images[order]).reshape(steps, batch, -1)
+        inputs["traj_x"] = data.to_model_input(train.images[order], side=side).reshape(steps, batch, -1)
         inputs["traj_z"] = rng.standard_normal((steps, batch, spec.LATENT_DIM), dtype=np.float32)
         inputs["traj_mix"] = np.stack([streams.penalty_mix(rng, batch) for _ in range(steps)])
     return inputs
@@ -271,8 +274,10 @@ def trajectory_drift(a: dict, b: dict, init: dict) -> tuple[float, list[list[flo
         pairs = {name: (a[f"L5/step{step}/{name}"] - init[name], b[f"L5/step{step}/{name}"] - init[name])
                  for name in init if not name.endswith(RUNNING_VARIANCE)}
         curve.append([step, relative_l2(pairs)])
-    la, lb = a["L5/losses"], b["L5/losses"]
-    loss_drift = float(np.max(np.abs(la - lb) / np.maximum(np.abs(lb), 1e-12))) if len(la) == len(lb) else np.inf
+    # each loss's differences scaled by its largest magnitude along the trajectory, as the other levels scale:
+    # a Wasserstein critic's losses cross 0, where a per-step relative difference means nothing
+    la, lb = np.asarray(a["L5/losses"]), np.asarray(b["L5/losses"])
+    loss_drift = max(scaled_error(la[:, k], lb[:, k]) for k in range(la.shape[1])) if la.shape == lb.shape else np.inf
     return max((d for _, d in curve), default=0.0), curve, loss_drift
 
 
@@ -297,7 +302,7 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAU
         if not made.ok:
             raise UserError(f"parity: could not build the {model} model on {backends[0]}: {made.error}")
         init = checkpoint.load(tmp / "init.npz").weights
-        inputs = _inputs(batch, steps, seed)
+        inputs = _inputs(batch, steps, seed, config.model_spec().image_side)
         np.savez(tmp / "inputs.npz", **inputs)
         results: dict[str, dict] = {}
         for name in backends:
