@@ -127,7 +127,7 @@ class Gan:
             if g_loss is not None:
                 self._last_g_loss = g_loss
         else:
-            d_loss = float(self.step_d(real, noise, mix) if self.loss.penalty else self.step_d(real, noise))
+            d_loss = float(self.step_d(real, noise, mix))  # WithLossD reads mix only for a penalty
             if train_g:
                 self._last_g_loss = float(self.step_g(noise, None))
         if self._last_g_loss is None:  # resumed between two G steps: G's loss now, without a step

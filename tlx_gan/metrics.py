@@ -71,7 +71,7 @@ def normalize_samples(samples: Any, pixel_range: str = "tanh") -> np.ndarray:
     pixels = int(np.prod(IMAGE_SHAPE))
     side = math.isqrt(array.shape[1]) if array.ndim == 2 and array.shape[1] else 0
     if side * side == array.shape[-1] and side != IMAGE_SHAPE[0] and np.issubdtype(array.dtype, np.floating):
-        array = resample(np.nan_to_num(array, nan=np.inf), IMAGE_SHAPE[0])  # NaN stays non-finite: refused below
+        array = resample(array, IMAGE_SHAPE[0])  # a NaN pixel stays NaN (its weights are >= 0): refused below
     shape_ok = (
         (array.ndim == 2 and array.shape[1] == pixels)
         or (array.ndim == 3 and array.shape[1:] == IMAGE_SHAPE)

@@ -171,7 +171,7 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     # converted once, before any clock read: the timed loop moves no data between host and device
     real = [stepper.tensor(x) for x in real_np]
     noise = [stepper.tensor(z) for z in noise_np]
-    mix = [stepper.tensor(m) if config.penalized else None for m in mix_np]
+    mix = [stepper.tensor(m) for m in mix_np]  # read by a loss with a gradient penalty only
     setup_s = time.perf_counter() - began
     rss_before = _rss_mb()
     syncs = {"n": 0}
@@ -255,8 +255,7 @@ def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, mode
     results = {}
     for mode in modes or ["eager", "fast", "native"]:
         stepper = make_stepper(mode, config, init, device_name)
-        losses = stepper.step(stepper.tensor(real), stepper.tensor(noise),
-                              stepper.tensor(mix) if config.penalized else None)
+        losses = stepper.step(stepper.tensor(real), stepper.tensor(noise), stepper.tensor(mix))
         results[mode] = (np.asarray(losses, np.float64), stepper.read())
     reference = {"eager": results.get("eager")}
     if model == "mlp":
@@ -302,5 +301,5 @@ def _oracle_step(config: GanConfig, init, real, noise, mix):
                                 g_adam=g_adam, d_adam=d_adam)
     after, _, losses = oracle.gan_step({k: v.astype(np.float64) for k, v in init.items()}, None,
                                        real.astype(np.float64), noise.astype(np.float64), settings,
-                                       mix.astype(np.float64) if config.penalized else None)
+                                       mix.astype(np.float64))
     return np.asarray([losses["d_loss"], losses["g_loss"]]), after

@@ -38,7 +38,7 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
         data = {k: archive[k] for k in archive.files}
     z = tlx.convert_to_tensor(data["z"])
     x = tlx.convert_to_tensor(data["x"])
-    d_inputs = (x, z, tlx.convert_to_tensor(data["mix"])) if GanConfig.from_dict(config).penalized else (x, z)
+    d_inputs = (x, z, tlx.convert_to_tensor(data["mix"]))  # the D loss reads mix only for a gradient penalty
     result: dict[str, np.ndarray] = {}
 
     # L1 forward and L2 losses: training mode, as the steps run them
