@@ -33,18 +33,20 @@ def train_fixed_batch(model: str = "mlp", loss: str = "mse", steps: int = 40) ->
     g = gan.build(GanConfig(model=model, loss=loss))
     weights.write(streams.initial_state(g.model.shapes(), seed=0), g.G, g.D)
     before = weights.read(g.G, g.D)
-    real = data.to_model_input(data.load_mnist(None, "train").images[:64])
+    train = data.load_mnist(None, "train")
+    real, labels = data.to_model_input(train.images[:64]), tlx.convert_to_tensor(train.labels[:64])
+    labels = labels if g.conditional else None  # a conditional GAN takes the real batch's classes
     noise_images = np.random.default_rng(7).uniform(-1, 1, real.shape).astype(np.float32)
     rng = np.random.default_rng(0)
     losses = []
     for step in range(steps):
         noise = tlx.convert_to_tensor(streams.noise_batch(rng, 64))
         mix = tlx.convert_to_tensor(streams.penalty_mix(rng, 64)) if g.config.penalized else None
-        losses.append(g.train_step(tlx.convert_to_tensor(real), noise, step, mix))
+        losses.append(g.train_step(tlx.convert_to_tensor(real), noise, step, mix, labels))
     after = weights.read(g.G, g.D)
     g.D.set_eval()
-    score_real = tlx.convert_to_numpy(g.D(tlx.convert_to_tensor(real)))
-    score_noise = tlx.convert_to_numpy(g.D(tlx.convert_to_tensor(noise_images)))
+    score_real = tlx.convert_to_numpy(g.D(tlx.convert_to_tensor(real), labels))
+    score_noise = tlx.convert_to_numpy(g.D(tlx.convert_to_tensor(noise_images), labels))
     if loss == "bce":  # D gives logits for bce
         score_real, score_noise = 1 / (1 + np.exp(-score_real)), 1 / (1 + np.exp(-score_noise))
     return {

@@ -222,6 +222,30 @@ def average_embedding_averages_the_words_that_are_not_padding() -> None:
     assert np.array_equal(tlx.convert_to_numpy(counts), [[3.0], [1.0]])
 
 
+@probe("paddle")
+def paddle_embedding_double_backward() -> None:
+    """A gradient penalty through a network that concatenates an Embedding to its input, as the cgan's critic
+    does, against its maths: D(x, y) = sum(h^2), h = [x, E[y]] W = x W1 + E[y] W2, whose input gradient
+    2 h W1^T depends on the table, so the penalty's gradient does."""
+    import paddle
+    import tensorlayerx as tlx
+    rng = np.random.default_rng(0)
+    x_np, weight = rng.standard_normal((3, 4)), rng.standard_normal((9, 2))
+    w1, w2 = weight[:4], weight[4:]
+    table_np, ids = rng.standard_normal((6, 5)), np.array([1, 4, 1])
+    layer = tlx.nn.Embedding(num_embeddings=6, embedding_dim=5)
+    layer.embeddings.set_value(table_np.astype(np.float32))
+    x = paddle.to_tensor(x_np.astype(np.float32), stop_gradient=False)
+    pre = tlx.concat([x, layer(paddle.to_tensor(ids))], 1) @ paddle.to_tensor(weight.astype(np.float32))
+    (grad,) = paddle.grad([paddle.sum(pre * pre)], [x], create_graph=True)
+    (got,) = paddle.grad([paddle.sum(grad * grad)], [layer.embeddings])
+    # penalty = sum ||2 h W1^T||^2 = 4 sum h A h^T with A = W1^T W1, h = x W1 + E[y] W2: d/dE[y] = 8 h A W2^T
+    h = x_np @ w1 + table_np[ids] @ w2
+    want = np.zeros_like(table_np)
+    np.add.at(want, ids, 8 * h @ (w1.T @ w1) @ w2.T)
+    assert np.allclose(got.numpy(), want, rtol=1e-4, atol=1e-4), np.abs(got.numpy() - want).max()
+
+
 @probe("any")
 def word2vec_default_nce_loss_args() -> None:
     import tensorlayerx as tlx

@@ -51,6 +51,18 @@ def up_to(limit: int, why: str) -> Callable[[str], int]:
     return check
 
 
+def below(limit: int, what: str) -> Callable[[str], int]:
+    """An integer from 0 to ``limit`` - 1 (``what`` names the range: "a digit")."""
+
+    def check(text: str) -> int:
+        value = _integer(text)
+        if not 0 <= value < limit:
+            raise argparse.ArgumentTypeError(f"{value} is not {what}: use 0 to {limit - 1}")
+        return value
+
+    return check
+
+
 def seed(text: str) -> int:
     value = _integer(text)
     if not 0 <= value <= MAX_SEED:

@@ -35,7 +35,7 @@ from tlx_gan import (
     tlx_suite,
     train,
 )
-from tlx_gan.argtypes import choice, non_negative, positive, seed, threads, up_to
+from tlx_gan.argtypes import below, choice, non_negative, positive, seed, threads, up_to
 from tlx_gan.bench import verb as bench_verb
 from tlx_gan.data import PIXEL_RANGES
 from tlx_gan.errors import TrainingStopped, UserError, raise_on_sigterm
@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", default="grid.png", help=f"the picture ({', '.join(images.IMAGE_FORMATS)})")
     generate.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     generate.add_argument("--device", type=choice(DEVICES), default="cpu")
+    generate.add_argument("--class", dest="digit", type=below(spec.N_CLASSES, "a digit"), default=None,
+                          help="a conditional model (cgan) draws every sample of this digit (default: the digits "
+                               "in turn, one per column)")
 
     evaluate = verbs.add_parser("eval", help="sample-quality metrics of a checkpoint, on any backend")
     _add_backend(evaluate)
@@ -304,8 +307,13 @@ def cmd_generate(args) -> int:
     outputs.refuse_existing_file(args.out, "--out", args.overwrite)
     images.image_format(args.out)
     ckpt = _checkpoint_first(args.checkpoint, args.device)
+    if args.digit is not None and not ckpt.config.model_spec().conditional:
+        conditional = ", ".join(n for n, m in spec.MODELS.items() if m.conditional)
+        raise UserError(f"--class {args.digit}: {args.checkpoint} holds the {ckpt.config.model} model, which draws no "
+                        f"chosen digit: drop --class, or give a checkpoint of a conditional model ({conditional})")
     backend.activate(name)
-    path = sampling.generate_grid(ckpt, args.n, args.seed, args.out, args.device, path=args.checkpoint)
+    path = sampling.generate_grid(ckpt, args.n, args.seed, args.out, args.device, path=args.checkpoint,
+                                  digit=args.digit)
     print(f"{name}: wrote {path}")
     return 0
 
@@ -318,7 +326,8 @@ def cmd_eval(args) -> int:
     ckpt = _checkpoint_first(args.checkpoint)
     backend.activate(name)
     model, _ = sampling.gan_from_checkpoint(ckpt, path=args.checkpoint)
-    result = metrics.evaluate(sampling.sample(model, args.n, args.seed), real_source=args.data, seed=args.seed)
+    result = metrics.evaluate(sampling.sample(model, args.n, args.seed), real_source=args.data, seed=args.seed,
+                              labels=model.labels_for(args.n))
     result.update(checkpoint=str(args.checkpoint), backend=name, trained_on=ckpt.meta.get("backend"),
                   step=ckpt.step, generated=args.n)
     print(json.dumps(result, indent=2) if args.json else

@@ -3,6 +3,10 @@
 
 The networks come from :mod:`tlx_gan.models` (built from :mod:`tlx_gan.spec`), the losses from the
 spec's table, evaluated with TLX's ops (:data:`TLX_OPS`), so every backend computes the same formula.
+
+A conditional model (``cgan``) finally uses the label the tutorial's ``TrainOneStep(data, label)`` passes:
+the G step's ``label`` is the class each image is drawn for, and the D step takes the real batch's labels
+after its interpolation weights; G draws its fakes for those same labels. Unconditional networks ignore them.
 """
 
 from __future__ import annotations
@@ -32,14 +36,15 @@ class WithLossG(Module):
         self.d_net = d_net
         self.loss = loss
 
-    def forward(self, noise, label=None):  # label: unused, TrainOneStep passes two inputs
-        return self.loss.g(TLX_OPS, self.d_net(self.g_net(noise)))
+    def forward(self, noise, label=None):  # label: the classes to draw, for a conditional GAN (else unused)
+        return self.loss.g(TLX_OPS, self.d_net(self.g_net(noise, label), label))
 
 
 class WithLossD(Module):
     """Discriminator loss: real images are real, G's images are fake; plus, for a loss with a gradient
     penalty, the penalty at ``mix``'s interpolates between the two (``mix`` is then required: TLX's
-    TrainOneStep passes it on as a third input).
+    TrainOneStep passes it on as a third input). ``labels``: the real batch's classes, for a conditional GAN
+    (G draws its fakes for them, D sees them beside both).
 
     With ``detach_fake`` G's images enter D cut from G's graph: the D step trains D only, so back-
     propagating into G (as the tutorial does) is wasted work (~15% of a step on torch and paddle)."""
@@ -53,14 +58,14 @@ class WithLossD(Module):
         self._detach = runtime.detach if detach_fake else (lambda tensor: tensor)
         self._input_gradient = runtime.input_gradient
 
-    def forward(self, real, noise, mix=None):
-        fake = self._detach(self.g_net(noise))
-        d_loss = self.loss.d(TLX_OPS, self.d_net(real), self.d_net(fake))
+    def forward(self, real, noise, mix=None, labels=None):
+        fake = self._detach(self.g_net(noise, labels))
+        d_loss = self.loss.d(TLX_OPS, self.d_net(real, labels), self.d_net(fake, labels))
         if not self.loss.penalty:
             return d_loss
         if mix is None:
             raise ValueError(f"the {self.loss.name} loss needs the interpolation weights (mix) of its penalty")
-        grad = self._input_gradient(self.d_net, spec.interpolates(real, fake, mix))
+        grad = self._input_gradient(lambda x: self.d_net(x, labels), spec.interpolates(real, fake, mix))
         return d_loss + self.loss.penalty * spec.gradient_penalty(TLX_OPS, grad)
 
 
@@ -116,33 +121,49 @@ class Gan:
     def d_batch_norm(self) -> bool:
         return spec.has_batch_norm(self.model.discriminator)
 
-    def train_step(self, real, noise, step: int = 0, mix=None) -> tuple[float, float]:
+    @property
+    def conditional(self) -> bool:
+        return self.model.conditional
+
+    def train_step(self, real, noise, step: int = 0, mix=None, labels=None) -> tuple[float, float]:
         """One D step on (real, noise), then one G step on the same noise, as the tutorial does; with a loss
         of ``n_critic`` > 1, the G step only on every ``n_critic``-th step (from step 0), the G loss of the
-        last one reported in between. ``mix``: the penalty's interpolation weights, for a loss with one.
+        last one reported in between. ``mix``: the penalty's interpolation weights, for a loss with one;
+        ``labels``: the real batch's classes, for a conditional GAN (both steps draw G's images for them).
         With ``fused_step`` set, that step does the same instead of the two TrainOneSteps."""
         train_g = step % self.loss.n_critic == 0
         if self.fused_step is not None:
-            d_loss, g_loss = self.fused_step(real, noise, mix, train_g)
+            d_loss, g_loss = self.fused_step(real, noise, mix, train_g, labels)
             if g_loss is not None:
                 self._last_g_loss = g_loss
         else:
-            d_loss = float(self.step_d(real, noise, mix))  # WithLossD reads mix only for a penalty
+            d_loss = float(self.step_d(real, noise, mix, labels))  # WithLossD reads mix only for a penalty
             if train_g:
-                self._last_g_loss = float(self.step_g(noise, None))
+                self._last_g_loss = float(self.step_g(noise, labels))
         if self._last_g_loss is None:  # resumed between two G steps: G's loss now, without a step
-            self._last_g_loss = float(self.loss_g(noise, None))
+            self._last_g_loss = float(self.loss_g(noise, labels))
         return d_loss, self._last_g_loss
 
-    def sample(self, n: int, seed: int) -> np.ndarray:
-        """``n`` images from the noise stream of ``tlx-gan generate`` / ``eval`` (the same on every backend)."""
-        return self.generate(streams.noise_batch(streams.rng(seed, streams.SAMPLE_NOISE), n, self.config.noise))
+    def sample(self, n: int, seed: int, labels: np.ndarray | None = None) -> np.ndarray:
+        """``n`` images from the noise stream of ``tlx-gan generate`` / ``eval`` (the same on every backend);
+        a conditional GAN draws them for ``labels`` (default: every class in turn, :func:`spec.balanced_labels`)."""
+        noise = streams.noise_batch(streams.rng(seed, streams.SAMPLE_NOISE), n, self.config.noise)
+        return self.generate(noise, labels)
 
-    def generate(self, noise: np.ndarray) -> np.ndarray:
-        """Images (N, side * side) in [-1, 1] from float noise, with G in eval mode (batch-norm statistics)."""
+    def labels_for(self, n: int, labels: np.ndarray | None = None) -> np.ndarray | None:
+        """The classes ``n`` samples are drawn for: ``labels``, or every class in turn; None when unconditional."""
+        if not self.conditional:
+            return None
+        return spec.balanced_labels(n) if labels is None else np.asarray(labels, dtype=np.int64)
+
+    def generate(self, noise: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """Images (N, side * side) in [-1, 1] from float noise, with G in eval mode (batch-norm statistics);
+        for a conditional GAN, of the classes ``labels`` (default: every class in turn)."""
+        labels = self.labels_for(len(noise), labels)
         self.G.set_eval()
         try:
-            return tlx.convert_to_numpy(self.G(tlx.convert_to_tensor(noise, dtype=tlx.float32)))
+            y = None if labels is None else tlx.convert_to_tensor(labels, dtype=tlx.int64)
+            return tlx.convert_to_numpy(self.G(tlx.convert_to_tensor(noise, dtype=tlx.float32), y))
         finally:
             self.G.set_train()
 

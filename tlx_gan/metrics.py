@@ -7,7 +7,9 @@ disk. In its 128-d penultimate layer we measure, against held-out real digits:
 * Fréchet distance (FID with this classifier in place of Inception),
 * MNIST score (Inception Score analogue, exp E_x KL(p(y|x) || p(y)), between 1 and 10),
 * class coverage and KL(predicted-class histogram || uniform),
-* precision and recall of the generated manifold (Kynkäänniemi et al. 2019, k-NN balls).
+* precision and recall of the generated manifold (Kynkäänniemi et al. 2019, k-NN balls),
+* for a conditional generator, class-conditional accuracy: the share of samples the classifier reads as
+  the digit they were drawn for, overall and per digit.
 
 This module must never import tensorlayerx or a framework: the judge has to be the same code for
 torch, paddle and tensorflow samples.
@@ -377,6 +379,17 @@ def class_coverage(probabilities: np.ndarray, min_share: float = MIN_CLASS_SHARE
     return covered, max(kl, 0.0)
 
 
+def class_accuracy(predicted: np.ndarray, labels: np.ndarray) -> tuple[float, list[float | None]]:
+    """(share of samples predicted as the class they were drawn for, that share per class 0-9; None for a
+    class no sample was drawn for)."""
+    predicted, labels = np.asarray(predicted), np.asarray(labels)
+    if predicted.shape != labels.shape:
+        raise ValueError(f"{len(labels)} labels for {len(predicted)} samples")
+    hits = predicted == labels
+    per_class = [float(hits[labels == c].mean()) if np.any(labels == c) else None for c in range(NUM_CLASSES)]
+    return float(hits.mean()), per_class
+
+
 def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
     return np.maximum(d2, 0.0)  # cancellation can leave tiny negatives
@@ -427,6 +440,7 @@ def evaluate(
     n: int | None = None,
     seed: int = 0,
     *,
+    labels: np.ndarray | None = None,
     pixel_range: str = "tanh",
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
@@ -434,7 +448,9 @@ def evaluate(
 
     ``n`` samples on each side (default: as many as both have), drawn without replacement with
     ``seed``: FD and precision/recall depend on sample size, so compare runs only at equal ``n``.
-    The classifier is trained on the "train" split of the same source. Returns plain JSON types.
+    ``labels``: the class each sample was drawn for (a conditional generator); adds the class-conditional
+    accuracy over all the samples. The classifier is trained on the "train" split of the same source.
+    Returns plain JSON types.
     """
     fake_all = normalize_samples(samples, pixel_range)
     train = load_mnist(real_source, "train")
@@ -458,6 +474,10 @@ def evaluate(
     real_features, _ = classifier.forward(subset(normalize_samples(test.images)))
     covered, kl_uniform = class_coverage(fake_probs)
     precision, recall = precision_recall(real_features, fake_features)
+    conditional = {}
+    if labels is not None:
+        overall, per_class = class_accuracy(classifier.predict(fake_all), labels)
+        conditional = {"class_accuracy": overall, "per_class_accuracy": per_class}
     return {
         "n_samples": int(n),
         "real_source": test.source,
@@ -473,6 +493,7 @@ def evaluate(
         "precision": precision,
         "recall": recall,
         "k": K_NEAREST,
+        **conditional,
     }
 
 
@@ -485,6 +506,7 @@ _TABLE_ROWS = (
     ("class_kl_uniform", "class KL vs uniform (0 best)", "{:.4f}"),
     ("precision", "precision (k-NN)", "{:.3f}"),
     ("recall", "recall (k-NN)", "{:.3f}"),
+    ("class_accuracy", "drawn-for class hit (cond.)", "{:.3f}"),
 )
 
 
@@ -493,6 +515,9 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [(label, fmt.format(result[key])) for key, label, fmt in _TABLE_ROWS if key in result]
     if "class_histogram" in result:
         lines.append(("predicted digits 0-9", " ".join(str(c) for c in result["class_histogram"])))
+    if "per_class_accuracy" in result:
+        lines.append(("hit per digit 0-9", " ".join("-" if a is None else f"{a:.2f}"
+                                                     for a in result["per_class_accuracy"])))
     width = max(len(label) for label, _ in lines)
     header = f"metrics vs {result['real_source']}" if "real_source" in result else "metrics"
     return "\n".join([header, *(f"  {label:<{width}}  {value}" for label, value in lines)])

@@ -4,14 +4,16 @@ so each backend runs its own kernels.
 Built as the tutorial writes them: each activation rides on the layer before it (``Linear(..., act=
 tlx.nn.ReLU)``), NHWC convolutions (TLX's default, and the only layout TF's CPU convolutions take).
 G maps (N, latent) noise to (N, 784) in Tanh's range, D maps (N, 784) to (N, 1): a probability (the
-tutorial's Sigmoid) or a logit, as the loss asks. Every layer with weights is reachable by its canonical
-name (``G/fc1``) through ``canonical_layers()``, which :mod:`tlx_gan.weights` reads and writes.
+tutorial's Sigmoid) or a logit, as the loss asks. A conditional network (one with a spec ``Embed``) takes
+the samples' class labels too, ``net(x, labels)``, and concatenates their ``tlx.nn.Embedding`` rows. Every
+layer with weights is reachable by its canonical name (``G/fc1``) through ``canonical_layers()``, which
+:mod:`tlx_gan.weights` reads and writes.
 """
 
 from __future__ import annotations
 
 import tensorlayerx as tlx
-from tensorlayerx.nn import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Linear, Module
+from tensorlayerx.nn import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Embedding, Linear, Module
 
 from tlx_gan import spec
 
@@ -34,6 +36,8 @@ def activation(fn: str, logits: bool, leaky_slope: float | None):
 def _tlx_layer(placed: spec.Placed, act):
     layer, shape = placed.layer, placed.in_shape
     bias = {} if getattr(layer, "bias", True) else {"b_init": None}
+    if isinstance(layer, spec.Embed):
+        return Embedding(num_embeddings=layer.n_classes, embedding_dim=layer.dim)
     if isinstance(layer, spec.Linear):
         return Linear(out_features=layer.n_out, in_features=shape[0], act=act, **bias)
     if isinstance(layer, (spec.Conv, spec.Deconv)):
@@ -54,7 +58,8 @@ class SpecNetwork(Module):
                  leaky_slope: float | None = spec.Normalization.leaky_slope):
         super().__init__()
         self.network = network
-        self._plan: list[tuple[str, object]] = []  # ("layer", attribute) | ("act", fn) | ("reshape", shape)
+        # ("layer", attribute) | ("embed", attribute) | ("act", fn) | ("reshape", shape)
+        self._plan: list[tuple[str, object]] = []
         self._paths: dict[str, str] = {}
         placed = spec.place(network)
         i = 0
@@ -66,7 +71,7 @@ class SpecNetwork(Module):
                 act = activation(following.fn, logits, leaky_slope) if fused else None
                 attribute = p.path.replace("/", "_").lower()
                 setattr(self, attribute, _tlx_layer(p, act))
-                self._plan.append(("layer", attribute))
+                self._plan.append(("embed" if isinstance(p.layer, spec.Embed) else "layer", attribute))
                 self._paths[p.path] = attribute
                 i += 2 if fused else 1
                 continue
@@ -78,10 +83,15 @@ class SpecNetwork(Module):
                 self._plan.append(("reshape", (-1, *p.layer.shape)))
             i += 1
 
-    def forward(self, x):
+    def forward(self, x, labels=None):
+        """The network on ``x``; ``labels`` (N,) integers, required by a conditional network, else unused."""
         for kind, item in self._plan:
             if kind == "layer":
                 x = getattr(self, item)(x)
+            elif kind == "embed":
+                if labels is None:
+                    raise ValueError(f"{self.network.prefix} is conditional: call it with the samples' class labels")
+                x = tlx.concat([x, getattr(self, item)(labels)], 1)
             elif kind == "act":
                 x = item(x)
             else:

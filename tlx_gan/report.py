@@ -74,15 +74,21 @@ def _tables(opts, results: dict, speed: dict | None, parity: dict | None, enviro
                               "final g_loss"], "rows": rows})
     if ok:
         quality = []
+        # a conditional GAN's samples were drawn for chosen digits: how often the classifier reads that digit
+        conditional = all("class_accuracy" in results[n]["metrics"] for n in ok)
         for n in ok:
             m = results[n]["metrics"]
             quality.append([n, _fmt(m["frechet_distance"]), _fmt(m["mnist_score"]), str(m["classes_covered"]),
-                            _fmt(m["class_kl_uniform"], ".3f"), _fmt(m["precision"]), _fmt(m["recall"])])
+                            _fmt(m["class_kl_uniform"], ".3f"), _fmt(m["precision"]), _fmt(m["recall"])]
+                           + ([_fmt(m["class_accuracy"]), " ".join("-" if a is None else f"{a:.2f}"
+                                                                   for a in m["per_class_accuracy"])]
+                              if conditional else []))
         accuracy = results[ok[0]]["metrics"]["classifier_accuracy"]
         tables.append({"title": "Sample quality", "note": f"{EVAL_NOTE} Classifier held-out accuracy "
                        f"{accuracy:.3f}; {results[ok[0]]['metrics']['n_samples']} samples each side.",
                        "header": ["backend", "Fréchet distance (lower is better)", "MNIST score (1-10)",
-                                  "classes covered", "KL(classes ‖ uniform)", "precision", "recall"],
+                                  "classes covered", "KL(classes ‖ uniform)", "precision", "recall"]
+                       + (["drawn-for digit read back", "per digit 0-9"] if conditional else []),
                        "rows": quality})
     if speed is not None:
         if "error" in speed:

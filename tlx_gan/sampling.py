@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, images, outputs, weights
+from tlx_gan import backend, checkpoint, images, outputs, spec, weights
 from tlx_gan.errors import UserError
 
 
@@ -27,11 +27,15 @@ def gan_from_checkpoint(source: str | Path | checkpoint.Checkpoint, device: str 
     return model, ckpt
 
 
-def sample(model, n: int, seed: int) -> np.ndarray:
-    return model.sample(n, seed)
+def sample(model, n: int, seed: int, digit: int | None = None) -> np.ndarray:
+    """``n`` samples; a conditional model draws them all of class ``digit``, or every class in turn (None)."""
+    return model.sample(n, seed, None if digit is None else np.full(n, digit, dtype=np.int64))
 
 
 def generate_grid(source: str | Path | checkpoint.Checkpoint, n: int, seed: int, out: str, device: str = "cpu",
-                  path: str | Path = "") -> Path:
+                  path: str | Path = "", digit: int | None = None) -> Path:
+    """A picture of ``n`` samples; a conditional model's are all of class ``digit``, or else run through the
+    classes one per column (a grid of 10 columns)."""
     model, _ = gan_from_checkpoint(source, device, path)
-    return outputs.write_bytes(out, images.grid_picture(sample(model, n, seed), out))
+    columns = spec.N_CLASSES if model.conditional and digit is None else None
+    return outputs.write_bytes(out, images.grid_picture(sample(model, n, seed, digit), out, columns))

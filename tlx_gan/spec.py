@@ -7,8 +7,11 @@ native baselines, the FLOP count of the benchmark, and the float64 oracle's forw
 A network is a sequence of layers on one sample, NHWC (TLX's default layout), flat images in and out:
 
 * ``Linear(name, n_out)``, ``Conv(name, c_out, kernel, stride)``, ``Deconv(name, c_out, kernel, stride)``
-  (padding SAME: a stride-2 convolution halves H and W, a stride-2 transposed one doubles them) and
-  ``BatchNorm(name)`` hold weights; ``Act(fn)`` and ``Reshape(shape)`` do not. Input sizes are inferred.
+  (padding SAME: a stride-2 convolution halves H and W, a stride-2 transposed one doubles them),
+  ``BatchNorm(name)`` and ``Embed(name, n_classes, dim)`` hold weights; ``Act(fn)`` and ``Reshape(shape)`` do
+  not. Input sizes are inferred.
+* ``Embed`` is what makes a network conditional: it looks up each sample's class label in its table and
+  concatenates that row after the features it receives, so the network takes ``(x, labels)``.
 * Activations: ``relu``, ``tanh``, ``leaky`` (slope from the config: one fact, :mod:`tlx_gan.spec`)
   and ``head``: D's output, a Sigmoid probability or a raw logit, as the loss asks (``Loss.logits``).
 
@@ -31,6 +34,7 @@ import numpy as np
 LATENT_DIM = 100
 IMAGE_SHAPE = (28, 28, 1)  # H, W, C of one digit
 IMAGE_PIXELS = math.prod(IMAGE_SHAPE)
+N_CLASSES = 10  # the digits 0-9: a conditional model's labels
 
 
 # --------------------------------------------------------------------------------------------- layers
@@ -69,6 +73,16 @@ class BatchNorm:
 
 
 @dataclass(frozen=True)
+class Embed:
+    """A class-label embedding: row ``label`` of an (n_classes, dim) table, concatenated after the input
+    features, (features,) -> (features + dim,). The table is a weight (``<path>/E``, layout "embedding")."""
+
+    name: str
+    n_classes: int
+    dim: int
+
+
+@dataclass(frozen=True)
 class Act:
     fn: str  # relu | tanh | leaky | head
 
@@ -78,8 +92,8 @@ class Reshape:
     shape: tuple[int, ...]  # per sample: (H, W, C) or (features,)
 
 
-Layer = Linear | Conv | Deconv | BatchNorm | Act | Reshape
-WEIGHTED = (Linear, Conv, Deconv, BatchNorm)
+Layer = Linear | Conv | Deconv | BatchNorm | Embed | Act | Reshape
+WEIGHTED = (Linear, Conv, Deconv, BatchNorm, Embed)
 ACTIVATIONS = ("relu", "tanh", "leaky", "head")
 
 
@@ -96,7 +110,8 @@ class Param:
 
     name: str
     shape: tuple[int, ...]
-    layout: str  # linear (in, out) | conv (out, in, kh, kw) | deconv (in, out, kh, kw) | vector
+    # linear (in, out) | conv (out, in, kh, kw) | deconv (in, out, kh, kw) | embedding (classes, dim) | vector
+    layout: str
     trainable: bool = True
 
 
@@ -135,6 +150,10 @@ def place(network: Network) -> list[Placed]:
             if math.prod(layer.shape) != math.prod(shape):
                 raise ValueError(f"{where}: cannot reshape {shape} to {layer.shape}")
             out = tuple(layer.shape)
+        elif isinstance(layer, Embed):
+            if len(shape) != 1:
+                raise ValueError(f"{where}: Embed concatenates to a flat input, got {shape}")
+            out = (shape[0] + layer.dim,)
         elif isinstance(layer, Act):
             if layer.fn not in ACTIVATIONS:
                 raise ValueError(f"{where}: unknown activation {layer.fn!r}")
@@ -162,6 +181,9 @@ def params(network: Network) -> list[Param]:
             out.append(Param(f"{path}/W", (layer.c_out, p.in_shape[2], layer.kernel, layer.kernel), "conv"))
         elif isinstance(layer, Deconv):
             out.append(Param(f"{path}/W", (p.in_shape[2], layer.c_out, layer.kernel, layer.kernel), "deconv"))
+        elif isinstance(layer, Embed):
+            out.append(Param(f"{path}/E", (layer.n_classes, layer.dim), "embedding"))
+            continue
         elif isinstance(layer, BatchNorm):
             features = (p.in_shape[-1],)
             out += [Param(f"{path}/gamma", features, "vector"), Param(f"{path}/beta", features, "vector"),
@@ -176,7 +198,9 @@ def params(network: Network) -> list[Param]:
 
 
 def fan_in(param: Param) -> int:
-    """Inputs feeding each output unit, from the canonical layout."""
+    """Inputs feeding each output unit, from the canonical layout (an embedding's output is one table entry)."""
+    if param.layout == "embedding":
+        return 1
     if param.layout == "linear":
         return param.shape[0]
     kernel = math.prod(param.shape[2:])
@@ -187,6 +211,17 @@ def has_batch_norm(network: Network) -> bool:
     """With batch norm, each sample's output depends on the whole batch: real and fake batches cannot go
     through D as one batch, and G's running statistics advance with every call."""
     return any(isinstance(layer, BatchNorm) for layer in network.layers)
+
+
+def is_conditional(network: Network) -> bool:
+    """Whether the network takes class labels beside its input (it has an :class:`Embed`)."""
+    return any(isinstance(layer, Embed) for layer in network.layers)
+
+
+def balanced_labels(n: int) -> np.ndarray:
+    """Labels 0, 1, ..., 9, 0, 1, ... (int64): the classes a conditional model's samples are drawn for, so
+    every digit gets its share (and a grid of 10 columns shows one digit per column)."""
+    return np.arange(n, dtype=np.int64) % N_CLASSES
 
 
 # ------------------------------------------------------------------------------------------ the models
@@ -210,6 +245,11 @@ class ModelSpec:
 
     def params(self) -> list[Param]:
         return params(self.generator) + params(self.discriminator)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether G and D take class labels (a conditional GAN): either network with an :class:`Embed`."""
+        return any(is_conditional(net) for net in self.networks)
 
     @property
     def image_side(self) -> int:
@@ -252,6 +292,24 @@ def dcgan(channels: int = 64, name: str = "dcgan", description: str = "") -> Mod
                      g, d, lambda width: dcgan(_times(channels, width), name, description))
 
 
+def cgan(hidden: int = 256, embed: int = N_CLASSES, name: str = "cgan", description: str = "") -> ModelSpec:
+    """A conditional GAN on the tutorial's MLP (Mirza & Osindero 2014): each network looks its samples' class
+    labels up in an embedding table of its own (10 x ``embed``) and concatenates the row after its input, G
+    after the noise (100 + e -> h -> h -> 784), D after the image (784 + e -> h -> h -> 1); the rest is
+    :func:`mlp`. G draws its images for the labels of the real batch D sees beside them. The embedding is as
+    wide as there are classes, the common choice for a 10-class cGAN."""
+    g = Network("G", (LATENT_DIM,), (
+        Embed("embed", N_CLASSES, embed), Linear("fc1", hidden), Act("relu"), Linear("fc2", hidden), Act("relu"),
+        Linear("fc3", IMAGE_PIXELS), Act("tanh")))
+    d = Network("D", (IMAGE_PIXELS,), (
+        Embed("embed", N_CLASSES, embed), Linear("fc1", hidden), Act("leaky"), Linear("fc2", hidden), Act("leaky"),
+        Linear("fc3", 1), Act("head")))
+    return ModelSpec(name, description or f"a conditional GAN on the tutorial's MLP: a {embed}-d label embedding "
+                     f"concatenated to the noise and to D's input ({LATENT_DIM}+{embed}-{hidden}-{hidden}-784 / "
+                     f"784+{embed}-{hidden}-{hidden}-1)", g, d,
+                     lambda width: cgan(_times(hidden, width), embed, name, description))
+
+
 DCGAN64_SIDE = 64
 
 
@@ -278,7 +336,8 @@ def dcgan64(channels: int = 64, name: str = "dcgan64", description: str = "") ->
                      g, d, lambda width: dcgan64(_times(channels, width), name, description))
 
 
-MODELS: dict[str, ModelSpec] = {m.name: m for m in (mlp(), mlp(hidden=512, name="mlp-wide"), dcgan(), dcgan64())}
+MODELS: dict[str, ModelSpec] = {m.name: m for m in (mlp(), mlp(hidden=512, name="mlp-wide"), cgan(), dcgan(),
+                                                     dcgan64())}
 
 
 # ------------------------------------------------------------------------------------------ the losses

@@ -48,14 +48,15 @@ def initial_state(shapes: dict[str, tuple[tuple[int, ...], str]], seed: int,
                   scheme: str = "lecun") -> dict[str, np.ndarray]:
     """Deterministic initial weights for the canonical shapes, drawn with numpy, so every backend starts
     from the same numbers. ``scheme``: "lecun" (std 1/sqrt(fan_in)) or "tlx" (TLX's std 0.05); both
-    truncated at two standard deviations like TLX's TruncatedNormal. Biases and batch-norm shifts 0,
-    scales and running variances 1."""
+    truncated at two standard deviations like TLX's TruncatedNormal. Label embeddings (fan-in 1) draw std 1
+    under "lecun", as torch's and paddle's Embedding do. Biases and batch-norm shifts 0, scales and running
+    variances 1."""
     generator = rng(seed, INITIAL_WEIGHTS)
     state: dict[str, np.ndarray] = {}
     for name in sorted(shapes):
         shape, layout = shapes[name]
         suffix = name.rsplit("/", 1)[-1]
-        if suffix == "W":
+        if suffix in ("W", "E"):
             value = generator.standard_normal(shape)
             while (outside := np.abs(value) > 2.0).any():
                 value[outside] = generator.standard_normal(int(outside.sum()))

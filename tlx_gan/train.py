@@ -8,7 +8,8 @@ Reproducibility without framework RNGs: the data order of epoch ``e`` is a permu
 ``streams.rng(seed, DATA_ORDER, e)``, the noise of step ``s`` from ``streams.rng(seed, STEP_NOISE, s)`` (and a
 penalty's interpolation weights from ``streams.rng(seed, PENALTY_MIX, s)``);
 initial weights come from numpy too (:func:`tlx_gan.streams.initial_state`). So every backend sees the same
-numbers, and a resumed run (which knows its step) continues exactly where it stopped.
+numbers, and a resumed run (which knows its step) continues exactly where it stopped. A conditional model
+(``cgan``) takes each real batch's labels as they come with it; G draws its images for them.
 
 Stopping: SIGINT (Ctrl-C) and SIGTERM (``timeout``, ``docker stop``, batch schedulers) finish the step,
 save a checkpoint and exit 130 / 143; a second Ctrl-C aborts at once. A NaN or infinite loss exits 3
@@ -36,6 +37,7 @@ from tlx_gan.runlog import RUN_MARKERS, RUN_OUTPUTS, History
 from tlx_gan.spec import GanConfig
 
 SAMPLE_GRID = 64
+CLASS_GRID = 100  # a conditional model's grid: ten rows of the ten digits, one digit per column
 # Room kept for the last checkpoint: its arrays, plus the JSON header and the zip directory.
 _RESERVE_SLACK = 1 << 20
 
@@ -108,6 +110,11 @@ def fixed_noise(seed: int, kind: str, n: int = SAMPLE_GRID) -> np.ndarray:
     return streams.noise_batch(streams.rng(seed, streams.FIXED_NOISE), n, kind)
 
 
+def grid_size(config: GanConfig) -> int:
+    """How many samples a run's grids show: 8 x 8, or every digit ten times for a conditional model."""
+    return CLASS_GRID if config.model_spec().conditional else SAMPLE_GRID
+
+
 class _Batches:
     """A tlx.dataflow batch sampler: epoch ``e``'s seeded permutation, in full batches, from a start."""
 
@@ -173,7 +180,7 @@ def train_and_evaluate(config: dict, epochs: int, batch_size: int, seed: int, da
         config=GanConfig.from_dict(config), epochs=epochs, batch_size=batch_size, seed=seed, data=data, out=out,
         init_weights=init, sample_every=0, checkpoint_every=0, progress=False, status_file=status_file,
         threads=threads, step=step)), backend.current())
-    quality = metrics.evaluate(gan.sample(eval_samples, seed), real_source=data)
+    quality = metrics.evaluate(gan.sample(eval_samples, seed), real_source=data, labels=gan.labels_for(eval_samples))
     return {"run": run_json, "metrics": quality}
 
 
@@ -233,7 +240,7 @@ def _run(plan: Plan, backend_name: str):
         gan.fused_step = fast_steps.module().make_step(gan)
     first = apply_start(plan.start, gan, opts.seed)
     steps_per_epoch, noise_kind = plan.steps_per_epoch, config.noise
-    sample_noise = fixed_noise(opts.seed, noise_kind)
+    sample_noise = fixed_noise(opts.seed, noise_kind, grid_size(config))
     env = environment.describe()
     options = {k: v for k, v in asdict(opts).items() if k not in ("resume", "config", "status_file", "overwrite")}
     files = runfiles.RunFiles(
@@ -272,7 +279,7 @@ def _run(plan: Plan, backend_name: str):
             while step < total and not stop.signum:
                 epoch, batch_in_epoch = divmod(step, steps_per_epoch)
                 batches = _Batches(len(plan.x), opts.batch_size, opts.seed, epoch, batch_in_epoch)
-                for real, _ in make_loader(plan.x, plan.train_split.labels, batches):
+                for real, labels in make_loader(plan.x, plan.train_split.labels, batches):
                     if step >= total or stop.signum:
                         break
                     # --- one step: D on (real, G(z)), then G on the same z, as the tutorial does
@@ -280,7 +287,7 @@ def _run(plan: Plan, backend_name: str):
                     mix = (tlx.convert_to_tensor(penalty_mix(opts.seed, step, opts.batch_size))
                            if gan.loss.penalty else None)
                     began = time.perf_counter()
-                    d_loss, g_loss = gan.train_step(real, noise, step, mix)
+                    d_loss, g_loss = gan.train_step(real, noise, step, mix, labels if gan.conditional else None)
                     runtime.sync()
                     seconds = time.perf_counter() - began
                     if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
@@ -336,7 +343,7 @@ def _last_good(out: Path) -> str:
 def _evaluate(gan, opts: TrainOptions, noise_kind: str, step: int) -> dict:
     noise = streams.noise_batch(streams.rng(opts.seed, streams.EVAL_NOISE), opts.eval_samples, noise_kind)
     samples = gan.generate(noise)
-    result = metrics.evaluate(samples, real_source=opts.data)
+    result = metrics.evaluate(samples, real_source=opts.data, labels=gan.labels_for(len(noise)))
     return {"step": step, **result}
 
 

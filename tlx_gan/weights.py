@@ -1,9 +1,9 @@
 """Backend-neutral weights: ``{canonical name: float32 array}`` read from and written to TLX models.
 
 Names, shapes and layouts come from the model's description (:mod:`tlx_gan.spec`), not from TLX's global
-layer counters: Linear (in, out), conv OIHW, deconv IOHW on every backend; each backend's runtime module
-converts its own layout. Writing checks every name, shape and dtype first, so a mismatch is a one-line
-error and never a partial load. Importing this module loads no framework.
+layer counters: Linear (in, out), conv OIHW, deconv IOHW, label embeddings (classes, dim) on every
+backend; each backend's runtime module converts its own layout. Writing checks every name, shape and dtype
+first, so a mismatch is a one-line error and never a partial load. Importing this module loads no framework.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from tlx_gan import backend, checkpoint, spec
 # The TLX attribute holding each canonical parameter, by the parameter's suffix and layout.
 _ATTRIBUTE = {("W", "linear"): "weights", ("W", "conv"): "filters", ("W", "deconv"): "filters",
               ("b", "vector"): "biases", ("gamma", "vector"): "gamma", ("beta", "vector"): "beta",
-              ("mean", "vector"): "moving_mean", ("var", "vector"): "moving_var"}
+              ("mean", "vector"): "moving_mean", ("var", "vector"): "moving_var",
+              ("E", "embedding"): "embeddings"}
 
 
 def variables(*networks) -> dict[str, tuple[object, str]]:

@@ -60,9 +60,11 @@ def test_dcgan_parity_passes_pairwise():
     assert any(k["pair"].startswith("torch") and k["measured"] > 0 for k in report.known_differences)
 
 
-@pytest.mark.parametrize("model,loss,batch", [("mlp", "hinge", 64), ("mlp", "wgan-gp", 64), ("dcgan", "wgan-gp", 16)])
+@pytest.mark.parametrize("model,loss,batch", [("mlp", "hinge", 64), ("mlp", "wgan-gp", 64), ("dcgan", "wgan-gp", 16),
+                                              ("cgan", "wgan-gp", 64)])
 def test_hinge_and_wgan_gp_pass_parity(model, loss, batch):
-    """L1-L5 on every backend, the penalty's double backward included (L3, L4 against the float64 oracle)."""
+    """L1-L5 on every backend, the penalty's double backward included (L3, L4 against the float64 oracle), on
+    the conditional GAN through its label tables too (paddle's with the embedding shim)."""
     config = GanConfig(model=model, loss=loss)
     report = suite.run(list(BACKENDS), config, steps=10, batch=batch)
     assert not report.failures, report.failures

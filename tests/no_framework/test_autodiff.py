@@ -68,7 +68,8 @@ def test_a_linear_map_and_its_adjoint_swap_in_the_backward():
 
 def _networks_with_weights():
     small_dcgan = spec.dcgan(channels=3, name="dcgan-tiny")
-    for model, seed in ((spec.MODELS["mlp"], 0), (small_dcgan, 1)):
+    small_cgan = spec.cgan(hidden=8, name="cgan-tiny")
+    for model, seed in ((spec.MODELS["mlp"], 0), (small_dcgan, 1), (small_cgan, 2)):
         w = o.init_weights(seed, std=0.3, model=model)
         rng = np.random.default_rng(seed)
         for name in w:
@@ -80,19 +81,20 @@ def _networks_with_weights():
 
 @pytest.mark.parametrize("logits", [True, False])
 def test_the_differentiator_agrees_with_the_hand_written_forward_and_backward(logits):
-    """Two independent implementations of every layer kind (linear, conv, transposed conv, batch norm,
-    each activation, the Sigmoid head) give the same outputs, weight gradients and input gradients."""
+    """Two independent implementations of every layer kind (linear, conv, transposed conv, batch norm, label
+    embedding, each activation, the Sigmoid head) give the same outputs, weight gradients and input gradients."""
     rng = np.random.default_rng(2)
     for where, network, weights in _networks_with_weights():
         x = rng.standard_normal((3, *network.input_shape)) if network.prefix == "G" else \
             rng.uniform(-1, 1, (3, *network.input_shape))
         w = o._take(weights, network)
-        expected, record = o._forward(network, w, x, 0.2, logits)
+        labels = np.array([3, 7, 3]) if spec.is_conditional(network) else None  # a label twice: rows add up
+        expected, record = o._forward(network, w, x, 0.2, logits, labels)
         upstream = rng.standard_normal(expected.shape)
-        grads, input_grad = o._backward(network, w, record, upstream, 0.2, logits)
+        grads, input_grad = o._backward(network, w, record, upstream, 0.2, logits, labels)
         variables = {k: ad.Var(v) for k, v in w.items()}
         vx = ad.Var(x)
-        out, _ = o._var_forward(network, variables, vx, 0.2, logits)
+        out, _ = o._var_forward(network, variables, vx, 0.2, logits, labels)
         np.testing.assert_allclose(out.value, expected, rtol=1e-12, atol=1e-14, err_msg=where)
         keys = list(grads)
         found = ad.grad(ad.reduce_sum(out * ad.Var(upstream)), [vx] + [variables[k] for k in keys])

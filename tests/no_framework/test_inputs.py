@@ -243,6 +243,14 @@ def test_an_out_that_is_a_file_or_a_folder_where_a_file_is_wanted(tmp_path, trai
                                       "--out", str(tmp_path), fragments=("is a folder",))
 
 
+def test_a_chosen_digit_needs_a_conditional_model(tmp_path, trained):
+    out = tmp_path / "grid.png"
+    assert_fails_before_any_framework(tmp_path, "generate", "--checkpoint", str(trained / "checkpoint.npz"),
+                                      "--class", "3", "--out", str(out),
+                                      fragments=("--class 3", "holds the mlp model", "conditional model (cgan)"))
+    assert not out.exists()
+
+
 def test_outputs_never_replace_the_commands_own_inputs(tmp_path, trained):
     ckpt = tmp_path / "model.png"  # a checkpoint named like a picture, and the same file through a link
     ckpt.write_bytes((trained / "checkpoint.npz").read_bytes())
@@ -286,6 +294,7 @@ UNBOUNDED = [
     (["eval", "--checkpoint", "x.npz", "--n", "100000000"], "--n: 100000000 is more than 70,000"),
     (["train", "--seed", "-1", "--steps", "1", "--out", "{tmp}/run"], "--seed: -1 is not a valid seed"),
     (["generate", "--checkpoint", "x.npz", "--seed", "99999999999999999999"], "is not a valid seed"),
+    (["generate", "--checkpoint", "x.npz", "--class", "10"], "--class: 10 is not a digit: use 0 to 9"),
     (["bench", "--batch-sizes", "16,100000000", "--out", "{tmp}/bench"],
      "--batch-sizes '16,100000000': use comma-separated integers from 1 to 65536"),
     (["bench", "--gemm-size", "1000000", "--out", "{tmp}/bench"], "--gemm-size: 1000000 is more than 16,384"),

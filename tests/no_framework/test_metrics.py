@@ -188,6 +188,23 @@ def test_only_sevens(train: MnistSplit, real_result: dict, cache_dir) -> None:
     assert r["frechet_distance"] > 10 * real_result["frechet_distance"]
 
 
+def test_class_conditional_accuracy(test_split: MnistSplit, cache_dir) -> None:
+    """Samples drawn for chosen digits: real digits given their own labels are read back as them; the same
+    digits claimed as the next digit are not; a class never asked for has no accuracy (None)."""
+    right = metrics.evaluate(test_split.images, labels=test_split.labels, cache_dir=cache_dir)
+    assert right["class_accuracy"] >= 0.9 and right["class_accuracy"] == pytest.approx(right["classifier_accuracy"])
+    assert len(right["per_class_accuracy"]) == 10 and min(right["per_class_accuracy"]) > 0.7
+    shifted = metrics.evaluate(test_split.images, labels=(test_split.labels + 1) % 10, cache_dir=cache_dir)
+    assert shifted["class_accuracy"] < 0.05
+    no_sevens = test_split.labels != 7
+    partial = metrics.evaluate(test_split.images[no_sevens], labels=test_split.labels[no_sevens], cache_dir=cache_dir)
+    assert partial["per_class_accuracy"][7] is None and json.loads(json.dumps(partial)) == partial
+    assert "drawn-for class hit" in metrics.format_table(right) and "hit per digit" in metrics.format_table(right)
+    assert "class_accuracy" not in metrics.evaluate(test_split.images, cache_dir=cache_dir)  # unconditional
+    with pytest.raises(ValueError, match="labels for"):
+        metrics.class_accuracy(np.zeros(3), np.zeros(4))
+
+
 def test_tanh_floats_and_uint8_agree(train: MnistSplit) -> None:
     images = train.images[:50]
     as_uint8 = metrics.normalize_samples(images)

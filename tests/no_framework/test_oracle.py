@@ -539,3 +539,44 @@ def test_a_loss_brings_its_published_optimizer_unless_the_config_names_one():
     assert spec.GanConfig.from_dict(wgan.to_dict()) == wgan
     assert spec.GanConfig.from_dict({"model": "mlp", "loss": "wgan-gp"}).adam_g == published
     assert wgan.penalized and not spec.GanConfig(loss="hinge").penalized
+
+
+# ------------------------------------------------------------------------- the conditional GAN (cgan)
+SMALL_CGAN = spec.cgan(hidden=16, name="cgan-small")
+
+
+@pytest.mark.parametrize("loss", o.LOSSES)
+def test_cgan_gradients_match_finite_differences(loss):
+    """The label tables get their gradients (through the penalty's double backward too), only in the rows
+    the batch looked up; G draws its fakes for the real batch's labels, and D sees them beside both."""
+    rng = np.random.default_rng(10)
+    w = {k: rng.normal(0.0, 0.1, v.shape) if k.endswith("/b") else v
+         for k, v in o.init_weights(9, std=0.3, model=SMALL_CGAN).items()}
+    x, z = rng.uniform(-1, 1, (5, o.IMAGE_DIM)), rng.standard_normal((5, o.NOISE_DIM))
+    labels, mix = np.array([2, 5, 2, 9, 0]), _mix(loss, batch=5, seed=10)
+    _, d_grads = o.d_loss_and_grads(w, x, z, loss, model=SMALL_CGAN, mix=mix, labels=labels)
+    _check_gradients(lambda ww: o.d_loss(ww, x, z, loss, model=SMALL_CGAN, mix=mix, labels=labels), w, d_grads,
+                     seed=31, zero=_exactly_zero(loss, "D/fc3/b"))
+    _, g_grads = o.g_loss_and_grads(w, z, loss, model=SMALL_CGAN, labels=labels)
+    _check_gradients(lambda ww: o.g_loss(ww, z, loss, model=SMALL_CGAN, labels=labels), w, g_grads, seed=32, h=1e-4)
+    for grads, name in ((d_grads, "D/embed/E"), (g_grads, "G/embed/E")):
+        unused = sorted(set(range(spec.N_CLASSES)) - set(labels.tolist()))
+        assert not grads[name][unused].any() and grads[name][labels].any(), name
+    # the labels matter: other labels, other losses
+    assert o.g_loss(w, z, loss, model=SMALL_CGAN, labels=labels) != o.g_loss(w, z, loss, model=SMALL_CGAN,
+                                                                          labels=(labels + 1) % 10)
+
+
+def test_a_conditional_network_refuses_missing_or_bad_labels():
+    w = o.init_weights(0, model=SMALL_CGAN)
+    z = np.zeros((3, o.NOISE_DIM))
+    with pytest.raises(ValueError, match="class labels"):
+        o.generator(w, z, SMALL_CGAN)
+    with pytest.raises(ValueError, match="expected 0..9"):
+        o.generator(w, z, SMALL_CGAN, labels=np.array([0, 1, 10]))
+    with pytest.raises(ValueError, match="expected 3 integers"):
+        o.generator(w, z, SMALL_CGAN, labels=np.array([0.0, 1.0, 2.0]))
+    assert o.generator(w, z, SMALL_CGAN, labels=np.array([0, 1, 2])).shape == (3, o.IMAGE_DIM)
+    # an unconditional network ignores labels
+    mlp = o.init_weights(0)
+    np.testing.assert_array_equal(o.generator(mlp, z), o.generator(mlp, z, labels=np.array([0, 1, 2])))

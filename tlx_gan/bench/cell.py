@@ -5,11 +5,11 @@
 * :func:`run_cell` times one (mode, batch size) cell;
 * :func:`same_maths` runs one step in several modes from identical weights and compares them.
 
-Every mode is built by :func:`make_stepper`, which hands back the same three things whatever the mode:
-a ``step(real, noise, mix=None) -> (d_loss, g_loss)`` (one D step, with the gradient penalty at ``mix``'s
-interpolates for a loss with one, then one G step: a loss's ``n_critic`` is a training schedule, not
-timed here), a converter from numpy to the mode's tensors, and a reader
-of the weights in canonical form.
+Every mode is built by :func:`make_stepper`, which hands back the same things whatever the mode:
+a ``step(real, noise, mix=None, labels=None) -> (d_loss, g_loss)`` (one D step, with the gradient penalty at
+``mix``'s interpolates for a loss with one, then one G step, both for the real batch's ``labels`` in a
+conditional GAN: a loss's ``n_critic`` is a training schedule, not timed here), converters from numpy to
+the mode's float and label tensors, and a reader of the weights in canonical form.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ DATA_POOL = 4
 class Stepper:
     step: Callable[..., tuple[float, float]]
     tensor: Callable[[np.ndarray], object]
+    labels: Callable[[np.ndarray], object]
     read: Callable[[], dict[str, np.ndarray]]
     description: str
 
@@ -82,31 +83,36 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
         model = gan.build(config)
         weights.write(state, model.G, model.D, source="benchmark initial weights")
         if mode == "eager":
-            def step(real, noise, mix=None):  # step 0 of a schedule: a G step follows the D step
-                return model.train_step(real, noise, 0, mix)
+            def step(real, noise, mix=None, labels=None):  # step 0 of a schedule: a G step follows the D step
+                return model.train_step(real, noise, 0, mix, labels)
 
             text = "TLX TrainOneStep (D then G), as the tutorial runs it"
         else:
-            fast = fast_steps.module()
-            step, text = fast.make_step(model), fast.DESCRIPTION
+            fused = fast_steps.module().make_step(model)
+
+            def step(real, noise, mix=None, labels=None):
+                return fused(real, noise, mix, True, labels)
+
+            text = fast_steps.module().DESCRIPTION
         return Stepper(step, lambda a: tlx.convert_to_tensor(np.ascontiguousarray(a, dtype=np.float32)),
+                       lambda a: tlx.convert_to_tensor(np.asarray(a, dtype=np.int64)),
                        lambda: weights.read(model.G, model.D), text)
     native = baselines.module().build(config, state, device, compiled=mode == "native-compiled")
     text = f"plain {backend.pretty(backend.current())}" + (", compiled" if native.compiled else "")
-    return Stepper(native.step, native.tensor, native.read, text)
+    return Stepper(native.step, native.tensor, native.labels, native.read, text)
 
 
-def synthetic_batches(batch_size: int, seed: int, pool: int = DATA_POOL,
-                      side: int = data.IMAGE_SHAPE[0]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``pool`` batches of synthetic images in [-1, 1] (N, side * side), standard-normal noise (N, 100) and a
-    gradient penalty's interpolation weights (N, 1), the same numbers in every cell with the same seed and
-    batch size."""
-    images = data.load_synthetic(n=pool * batch_size, seed=seed).images
-    real = data.to_model_input(images, side=side).reshape(pool, batch_size, -1)
+def synthetic_batches(batch_size: int, seed: int, pool: int = DATA_POOL, side: int = data.IMAGE_SHAPE[0]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``pool`` batches of synthetic images in [-1, 1] (N, side * side), standard-normal noise (N, 100), a
+    gradient penalty's interpolation weights (N, 1) and class labels (N,), the same numbers in every cell
+    with the same seed and batch size."""
+    synthetic = data.load_synthetic(n=pool * batch_size, seed=seed)
+    real = data.to_model_input(synthetic.images, side=side).reshape(pool, batch_size, -1)
     rng = streams.rng(seed, streams.BENCH_DATA, batch_size)
     noise = rng.standard_normal((pool, batch_size, spec.LATENT_DIM), dtype=np.float32)
     mix = np.stack([streams.penalty_mix(rng, batch_size) for _ in range(pool)])
-    return real, noise, mix
+    return real, noise, mix, synthetic.labels.reshape(pool, batch_size)
 
 
 def _rss_mb() -> float:
@@ -166,12 +172,14 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     _inject_fault(mode)
     config = GanConfig(model=model, loss=loss, width=width)
     state = checkpoint.load(init_path).weights
-    real_np, noise_np, mix_np = synthetic_batches(batch_size, data_seed, side=config.model_spec().image_side)
+    real_np, noise_np, mix_np, labels_np = synthetic_batches(batch_size, data_seed,
+                                                             side=config.model_spec().image_side)
     stepper = make_stepper(mode, config, state, device_name)
     # converted once, before any clock read: the timed loop moves no data between host and device
     real = [stepper.tensor(x) for x in real_np]
     noise = [stepper.tensor(z) for z in noise_np]
     mix = [stepper.tensor(m) for m in mix_np]  # read by a loss with a gradient penalty only
+    labels = [stepper.labels(y) for y in labels_np] if config.model_spec().conditional else [None] * len(real)
     setup_s = time.perf_counter() - began
     rss_before = _rss_mb()
     syncs = {"n": 0}
@@ -187,7 +195,7 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     def one() -> None:
         i = counter["i"] % len(real)
         counter["i"] += 1
-        last["losses"] = stepper.step(real[i], noise[i], mix[i])
+        last["losses"] = stepper.step(real[i], noise[i], mix[i], labels[i])
 
     first_s = clock.time(one)
     # From after the first step (compilation, with its compiler processes, is the cell's own work) over the
@@ -251,15 +259,16 @@ def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, mode
     config = GanConfig(model=model, loss=loss, width=width)
     g = gan.build(config)
     init = streams.initial_state(g.model.shapes(), seed, config.init)
-    real, noise, mix = (a[0] for a in synthetic_batches(batch_size, seed, pool=1, side=g.model.image_side))
+    real, noise, mix, labels = (a[0] for a in synthetic_batches(batch_size, seed, pool=1, side=g.model.image_side))
     results = {}
     for mode in modes or ["eager", "fast", "native"]:
         stepper = make_stepper(mode, config, init, device_name)
-        losses = stepper.step(stepper.tensor(real), stepper.tensor(noise), stepper.tensor(mix))
+        y = stepper.labels(labels) if g.model.conditional else None
+        losses = stepper.step(stepper.tensor(real), stepper.tensor(noise), stepper.tensor(mix), y)
         results[mode] = (np.asarray(losses, np.float64), stepper.read())
     reference = {"eager": results.get("eager")}
-    if model == "mlp":
-        reference["oracle"] = _oracle_step(config, init, real, noise, mix)
+    if model in ("mlp", "cgan"):
+        reference["oracle"] = _oracle_step(config, init, real, noise, mix, labels)
     out: dict = {"modes": list(results), "compared": {}}
     for ref_name, ref in reference.items():
         if ref is None:
@@ -292,14 +301,14 @@ def _compare(losses, after, ref_losses, ref_after, init) -> dict:
     }
 
 
-def _oracle_step(config: GanConfig, init, real, noise, mix):
+def _oracle_step(config: GanConfig, init, real, noise, mix, labels):
     norm = config.normalization
     eps = norm.adam_eps or 1e-8
     g_adam = oracle.AdamConfig(config.adam_g.lr, config.adam_g.beta1, config.adam_g.beta2, eps)
     d_adam = oracle.AdamConfig(config.adam_d.lr, config.adam_d.beta1, config.adam_d.beta2, eps)
     settings = oracle.GanConfig(loss=config.loss, slope=norm.leaky_slope or oracle.DEFAULT_SLOPE,
-                                g_adam=g_adam, d_adam=d_adam)
+                                g_adam=g_adam, d_adam=d_adam, model=config.model_spec())
     after, _, losses = oracle.gan_step({k: v.astype(np.float64) for k, v in init.items()}, None,
                                        real.astype(np.float64), noise.astype(np.float64), settings,
-                                       mix.astype(np.float64))
+                                       mix.astype(np.float64), labels)
     return np.asarray([losses["d_loss"], losses["g_loss"]]), after

@@ -17,19 +17,20 @@ import tensorlayerx as tlx
 
 from tlx_gan import spec
 
-# (real, noise, mix=None, train_g=True) -> (d_loss, g_loss); g_loss None when the G step is not taken
+# (real, noise, mix=None, train_g=True, labels=None) -> (d_loss, g_loss); g_loss None when the G step is not taken
 Step = Callable[..., tuple[float, float | None]]
 
 
-def paired_discriminator(gan) -> Callable[[object, object], tuple[object, object]]:
-    """``(real, fake) -> (D(real), D(fake))``: one D call on the two batches stacked when D has no batch
-    norm (same numbers, bigger matrix products), two calls otherwise."""
+def paired_discriminator(gan) -> Callable[..., tuple[object, object]]:
+    """``(real, fake, labels=None) -> (D(real), D(fake))``: one D call on the two batches stacked when D has
+    no batch norm (same numbers, bigger matrix products), two calls otherwise. ``labels``: the classes of
+    both batches (a conditional GAN draws its fakes for the real batch's labels)."""
     d_net = gan.D
     if gan.d_batch_norm:
-        return lambda real, fake: (d_net(real), d_net(fake))
+        return lambda real, fake, labels=None: (d_net(real, labels), d_net(fake, labels))
 
-    def discriminate(real, fake):
-        both = d_net(tlx.concat([real, fake], 0))
+    def discriminate(real, fake, labels=None):
+        both = d_net(tlx.concat([real, fake], 0), None if labels is None else tlx.concat([labels, labels], 0))
         return both[: real.shape[0]], both[real.shape[0]:]
 
     return discriminate
@@ -37,9 +38,10 @@ def paired_discriminator(gan) -> Callable[[object, object], tuple[object, object
 
 def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager],
               adam_update: Callable[[object, list, list], None], input_gradient: Callable) -> Step:
-    """A ``step(real, noise, mix=None, train_g=True) -> (d_loss, g_loss)`` that updates ``gan``'s own weights
-    and Adam states (``mix``: the gradient penalty's interpolation weights, for a loss with one; without
-    ``train_g``, the D step alone, and g_loss None: the schedule of a loss with ``n_critic`` > 1).
+    """A ``step(real, noise, mix=None, train_g=True, labels=None) -> (d_loss, g_loss)`` that updates ``gan``'s
+    own weights and Adam states (``mix``: the gradient penalty's interpolation weights, for a loss with one;
+    without ``train_g``, the D step alone, and g_loss None: the schedule of a loss with ``n_critic`` > 1;
+    ``labels``: the real batch's classes, for a conditional GAN).
 
     ``grad(loss, weights)`` gives the gradients of ``loss`` for ``weights``; ``no_grad()`` stops graph
     recording; ``adam_update(tlx_optimizer, weights, grads)`` applies one Adam step in place;
@@ -50,23 +52,24 @@ def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager]
     # with batch norm, G must run twice, as in TLX, so its running statistics advance the same way
     reuse_fake = not gan.g_batch_norm
 
-    def step(real, noise, mix=None, train_g: bool = True) -> tuple[float, float | None]:
+    def step(real, noise, mix=None, train_g: bool = True, labels=None) -> tuple[float, float | None]:
         keep_graph = reuse_fake and train_g
         if keep_graph:
-            fake = G(noise)
+            fake = G(noise, labels)
         else:
             with no_grad():
-                fake = G(noise)
-        d_real, d_fake = discriminate(real, fake.detach())
+                fake = G(noise, labels)
+        d_real, d_fake = discriminate(real, fake.detach(), labels)
         d_loss = loss.d(ops, d_real, d_fake)
         if loss.penalty:
-            penalty = spec.gradient_penalty(ops, input_gradient(D, spec.interpolates(real, fake.detach(), mix)))
+            x_hat = spec.interpolates(real, fake.detach(), mix)
+            penalty = spec.gradient_penalty(ops, input_gradient(lambda x: D(x, labels), x_hat))
             d_loss = d_loss + loss.penalty * penalty
         adam_update(gan.optimizer_d, d_weights, grad(d_loss, d_weights))
         if not train_g:
             return float(d_loss.detach()), None
 
-        g_loss = loss.g(ops, D(fake if keep_graph else G(noise)))
+        g_loss = loss.g(ops, D(fake if keep_graph else G(noise, labels), labels))
         adam_update(gan.optimizer_g, g_weights, grad(g_loss, g_weights))
         return float(d_loss.detach()), float(g_loss.detach())
 

@@ -38,9 +38,10 @@ DESCRIPTION = ("one XLA-compiled tf.function for both tape steps, G run once (ml
 
 
 def make_step(gan) -> Callable[..., tuple[float, float]]:
-    """A ``step(real, noise, mix=None, train_g=True) -> (d_loss, g_loss)`` that updates ``gan``'s own weights
-    and Adam states (``mix``: the gradient penalty's interpolation weights, for a loss with one; without
-    ``train_g``, the D step alone, and g_loss None: one more traced graph)."""
+    """A ``step(real, noise, mix=None, train_g=True, labels=None) -> (d_loss, g_loss)`` that updates ``gan``'s
+    own weights and Adam states (``mix``: the gradient penalty's interpolation weights, for a loss with one;
+    without ``train_g``, the D step alone, and g_loss None: one more traced graph; ``labels``: the real
+    batch's classes, for a conditional GAN)."""
     G, D, loss, ops = gan.G, gan.D, gan.loss, gan.ops
     d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
     discriminate = paired_discriminator(gan)
@@ -51,29 +52,30 @@ def make_step(gan) -> Callable[..., tuple[float, float]]:
     runtime.inner_optimizer(gan.optimizer_g, g_weights)
 
     @tf.function(jit_compile=True)
-    def graph_step(real, noise, mix, train_g):
+    def graph_step(real, noise, mix, train_g, labels):
         with tf.GradientTape() as g_tape:
             if reuse_fake:
-                fake = G(noise)  # on the G tape: the G step below differentiates through it
+                fake = G(noise, labels)  # on the G tape: the G step below differentiates through it
             else:
                 with g_tape.stop_recording():
-                    fake = G(noise)
+                    fake = G(noise, labels)
             with g_tape.stop_recording():  # the D step: D's own tape, G's images as constants
                 with tf.GradientTape() as d_tape:
-                    d_real, d_fake = discriminate(real, tf.stop_gradient(fake))
+                    d_real, d_fake = discriminate(real, tf.stop_gradient(fake), labels)
                     d_loss = loss.d(ops, d_real, d_fake)
                     if loss.penalty:  # the inner tape nests in d_tape, which differentiates through it
                         x_hat = spec.interpolates(real, tf.stop_gradient(fake), mix)
-                        d_loss += loss.penalty * spec.gradient_penalty(ops, runtime.input_gradient(D, x_hat))
+                        grad = runtime.input_gradient(lambda x: D(x, labels), x_hat)
+                        d_loss += loss.penalty * spec.gradient_penalty(ops, grad)
                 runtime.fused_adam_update(gan.optimizer_d, d_weights, d_tape.gradient(d_loss, d_weights))
             if not train_g:
                 return d_loss, None
-            g_loss = loss.g(ops, D(fake if reuse_fake else G(noise)))
+            g_loss = loss.g(ops, D(fake if reuse_fake else G(noise, labels), labels))
         runtime.fused_adam_update(gan.optimizer_g, g_weights, g_tape.gradient(g_loss, g_weights))
         return d_loss, g_loss
 
-    def step(real, noise, mix=None, train_g: bool = True) -> tuple[float, float | None]:
-        d_loss, g_loss = graph_step(real, noise, mix, train_g)
+    def step(real, noise, mix=None, train_g: bool = True, labels=None) -> tuple[float, float | None]:
+        d_loss, g_loss = graph_step(real, noise, mix, train_g, labels)
         return float(d_loss), (None if g_loss is None else float(g_loss))
 
     return step

@@ -31,6 +31,6 @@ DESCRIPTION = ("autograd.grad on the trained weights only, G run once (mlp) and 
 
 
 def make_step(gan) -> dygraph.Step:
-    """A ``step(real, noise, mix=None) -> (d_loss, g_loss)`` that updates ``gan``'s own weights and Adam states."""
+    """The step :func:`tlx_gan.fast.dygraph.make_step` describes, on this backend."""
     return dygraph.make_step(gan, torch.autograd.grad, torch.no_grad, runtime.fused_adam_update,
                              runtime.input_gradient)

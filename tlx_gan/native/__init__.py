@@ -1,6 +1,6 @@
 """The GAN step in each plain framework, without TensorLayerX: the benchmark's baseline, one module per
 backend (``tlx_gan/native/<backend>.py``), each with ``build(model, loss, config, state, device,
-compiled) -> NativeGan`` (``step``, ``read``, ``tensor``). Built from the same descriptions as the TLX
+compiled) -> NativeGan`` (``step``, ``read``, ``tensor``, ``labels``). Built from the same descriptions as the TLX
 models and losses (:mod:`tlx_gan.spec`), written as a user of that framework would."""
 
 from __future__ import annotations

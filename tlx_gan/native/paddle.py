@@ -8,11 +8,12 @@ as a Paddle user would: G runs under ``no_grad`` in the D step; each step is ``c
 ``backward`` / ``optimizer.step``. Batch norm as TLX's paddle layer does it (paddle momentum 0.9,
 eps 1e-5).
 
-The networks are built from their description (:mod:`tlx_gan.spec`) as an ``nn.Sequential``, NCHW,
+The networks are built from their description (:mod:`tlx_gan.spec`) as an ``nn.Sequential`` (one that
+also takes a conditional network's labels for its label table), NCHW,
 Paddle's native layout; :mod:`tlx_gan.native.sequential` maps the canonical (TLX, NHWC-flattened)
 weights to it and back. ``compiled`` converts G and D with
 ``paddle.jit.to_static``. Same names in every ``tlx_gan/native`` module: :func:`build` returns an
-object with ``step``, ``read`` and ``tensor``.
+object with ``step``, ``read``, ``tensor`` and ``labels``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,29 @@ class _Reshape(nn.Layer):
         return paddle.reshape(x, self.shape)
 
 
+class _LabelTable(nn.Layer):
+    """A class-label embedding looked up with ``paddle.gather``: ``nn.Embedding``'s gradient cannot be
+    differentiated again in paddle (3.3.1: "embedding_grad doesn't have any grad op"), which a gradient
+    penalty on a conditional critic needs; gather gives the same rows and a twice-differentiable gradient."""
+
+    def __init__(self, n_classes: int, dim: int):
+        super().__init__()
+        self.weight = self.create_parameter([n_classes, dim])
+
+    def forward(self, labels):
+        return paddle.gather(self.weight, labels)
+
+
+class _Network(nn.Sequential):
+    """``nn.Sequential``, also given the samples' class labels: a label table looks them up and its rows are
+    concatenated after its input (a conditional network); the other layers run as in Sequential."""
+
+    def forward(self, x, labels=None):
+        for layer in self._sub_layers.values():
+            x = paddle.concat([x, layer(labels)], 1) if isinstance(layer, _LabelTable) else layer(x)
+        return x
+
+
 class _Layers:
     """paddle.nn constructors for :func:`tlx_gan.native.sequential.build`."""
 
@@ -63,6 +87,9 @@ class _Layers:
         kind = nn.BatchNorm2D if spatial else nn.BatchNorm1D
         return kind(features, momentum=layer.momentum, epsilon=layer.eps)  # paddle's momentum is TLX's
 
+    def embedding(self, n_classes, dim):
+        return _LabelTable(n_classes, dim)
+
     def activation(self, fn):
         if fn == "head":
             return None if self.logits else nn.Sigmoid()
@@ -80,7 +107,7 @@ class NativeGan:
         self.model, self.loss = config.model_spec(), spec.LOSSES[config.loss]
         make = _Layers(self.loss.logits, config.normalization.leaky_slope)
         built = [sequential.build(net, make) for net in self.model.networks]
-        self.G, self.D = (nn.Sequential(*b.layers) for b in built)
+        self.G, self.D = (_Network(*b.layers) for b in built)
         self._named = {**built[0].named, **built[1].named}
         self.G.train()
         self.D.train()
@@ -117,27 +144,31 @@ class NativeGan:
     def tensor(self, array: np.ndarray) -> paddle.Tensor:
         return paddle.to_tensor(np.ascontiguousarray(array, dtype=np.float32))
 
-    def step(self, real, noise, mix=None) -> tuple[float, float]:
+    def labels(self, array: np.ndarray) -> paddle.Tensor:
+        return paddle.to_tensor(np.asarray(array, dtype=np.int64))
+
+    def step(self, real, noise, mix=None, labels=None) -> tuple[float, float]:
         """One D step (``mix``: its gradient penalty's interpolation weights, for a loss with one) then one
-        G step on the same noise; the losses as floats (read back every step, as TLX's TrainOneStep does)."""
+        G step on the same noise (``labels``: the real batch's classes, for a conditional GAN); the losses as
+        floats (read back every step, as TLX's TrainOneStep does)."""
         if self.compiled:
             # a to_static program first traced under no_grad keeps no backward, and G's next (G step)
             # call would reuse it: G would never train. Detach instead.
-            fake = self.G(noise).detach()
+            fake = self.G(noise, labels).detach()
         else:
             with paddle.no_grad():
-                fake = self.G(noise)
-        d_loss = self.loss.d(OPS, self.D(real), self.D(fake))
+                fake = self.G(noise, labels)
+        d_loss = self.loss.d(OPS, self.D(real, labels), self.D(fake, labels))
         if self.loss.penalty:
             x_hat = spec.interpolates(real, fake.detach(), mix)
             x_hat.stop_gradient = False
-            (grad,) = paddle.grad([paddle.sum(self.D(x_hat))], [x_hat], create_graph=True)
+            (grad,) = paddle.grad([paddle.sum(self.D(x_hat, labels))], [x_hat], create_graph=True)
             d_loss = d_loss + self.loss.penalty * spec.gradient_penalty(OPS, grad)
         self.opt_d.clear_grad()  # also drops what the last G step left on D's weights
         d_loss.backward()
         self.opt_d.step()
 
-        g_loss = self.loss.g(OPS, self.D(self.G(noise)))
+        g_loss = self.loss.g(OPS, self.D(self.G(noise, labels), labels))
         self.opt_g.clear_grad()
         g_loss.backward()
         self.opt_g.step()

@@ -4,7 +4,9 @@ canonical <-> NCHW conversion of those weights.
 
 The canonical weights follow TLX's NHWC flattening of feature maps; NCHW code flattens the same map
 (C, H, W), so loading permutes the axes :func:`tlx_gan.spec.flat_map_axes` names, and reading permutes
-them back. Imports no framework: each baseline passes in a ``Layers`` factory of its own.
+them back. A conditional network's ``Embed`` becomes the framework's embedding layer in the list; the
+baselines' Sequential gives it the labels and concatenates its rows after its input. Imports no framework:
+each baseline passes in a ``Layers`` factory of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from tlx_gan import spec
 
 # Canonical parameter suffix -> the attribute of a framework layer, for weight layers and batch norms.
-WEIGHT_ATTRIBUTES = {"W": "weight", "b": "bias"}
+WEIGHT_ATTRIBUTES = {"W": "weight", "b": "bias", "E": "weight"}
 
 
 class Layers(Protocol):
@@ -27,6 +29,7 @@ class Layers(Protocol):
     def conv(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, bias: bool): ...
     def deconv(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, bias: bool): ...
     def batch_norm(self, features: int, spatial: bool, layer: spec.BatchNorm): ...
+    def embedding(self, n_classes: int, dim: int): ...  # a label table (n_classes, dim), ``weight``
     def activation(self, fn: str): ...  # None: no layer (a logit head)
     def reshape(self, shape: tuple[int, ...]): ...
 
@@ -59,6 +62,8 @@ def build(network: spec.Network, make: Layers) -> Built:
                                same_padding(layer.kernel, layer.stride), layer.bias)
         elif isinstance(layer, spec.BatchNorm):
             made = make.batch_norm(p.in_shape[-1], len(p.in_shape) == 3, layer)
+        elif isinstance(layer, spec.Embed):
+            made = make.embedding(layer.n_classes, layer.dim)
         elif isinstance(layer, spec.Act):
             made = make.activation(layer.fn)
         else:

@@ -11,7 +11,7 @@ canonical weights only change axis order for the conv filters (OIHW -> HWIO, IOH
 passes are the networks' descriptions (:mod:`tlx_gan.spec`) run layer by layer as tf.nn ops.
 
 ``compiled`` wraps the step in ``tf.function``. Same names in every ``tlx_gan/native`` module:
-:func:`build` returns an object with ``step``, ``read`` and ``tensor``.
+:func:`build` returns an object with ``step``, ``read``, ``tensor`` and ``labels``.
 """
 
 from __future__ import annotations
@@ -84,10 +84,12 @@ class NativeGan:
             return tf.nn.leaky_relu(x, self.slope)
         return x if self.loss.logits else tf.sigmoid(x)  # the head
 
-    def _forward(self, prefix: str, x):
+    def _forward(self, prefix: str, x, labels=None):
         for p in self._placed[prefix]:
             layer, path = p.layer, p.path
-            if isinstance(layer, spec.Linear):
+            if isinstance(layer, spec.Embed):  # a conditional network: its label table's rows after x
+                x = tf.concat([x, tf.gather(self.vars[f"{path}/E"], labels)], 1)
+            elif isinstance(layer, spec.Linear):
                 x = self._bias(path, tf.matmul(x, self.vars[f"{path}/W"]))
             elif isinstance(layer, spec.Conv):
                 x = self._bias(path, tf.nn.conv2d(x, self.vars[f"{path}/W"], strides=layer.stride, padding="SAME"))
@@ -104,27 +106,28 @@ class NativeGan:
         return x
 
     # --------------------------------------------------------------------------------------- step
-    def _step_eager(self, real, noise, mix):
-        fake = self._forward("G", noise)  # outside the tape: G is not trained in the D step
+    def _step_eager(self, real, noise, mix, labels):
+        fake = self._forward("G", noise, labels)  # outside the tape: G is not trained in the D step
         with tf.GradientTape() as tape:
-            d_loss = self.loss.d(OPS, self._forward("D", real), self._forward("D", fake))
+            d_loss = self.loss.d(OPS, self._forward("D", real, labels), self._forward("D", fake, labels))
             if self.loss.penalty:  # a tape inside the D step's: the outer one differentiates the gradient
                 x_hat = spec.interpolates(real, fake, mix)
                 with tf.GradientTape() as inner:
                     inner.watch(x_hat)
-                    total = tf.reduce_sum(self._forward("D", x_hat))
+                    total = tf.reduce_sum(self._forward("D", x_hat, labels))
                 d_loss += self.loss.penalty * spec.gradient_penalty(OPS, inner.gradient(total, x_hat))
         self.opt_d.apply(tape.gradient(d_loss, self.d_vars))
         with tf.GradientTape() as tape:
-            g_loss = self.loss.g(OPS, self._forward("D", self._forward("G", noise)))
+            g_loss = self.loss.g(OPS, self._forward("D", self._forward("G", noise, labels), labels))
         self.opt_g.apply(tape.gradient(g_loss, self.g_vars))
         return d_loss, g_loss
 
-    def step(self, real, noise, mix=None) -> tuple[float, float]:
+    def step(self, real, noise, mix=None, labels=None) -> tuple[float, float]:
         """One D step (``mix``: its gradient penalty's interpolation weights, for a loss with one) then one
-        G step on the same noise; the losses as floats (read back every step, as TLX's TrainOneStep does)."""
+        G step on the same noise (``labels``: the real batch's classes, for a conditional GAN); the losses as
+        floats (read back every step, as TLX's TrainOneStep does)."""
         with tf.device(self.device):
-            d_loss, g_loss = self._step(real, noise, mix)
+            d_loss, g_loss = self._step(real, noise, mix, labels)
         return float(d_loss), float(g_loss)
 
     def read(self) -> dict[str, np.ndarray]:
@@ -134,6 +137,10 @@ class NativeGan:
     def tensor(self, array: np.ndarray) -> tf.Tensor:
         with tf.device(self.device):
             return tf.identity(tf.convert_to_tensor(np.asarray(array, dtype=np.float32)))
+
+    def labels(self, array: np.ndarray) -> tf.Tensor:
+        with tf.device(self.device):
+            return tf.identity(tf.convert_to_tensor(np.asarray(array, dtype=np.int64)))
 
 
 class _Adam:
@@ -153,6 +160,9 @@ class _Adam:
         # the kernel adds eps to sqrt(v); eps * sqrt(1 - beta2^t) there is eps added to sqrt(v_hat)
         eps_hat = self.eps * tf.sqrt(1.0 - beta2_power)
         for var, m, v, grad in zip(self.variables, self.m, self.v, grads):
+            # a label table's gradient comes as IndexedSlices: densified, every row's moments decay each step,
+            # as in torch's and paddle's Adam (a sparse Adam would update only the rows looked up)
+            grad = tf.convert_to_tensor(grad)
             tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, beta1_power=beta1_power,
                                          beta2_power=beta2_power, lr=self.lr, beta1=self.beta1, beta2=self.beta2,
                                          epsilon=eps_hat, grad=grad, use_locking=False)

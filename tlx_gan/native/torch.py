@@ -6,10 +6,11 @@ from its logits; torch.optim.Adam (eps added to sqrt(v_hat), the project's conve
 PyTorch user would: the D step scores ``G(noise)`` without building G's graph, each step is
 ``zero_grad`` / ``backward`` / ``optimizer.step``.
 
-The networks are built from their description (:mod:`tlx_gan.spec`) as an ``nn.Sequential``, NCHW,
+The networks are built from their description (:mod:`tlx_gan.spec`) as an ``nn.Sequential`` (one that
+also takes a conditional network's labels for its ``nn.Embedding``), NCHW,
 PyTorch's native layout; :mod:`tlx_gan.native.sequential` maps the canonical (TLX, NHWC-flattened)
 weights to it and back. Same names in every ``tlx_gan/native`` module: :func:`build` returns an object
-with ``step``, ``read`` and ``tensor``.
+with ``step``, ``read``, ``tensor`` and ``labels``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ class _Reshape(nn.Module):
         return x.reshape(-1, *self.shape)
 
 
+class _Network(nn.Sequential):
+    """``nn.Sequential``, also given the samples' class labels: an ``nn.Embedding`` looks them up and its rows
+    are concatenated after its input (a conditional network); the other layers run as in Sequential."""
+
+    def forward(self, x, labels=None):
+        for layer in self:
+            x = torch.cat([x, layer(labels)], 1) if isinstance(layer, nn.Embedding) else layer(x)
+        return x
+
+
 class _Layers:
     """torch.nn constructors for :func:`tlx_gan.native.sequential.build`."""
 
@@ -60,6 +71,9 @@ class _Layers:
         kind = nn.BatchNorm2d if spatial else nn.BatchNorm1d
         return kind(features, momentum=1.0 - layer.momentum, eps=layer.eps)
 
+    def embedding(self, n_classes, dim):
+        return nn.Embedding(n_classes, dim)
+
     def activation(self, fn):
         if fn == "head":
             return None if self.logits else nn.Sigmoid()
@@ -76,7 +90,7 @@ class NativeGan:
         self.model, self.loss = config.model_spec(), spec.LOSSES[config.loss]
         make = _Layers(self.loss.logits, config.normalization.leaky_slope)
         built = [sequential.build(net, make) for net in self.model.networks]
-        self.G, self.D = (nn.Sequential(*b.layers) for b in built)
+        self.G, self.D = (_Network(*b.layers) for b in built)
         self._named = {**built[0].named, **built[1].named}
         self.device = torch.device(device)
         self.G.to(self.device).train()
@@ -126,28 +140,32 @@ class NativeGan:
     def tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
 
-    def _d_loss_eager(self, real, noise, mix=None):
+    def labels(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(array, dtype=np.int64)).to(self.device)
+
+    def _d_loss_eager(self, real, noise, mix=None, labels=None):
         with torch.no_grad():
-            fake = self.G(noise)
-        d_loss = self.loss.d(OPS, self.D(real), self.D(fake))
+            fake = self.G(noise, labels)
+        d_loss = self.loss.d(OPS, self.D(real, labels), self.D(fake, labels))
         if self.loss.penalty:
             x_hat = spec.interpolates(real, fake, mix).requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.D(x_hat).sum(), x_hat, create_graph=True)
+            (grad,) = torch.autograd.grad(self.D(x_hat, labels).sum(), x_hat, create_graph=True)
             d_loss = d_loss + self.loss.penalty * spec.gradient_penalty(OPS, grad)
         return d_loss
 
-    def _g_loss_eager(self, noise):
-        return self.loss.g(OPS, self.D(self.G(noise)))
+    def _g_loss_eager(self, noise, labels=None):
+        return self.loss.g(OPS, self.D(self.G(noise, labels), labels))
 
-    def step(self, real, noise, mix=None) -> tuple[float, float]:
+    def step(self, real, noise, mix=None, labels=None) -> tuple[float, float]:
         """One D step (``mix``: its gradient penalty's interpolation weights, for a loss with one) then one
-        G step on the same noise; the losses as floats (read back every step, as TLX's TrainOneStep does)."""
+        G step on the same noise (``labels``: the real batch's classes, for a conditional GAN); the losses as
+        floats (read back every step, as TLX's TrainOneStep does)."""
         self.opt_d.zero_grad(set_to_none=True)
-        d_loss = self._d_loss(real, noise, mix)
+        d_loss = self._d_loss(real, noise, mix, labels)
         d_loss.backward()
         self._step_d()
         self.opt_g.zero_grad(set_to_none=True)
-        g_loss = self._g_loss(noise)
+        g_loss = self._g_loss(noise, labels)
         g_loss.backward()
         self._step_g()
         return float(d_loss), float(g_loss)

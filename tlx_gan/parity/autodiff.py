@@ -175,6 +175,37 @@ def linear_map(a: Var, forward: Callable[[np.ndarray], np.ndarray],
     return Var(forward(a.value), ((a, lambda g: linear_map(g, adjoint, forward)),))
 
 
+def concat_features(a: Var, b: Var) -> Var:
+    """``[a, b]`` side by side along axis 1 (2-D): each part's gradient is its own columns of the output's."""
+    split = a.shape[1]
+    return Var(np.concatenate([a.value, b.value], axis=1),
+               ((a, lambda g: columns(g, 0, split)), (b, lambda g: columns(g, split, g.shape[1]))))
+
+
+def columns(a: Var, start: int, stop: int) -> Var:
+    """Columns ``start:stop`` of a 2-D ``a``; the adjoint puts them back among zeros."""
+    width = a.shape[1]
+
+    def put_back(g: np.ndarray) -> np.ndarray:
+        out = np.zeros((g.shape[0], width))
+        out[:, start:stop] = g
+        return out
+
+    return linear_map(a, lambda v: v[:, start:stop], put_back)
+
+
+def rows(table: Var, index: np.ndarray) -> Var:
+    """``table[index]`` (an embedding lookup); the adjoint adds each gradient row into the row it came from."""
+    index = np.asarray(index)
+
+    def scatter(g: np.ndarray) -> np.ndarray:
+        out = np.zeros(table.shape)
+        np.add.at(out, index, g)
+        return out
+
+    return linear_map(table, lambda v: v[index], scatter)
+
+
 def _topological(out: Var) -> list[Var]:
     order, seen, stack = [], set(), [(out, False)]
     while stack:  # iterative: a gradient's graph is deeper than Python's recursion limit allows

@@ -8,10 +8,11 @@ is computed in float64, whatever dtype comes in, and no function mutates its arg
 Each spec layer has a forward and a backward here: ``Linear`` (``x @ W + b``, W stored (in, out)), SAME
 ``Conv`` and ``Deconv`` on NHWC maps (im2col; the transposed convolution is the adjoint of the
 convolution with the same weight, as in every framework), ``BatchNorm`` in training mode (batch
-statistics, biased variance; each call moves the running statistics by ``1 - momentum``), the
-activations and reshapes. The losses come from the spec's table, evaluated by a small reverse-mode
-differentiator (:mod:`tlx_gan.parity.autodiff`), so the oracle's loss is the very formula the backends run.
-A loss with a gradient penalty (WGAN-GP) needs the gradient of a gradient: D runs a second time on the
+statistics, biased variance; each call moves the running statistics by ``1 - momentum``), ``Embed``
+(each sample's row of a label table concatenated after its features; its backward adds each sample's
+share into that row), the activations and reshapes. The losses come from the spec's table, evaluated by a
+small reverse-mode differentiator (:mod:`tlx_gan.parity.autodiff`), so the oracle's loss is the very formula
+the backends run. A loss with a gradient penalty (WGAN-GP) needs the gradient of a gradient: D runs a second time on the
 interpolated images in that differentiator (:func:`_penalty`), whose gradients are differentiable again;
 the tests hold its first-order gradients to the hand-written ones.
 
@@ -75,7 +76,7 @@ def init_weights(seed: int, std: float = 0.05, model: spec.ModelSpec | str | Non
     weights: Weights = {}
     for param in _model(model).params():
         suffix = param.name.rsplit("/", 1)[-1]
-        if suffix != "W":
+        if suffix not in ("W", "E"):
             weights[param.name] = np.full(param.shape, 1.0 if suffix in ("gamma", "var") else 0.0)
             continue
         values = rng.standard_normal(param.shape)
@@ -109,6 +110,20 @@ def _batch(x: np.ndarray, network: spec.Network, what: str) -> np.ndarray:
     if arr.shape[1] != width:
         raise ValueError(f"{what} has {arr.shape[1]} features per sample, expected {width}")
     return arr
+
+
+def _labels(labels, network: spec.Network, batch: int) -> np.ndarray | None:
+    """The class labels a conditional network takes beside its input, checked: (B,) integers in range."""
+    if not spec.is_conditional(network):
+        return None
+    if labels is None:
+        raise ValueError(f"{network.prefix} is conditional: it needs the samples' class labels")
+    arr = np.asarray(labels).reshape(-1)
+    if arr.shape[0] != batch or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"labels: {arr.shape[0]} of {arr.dtype}, expected {batch} integers (one per sample)")
+    if arr.size and (arr.min() < 0 or arr.max() >= spec.N_CLASSES):
+        raise ValueError(f"labels run {arr.min()}..{arr.max()}, expected 0..{spec.N_CLASSES - 1}")
+    return arr.astype(np.int64)
 
 
 def _check_loss(loss: str) -> spec.Loss:
@@ -189,12 +204,16 @@ class _Pass:
     batch_stats: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def _forward(network: spec.Network, w: Weights, x: np.ndarray, slope: float, logits: bool) -> tuple[np.ndarray, _Pass]:
+def _forward(network: spec.Network, w: Weights, x: np.ndarray, slope: float, logits: bool,
+             labels: np.ndarray | None = None) -> tuple[np.ndarray, _Pass]:
     record = _Pass()
     h = x
     for p in spec.place(network):
         layer, path = p.layer, p.path
-        if isinstance(layer, spec.Linear):
+        if isinstance(layer, spec.Embed):
+            out = np.concatenate([h, w[f"{path}/E"][labels]], axis=1)
+            record.caches.append(h.shape[1])
+        elif isinstance(layer, spec.Linear):
             out = h @ w[f"{path}/W"] + (w[f"{path}/b"] if layer.bias else 0.0)
             record.caches.append(h)
         elif isinstance(layer, spec.Conv):
@@ -231,13 +250,18 @@ def _forward(network: spec.Network, w: Weights, x: np.ndarray, slope: float, log
 
 
 def _backward(network: spec.Network, w: Weights, record: _Pass, dout: np.ndarray, slope: float,
-              logits: bool) -> tuple[Weights, np.ndarray]:
-    """Gradients w.r.t. the network's trainable weights, and w.r.t. its input, given dL/d(output)."""
+              logits: bool, labels: np.ndarray | None = None) -> tuple[Weights, np.ndarray]:
+    """Gradients w.r.t. the network's trainable weights, and w.r.t. its input, given dL/d(output) (``labels``:
+    the ones the forward pass took)."""
     grads: Weights = {}
     d = dout
     for p, cache in reversed(list(zip(spec.place(network), record.caches))):
         layer, path = p.layer, p.path
-        if isinstance(layer, spec.Linear):
+        if isinstance(layer, spec.Embed):  # each sample's row of the table got its share of d
+            grads[f"{path}/E"] = np.zeros_like(w[f"{path}/E"])
+            np.add.at(grads[f"{path}/E"], labels, d[:, cache:])
+            d = d[:, :cache]
+        elif isinstance(layer, spec.Linear):
             grads[f"{path}/W"] = cache.T @ d
             if layer.bias:
                 grads[f"{path}/b"] = d.sum(axis=0)
@@ -283,13 +307,15 @@ def _var_conv_matrix(weight: autodiff.Var) -> autodiff.Var:
 
 
 def _var_forward(network: spec.Network, w: dict[str, autodiff.Var], x: autodiff.Var, slope: float,
-                 logits: bool) -> tuple[autodiff.Var, _Pass]:
+                 logits: bool, labels: np.ndarray | None = None) -> tuple[autodiff.Var, _Pass]:
     """:func:`_forward` in the differentiator's ops (training mode), so its gradients can be differentiated
     again; ``_Pass.batch_stats`` as there, ``caches`` unused."""
     record, h = _Pass(), x
     for p in spec.place(network):
         layer, path = p.layer, p.path
-        if isinstance(layer, (spec.Linear, spec.Conv, spec.Deconv)):
+        if isinstance(layer, spec.Embed):
+            out = autodiff.concat_features(h, autodiff.rows(w[f"{path}/E"], labels))
+        elif isinstance(layer, (spec.Linear, spec.Conv, spec.Deconv)):
             weight = w[f"{path}/W"]
             if isinstance(layer, spec.Linear):
                 out = h @ weight
@@ -329,13 +355,13 @@ def _var_forward(network: spec.Network, w: dict[str, autodiff.Var], x: autodiff.
 
 
 def _penalty(network: spec.Network, w: Weights, x_hat: np.ndarray, slope: float,
-             logits: bool) -> tuple[float, Weights, _Pass]:
+             logits: bool, labels: np.ndarray | None = None) -> tuple[float, Weights, _Pass]:
     """The gradient penalty of D at the interpolates ``x_hat`` (:func:`tlx_gan.spec.gradient_penalty` of
     d(sum D(x_hat))/d(x_hat)), its gradient w.r.t. D's trainable weights (through that inner gradient: the
     double backward), and the pass, whose batch statistics move the running ones as a third D call does."""
     variables = {k: autodiff.Var(v) for k, v in w.items()}
     x = autodiff.Var(x_hat)
-    out, record = _var_forward(network, variables, x, slope, logits)
+    out, record = _var_forward(network, variables, x, slope, logits, labels)
     (input_grad,) = autodiff.grad(out, [x])
     value = spec.gradient_penalty(NUMPY_OPS, input_grad)
     keys = trainable_keys(network)
@@ -356,22 +382,25 @@ def _moved_statistics(w: Weights, network: spec.Network, record: _Pass) -> Weigh
 
 
 def forward(network: spec.Network, weights: Mapping[str, np.ndarray], x: np.ndarray, slope: float = DEFAULT_SLOPE,
-            logits: bool = False) -> np.ndarray:
-    """The network's output on ``x`` (training mode: batch statistics), float64."""
-    out, _ = _forward(network, _take(weights, network), _batch(x, network, "input"), slope, logits)
+            logits: bool = False, labels: np.ndarray | None = None) -> np.ndarray:
+    """The network's output on ``x`` (training mode: batch statistics), float64; ``labels``: each sample's
+    class, for a conditional network."""
+    x = _batch(x, network, "input")
+    out, _ = _forward(network, _take(weights, network), x, slope, logits, _labels(labels, network, len(x)))
     return out
 
 
-def generator(weights: Mapping[str, np.ndarray], z: np.ndarray,
-              model: spec.ModelSpec | str | None = None) -> np.ndarray:
-    """G(z): (B, 100) noise -> (B, 784) images in [-1, 1], float64."""
-    return forward(_model(model).generator, weights, z)
+def generator(weights: Mapping[str, np.ndarray], z: np.ndarray, model: spec.ModelSpec | str | None = None,
+              labels: np.ndarray | None = None) -> np.ndarray:
+    """G(z): (B, 100) noise -> (B, 784) images in [-1, 1], float64 (for ``labels``, if G is conditional)."""
+    return forward(_model(model).generator, weights, z, labels=labels)
 
 
 def discriminator(weights: Mapping[str, np.ndarray], x: np.ndarray, slope: float = DEFAULT_SLOPE,
-                  model: spec.ModelSpec | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  model: spec.ModelSpec | str | None = None,
+                  labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """D(x) as ``(logits, probs)``, each (B, 1) float64; ``probs = sigmoid(logits)``."""
-    logits = forward(_model(model).discriminator, weights, x, slope, logits=True)
+    logits = forward(_model(model).discriminator, weights, x, slope, logits=True, labels=labels)
     return logits, _sigmoid(logits)
 
 
@@ -406,88 +435,96 @@ def _mix(mix, formula: spec.Loss, batch: int) -> np.ndarray | None:
     return arr
 
 
-def _d_pass(weights, x_real, z, loss: str, slope: float, model, mix=None) -> tuple[float, Weights, Weights]:
+def _d_pass(weights, x_real, z, loss: str, slope: float, model, mix=None,
+            labels=None) -> tuple[float, Weights, Weights]:
     """The D loss, its gradients w.r.t. D's trainable weights (G held fixed), and the running statistics
     the pass moved (D on real, G, D on fake, in that order, as TLX runs them; then, for a loss with a
-    gradient penalty, D on the interpolates between real and fake at ``mix``, (B, 1))."""
+    gradient penalty, D on the interpolates between real and fake at ``mix``, (B, 1)). A conditional
+    model's G draws its images for ``labels``, the real batch's classes, and D sees them beside both."""
     model, formula = _model(model), _check_loss(loss)
     wg, wd = _take(weights, model.generator), _take(weights, model.discriminator)
     real = _batch(x_real, model.discriminator, "x_real")
-    real_out, real_pass = _forward(model.discriminator, wd, real, slope, formula.logits)
-    fake, g_pass = _forward(model.generator, wg, _batch(z, model.generator, "z"), slope, formula.logits)
+    g_labels, d_labels = _labels(labels, model.generator, len(real)), _labels(labels, model.discriminator, len(real))
+    real_out, real_pass = _forward(model.discriminator, wd, real, slope, formula.logits, d_labels)
+    fake, g_pass = _forward(model.generator, wg, _batch(z, model.generator, "z"), slope, formula.logits, g_labels)
     moved_d = _moved_statistics(wd, model.discriminator, real_pass)
-    fake_out, fake_pass = _forward(model.discriminator, wd, fake, slope, formula.logits)
+    fake_out, fake_pass = _forward(model.discriminator, wd, fake, slope, formula.logits, d_labels)
     moved_d = _moved_statistics({**wd, **moved_d}, model.discriminator, fake_pass)
     value, (d_real, d_fake) = loss_and_output_grads(formula.d, real_out, fake_out)
-    grads_real, _ = _backward(model.discriminator, wd, real_pass, d_real, slope, formula.logits)
-    grads_fake, _ = _backward(model.discriminator, wd, fake_pass, d_fake, slope, formula.logits)
+    grads_real, _ = _backward(model.discriminator, wd, real_pass, d_real, slope, formula.logits, d_labels)
+    grads_fake, _ = _backward(model.discriminator, wd, fake_pass, d_fake, slope, formula.logits, d_labels)
     grads = {k: grads_real[k] + grads_fake[k] for k in grads_real}  # D appears in both terms
     if (weight := _mix(mix, formula, len(fake))) is not None:
         x_hat = spec.interpolates(real, fake, weight)
-        penalty, penalty_grads, hat_pass = _penalty(model.discriminator, wd, x_hat, slope, formula.logits)
+        penalty, penalty_grads, hat_pass = _penalty(model.discriminator, wd, x_hat, slope, formula.logits, d_labels)
         moved_d = _moved_statistics({**wd, **moved_d}, model.discriminator, hat_pass)
         value += formula.penalty * penalty
         grads = {k: grads[k] + formula.penalty * penalty_grads[k] for k in grads}
     return value, grads, {**_moved_statistics(wg, model.generator, g_pass), **moved_d}
 
 
-def _g_pass(weights, z, loss: str, slope: float, model) -> tuple[float, Weights, Weights]:
+def _g_pass(weights, z, loss: str, slope: float, model, labels=None) -> tuple[float, Weights, Weights]:
     """The G loss, its gradients w.r.t. G's trainable weights (D fixed), and the moved running statistics."""
     model, formula = _model(model), _check_loss(loss)
     wg, wd = _take(weights, model.generator), _take(weights, model.discriminator)
-    fake, g_pass = _forward(model.generator, wg, _batch(z, model.generator, "z"), slope, formula.logits)
-    fake_out, d_pass = _forward(model.discriminator, wd, fake, slope, formula.logits)
+    z = _batch(z, model.generator, "z")
+    g_labels, d_labels = _labels(labels, model.generator, len(z)), _labels(labels, model.discriminator, len(z))
+    fake, g_pass = _forward(model.generator, wg, z, slope, formula.logits, g_labels)
+    fake_out, d_pass = _forward(model.discriminator, wd, fake, slope, formula.logits, d_labels)
     value, (d_fake,) = loss_and_output_grads(formula.g, fake_out)
-    _, d_images = _backward(model.discriminator, wd, d_pass, d_fake, slope, formula.logits)
-    grads, _ = _backward(model.generator, wg, g_pass, d_images, slope, formula.logits)
+    _, d_images = _backward(model.discriminator, wd, d_pass, d_fake, slope, formula.logits, d_labels)
+    grads, _ = _backward(model.generator, wg, g_pass, d_images, slope, formula.logits, g_labels)
     moved = {**_moved_statistics(wg, model.generator, g_pass), **_moved_statistics(wd, model.discriminator, d_pass)}
     return value, grads, moved
 
 
 def d_loss_and_grads(weights: Mapping[str, np.ndarray], x_real: np.ndarray, z: np.ndarray, loss: str = "mse",
                      slope: float = DEFAULT_SLOPE, model: spec.ModelSpec | str | None = None,
-                     mix: np.ndarray | None = None) -> tuple[float, Weights]:
+                     mix: np.ndarray | None = None, labels: np.ndarray | None = None) -> tuple[float, Weights]:
     """The D loss (the spec's ``Loss.d`` on D(x_real), D(G(z)), plus the loss's gradient penalty at the
-    interpolates of ``mix``) and its gradient w.r.t. D's trainable weights, G held fixed. Returns
-    ``(loss, grads)``."""
-    value, grads, _ = _d_pass(weights, x_real, z, loss, slope, model, mix)
+    interpolates of ``mix``) and its gradient w.r.t. D's trainable weights, G held fixed; ``labels``, the real
+    batch's classes, for a conditional model. Returns ``(loss, grads)``."""
+    value, grads, _ = _d_pass(weights, x_real, z, loss, slope, model, mix, labels)
     return value, grads
 
 
 def g_loss_and_grads(weights: Mapping[str, np.ndarray], z: np.ndarray, loss: str = "mse",
-                     slope: float = DEFAULT_SLOPE, model: spec.ModelSpec | str | None = None) -> tuple[float, Weights]:
+                     slope: float = DEFAULT_SLOPE, model: spec.ModelSpec | str | None = None,
+                     labels: np.ndarray | None = None) -> tuple[float, Weights]:
     """The G loss (``Loss.g`` on D(G(z))) and its gradient w.r.t. G's trainable weights, D held fixed."""
-    value, grads, _ = _g_pass(weights, z, loss, slope, model)
+    value, grads, _ = _g_pass(weights, z, loss, slope, model, labels)
     return value, grads
 
 
 def input_gradient(network: spec.Network, weights: Mapping[str, np.ndarray], x: np.ndarray,
-                   slope: float = DEFAULT_SLOPE, logits: bool = False) -> np.ndarray:
+                   slope: float = DEFAULT_SLOPE, logits: bool = False, labels: np.ndarray | None = None) -> np.ndarray:
     """d(sum network(x))/dx by the hand-written backward (training mode)."""
-    w = _take(weights, network)
-    out, record = _forward(network, w, _batch(x, network, "input"), slope, logits)
-    return _backward(network, w, record, np.ones_like(out), slope, logits)[1]
+    w, x = _take(weights, network), _batch(x, network, "input")
+    labels = _labels(labels, network, len(x))
+    out, record = _forward(network, w, x, slope, logits, labels)
+    return _backward(network, w, record, np.ones_like(out), slope, logits, labels)[1]
 
 
-def d_loss(weights, x_real, z, loss: str = "mse", slope: float = DEFAULT_SLOPE, model=None, mix=None) -> float:
+def d_loss(weights, x_real, z, loss: str = "mse", slope: float = DEFAULT_SLOPE, model=None, mix=None,
+           labels=None) -> float:
     """The D loss alone (see :func:`d_loss_and_grads`), for finite differences; its penalty's inner gradient
     comes from the hand-written backward, so differencing this checks the differentiator's double backward."""
     model, formula = _model(model), _check_loss(loss)
-    real = forward(model.discriminator, weights, x_real, slope, formula.logits)
-    fake_images = generator(weights, z, model)
-    fake = forward(model.discriminator, weights, fake_images, slope, formula.logits)
+    real = forward(model.discriminator, weights, x_real, slope, formula.logits, labels)
+    fake_images = generator(weights, z, model, labels)
+    fake = forward(model.discriminator, weights, fake_images, slope, formula.logits, labels)
     value = float(formula.d(NUMPY_OPS, autodiff.Var(real), autodiff.Var(fake)).value)
     if (weight := _mix(mix, formula, len(fake))) is not None:
         x_hat = spec.interpolates(_batch(x_real, model.discriminator, "x_real"), fake_images, weight)
-        grad = input_gradient(model.discriminator, weights, x_hat, slope, formula.logits)
+        grad = input_gradient(model.discriminator, weights, x_hat, slope, formula.logits, labels)
         value += formula.penalty * float(spec.gradient_penalty(NUMPY_OPS, autodiff.Var(grad)).value)
     return value
 
 
-def g_loss(weights, z, loss: str = "mse", slope: float = DEFAULT_SLOPE, model=None) -> float:
+def g_loss(weights, z, loss: str = "mse", slope: float = DEFAULT_SLOPE, model=None, labels=None) -> float:
     """The G loss alone (see :func:`g_loss_and_grads`)."""
     model, formula = _model(model), _check_loss(loss)
-    fake = forward(model.discriminator, weights, generator(weights, z, model), slope, formula.logits)
+    fake = forward(model.discriminator, weights, generator(weights, z, model, labels), slope, formula.logits, labels)
     return float(formula.g(NUMPY_OPS, autodiff.Var(fake)).value)
 
 
@@ -597,34 +634,35 @@ def _apply(weights, grads: Weights, state: AdamState, cfg: AdamConfig) -> tuple[
 
 
 def train_step_d(weights: Mapping[str, np.ndarray], state: AdamState, x_real: np.ndarray, z: np.ndarray,
-                 config: GanConfig | None = None, mix: np.ndarray | None = None) -> tuple[Weights, AdamState, float]:
+                 config: GanConfig | None = None, mix: np.ndarray | None = None,
+                 labels: np.ndarray | None = None) -> tuple[Weights, AdamState, float]:
     """One D ``TrainOneStep``: the D loss and grads at the current weights, one Adam update of D, and the
     running statistics the pass moved. Returns ``(new_weights, new_d_state, loss)``; the loss is the one
     computed before the update, as ``TrainOneStep`` reports it. G's weights come back unchanged."""
     config = config or GanConfig()
-    value, grads, moved = _d_pass(weights, x_real, z, config.loss, config.slope, config.model, mix)
+    value, grads, moved = _d_pass(weights, x_real, z, config.loss, config.slope, config.model, mix, labels)
     new_weights, new_state = _apply(weights, grads, state, config.d_adam)
     return {**new_weights, **moved}, new_state, value
 
 
 def train_step_g(weights: Mapping[str, np.ndarray], state: AdamState, z: np.ndarray,
-                 config: GanConfig | None = None) -> tuple[Weights, AdamState, float]:
+                 config: GanConfig | None = None, labels: np.ndarray | None = None) -> tuple[Weights, AdamState, float]:
     """One G ``TrainOneStep``: the G loss and grads at the current weights, one Adam update of G.
     Returns ``(new_weights, new_g_state, loss)`` (loss before the update); D's weights come back unchanged."""
     config = config or GanConfig()
-    value, grads, moved = _g_pass(weights, z, config.loss, config.slope, config.model)
+    value, grads, moved = _g_pass(weights, z, config.loss, config.slope, config.model, labels)
     new_weights, new_state = _apply(weights, grads, state, config.g_adam)
     return {**new_weights, **moved}, new_state, value
 
 
 def gan_step(weights: Mapping[str, np.ndarray], opt_state: GanOptState | None, x_real: np.ndarray, z: np.ndarray,
-             config: GanConfig | None = None, mix: np.ndarray | None = None
+             config: GanConfig | None = None, mix: np.ndarray | None = None, labels: np.ndarray | None = None
              ) -> tuple[Weights, GanOptState, dict[str, float]]:
     """One tutorial iteration: the D step on ``(x_real, z)``, then the G step on the same ``z``, which sees
     the D weights the D step just produced. ``opt_state=None`` starts both optimizers afresh. Returns
     ``(new_weights, new_opt_state, {"d_loss": ..., "g_loss": ...})``."""
     config = config or GanConfig()
     opt_state = opt_state or init_opt_state(weights, config.model)
-    weights, d_state, d_value = train_step_d(weights, opt_state.d, x_real, z, config, mix)
-    weights, g_state, g_value = train_step_g(weights, opt_state.g, z, config)
+    weights, d_state, d_value = train_step_d(weights, opt_state.d, x_real, z, config, mix, labels)
+    weights, g_state, g_value = train_step_g(weights, opt_state.g, z, config, labels)
     return weights, GanOptState(d=d_state, g=g_state), {"d_loss": d_value, "g_loss": g_value}

@@ -38,25 +38,27 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
         data = {k: archive[k] for k in archive.files}
     z = tlx.convert_to_tensor(data["z"])
     x = tlx.convert_to_tensor(data["x"])
-    d_inputs = (x, z, tlx.convert_to_tensor(data["mix"]))  # the D loss reads mix only for a gradient penalty
+    y = tlx.convert_to_tensor(data["y"])  # x's classes: a conditional model's labels, ignored by the others
+    # the D loss reads mix only for a gradient penalty
+    d_inputs = (x, z, tlx.convert_to_tensor(data["mix"]), y)
     result: dict[str, np.ndarray] = {}
 
     # L1 forward and L2 losses: training mode, as the steps run them
     g = _build(config, state)
-    result["L1/G(z)"] = tlx.convert_to_numpy(g.G(z))
+    result["L1/G(z)"] = tlx.convert_to_numpy(g.G(z, y))
     g = _build(config, state)
-    result["L1/D(x)"] = tlx.convert_to_numpy(g.D(x))
+    result["L1/D(x)"] = tlx.convert_to_numpy(g.D(x, y))
     g = _build(config, state)
     result["L2/d_loss"] = np.asarray(float(g.loss_d(*d_inputs)))
     g = _build(config, state)
-    result["L2/g_loss"] = np.asarray(float(g.loss_g(z, None)))
+    result["L2/g_loss"] = np.asarray(float(g.loss_g(z, y)))
 
     # L3 gradients of each TrainOneStep's loss with respect to the weights it trains
     g = _build(config, state)
     for name, grad in _grads(g, g.loss_d, d_inputs, g.D).items():
         result[f"L3/d/{name}"] = grad
     g = _build(config, state)
-    for name, grad in _grads(g, g.loss_g, (z, None), g.G).items():
+    for name, grad in _grads(g, g.loss_g, (z, y), g.G).items():
         result[f"L3/g/{name}"] = grad
 
     # L4 one TLX TrainOneStep of D, then of G, exactly as training runs them
@@ -64,7 +66,7 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
     result["L4/d_loss"] = np.asarray(float(g.step_d(*d_inputs)))
     for name, value in weights.read(g.G, g.D).items():
         result[f"L4/after_d/{name}"] = value
-    result["L4/g_loss"] = np.asarray(float(g.step_g(z, None)))
+    result["L4/g_loss"] = np.asarray(float(g.step_g(z, y)))
     for name, value in weights.read(g.G, g.D).items():
         result[f"L4/after_g/{name}"] = value
 
@@ -75,7 +77,8 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
         for k in range(len(data["traj_x"])):
             losses.append(g.train_step(tlx.convert_to_tensor(data["traj_x"][k]),
                                        tlx.convert_to_tensor(data["traj_z"][k]), k,
-                                       tlx.convert_to_tensor(data["traj_mix"][k])))
+                                       tlx.convert_to_tensor(data["traj_mix"][k]),
+                                       tlx.convert_to_tensor(data["traj_y"][k])))
             if (k + 1) % snapshot_every == 0:
                 for name, value in weights.read(g.G, g.D).items():
                     result[f"L5/step{k + 1}/{name}"] = value
@@ -93,7 +96,8 @@ def outcome(init: str, out: str, config: dict, steps: int, batch_size: int, seed
     history = runlog.History.from_csv(Path(out) / "losses.csv")
     tail = max(1, len(history.step) // 5)
     model_, _ = sampling.gan_from_checkpoint(Path(out) / "checkpoint.npz")
-    quality = metrics.evaluate(sampling.sample(model_, eval_samples, seed), n=min(eval_samples, 500))
+    quality = metrics.evaluate(sampling.sample(model_, eval_samples, seed), n=min(eval_samples, 500),
+                               labels=model_.labels_for(eval_samples))
     return {
         "d_loss": float(np.mean(history.d_loss[-tail:])),
         "g_loss": float(np.mean(history.g_loss[-tail:])),

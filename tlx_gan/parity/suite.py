@@ -221,11 +221,11 @@ def oracle_levels(init: dict, inputs: dict, gan_config: GanConfig) -> dict:
     eps = norm.adam_eps if norm.adam_eps is not None else 1e-8
     w = {k: v.astype(np.float64) for k, v in init.items()}
     z, x = inputs["z"].astype(np.float64), inputs["x"].astype(np.float64)
-    mix = inputs["mix"].astype(np.float64)
-    out = {"L1/G(z)": oracle.forward(model.generator, w, z),
-           "L1/D(x)": oracle.forward(model.discriminator, w, x, slope, spec.LOSSES[loss].logits)}
-    d_loss, d_grads = oracle.d_loss_and_grads(w, x, z, loss, slope, model, mix)
-    g_loss, g_grads = oracle.g_loss_and_grads(w, z, loss, slope, model)
+    mix, y = inputs["mix"].astype(np.float64), inputs["y"]
+    out = {"L1/G(z)": oracle.forward(model.generator, w, z, labels=y),
+           "L1/D(x)": oracle.forward(model.discriminator, w, x, slope, spec.LOSSES[loss].logits, y)}
+    d_loss, d_grads = oracle.d_loss_and_grads(w, x, z, loss, slope, model, mix, y)
+    g_loss, g_grads = oracle.g_loss_and_grads(w, z, loss, slope, model, y)
     out["L2/d_loss"], out["L2/g_loss"] = np.asarray(d_loss), np.asarray(g_loss)
     out.update({f"L3/d/{k}": v for k, v in d_grads.items()})
     out.update({f"L3/g/{k}": v for k, v in g_grads.items()})
@@ -235,8 +235,8 @@ def oracle_levels(init: dict, inputs: dict, gan_config: GanConfig) -> dict:
         g_adam=oracle.AdamConfig(lr=g_adam.lr, beta1=g_adam.beta1, beta2=g_adam.beta2, eps=eps),
         d_adam=oracle.AdamConfig(lr=d_adam.lr, beta1=d_adam.beta1, beta2=d_adam.beta2, eps=eps))
     state = oracle.init_opt_state(w, model)
-    after_d, d_state, d_step_loss = oracle.train_step_d(w, state.d, x, z, config, mix)
-    after_g, _, g_step_loss = oracle.train_step_g(after_d, state.g, z, config)
+    after_d, d_state, d_step_loss = oracle.train_step_d(w, state.d, x, z, config, mix, y)
+    after_g, _, g_step_loss = oracle.train_step_g(after_d, state.g, z, config, y)
     out.update({f"L4/after_d/{k}": v for k, v in after_d.items()})
     out.update({f"L4/after_g/{k}": v for k, v in after_g.items()})
     out["L4/d_loss"], out["L4/g_loss"] = np.asarray(d_step_loss), np.asarray(g_step_loss)
@@ -251,12 +251,14 @@ def _inputs(batch: int, steps: int, seed: int, side: int = data.IMAGE_SHAPE[0]) 
     inputs = {
         "z": rng.standard_normal((batch, spec.LATENT_DIM), dtype=np.float32),
         "x": data.to_model_input(test.images[picked], side=side),
+        "y": test.labels[picked],  # x's classes: a conditional model's labels
         "mix": streams.penalty_mix(rng, batch),  # used by a loss with a gradient penalty, drawn for every loss
     }
     if steps:
         epochs = -(-steps * batch // len(train))  # as many shuffled passes as the K batches need
         order = np.concatenate([rng.permutation(len(train)) for _ in range(epochs)])[: steps * batch]
         inputs["traj_x"] = data.to_model_input(train.images[order], side=side).reshape(steps, batch, -1)
+        inputs["traj_y"] = train.labels[order].reshape(steps, batch)
         inputs["traj_z"] = rng.standard_normal((steps, batch, spec.LATENT_DIM), dtype=np.float32)
         inputs["traj_mix"] = np.stack([streams.penalty_mix(rng, batch) for _ in range(steps)])
     return inputs

@@ -12,7 +12,7 @@ import types
 import warnings
 from collections.abc import Iterator
 
-from tlx_gan.backend import deformable, nce
+from tlx_gan.backend import deformable, nce, quiet_stderr
 from tlx_gan.backend.quantized import fill_in_stubs
 from tlx_gan.backend.shims import (
     int_shape_as_one_dimension,
@@ -608,3 +608,40 @@ def paddle_nce_loss() -> None:
         constant=_constant_like,
         to_numpy=lambda x: x.numpy(),
     )
+
+
+def _embedding_lacks_double_backward() -> bool:
+    """Whether differentiating a gradient through ``paddle.nn.functional.embedding`` fails (its grad op has
+    no grad op of its own). Paddle logs the failure from C++ to descriptor 2: kept off the terminal."""
+    import paddle
+
+    table = paddle.ones([2, 1])
+    table.stop_gradient = False
+    x = paddle.ones([1, 1])
+    x.stop_gradient = False
+    try:
+        with quiet_stderr():
+            hidden = paddle.concat([x, paddle.nn.functional.embedding(paddle.to_tensor([1]), table)], 1)
+            (grad,) = paddle.grad([paddle.sum(hidden * hidden)], [x], create_graph=True)
+            paddle.grad([paddle.sum(grad)], [table], allow_unused=True)
+    except (RuntimeError, ValueError):
+        return True
+    return False
+
+
+@patch_after("tensorlayerx.backend.ops.paddle_backend", backend="paddle", needed=_embedding_lacks_double_backward)
+def paddle_embedding_double_backward() -> None:
+    """tensorlayerx/backend/ops/paddle_backend.py's ``EmbeddingLookup`` (what ``tlx.nn.Embedding`` calls) looks
+    rows up with ``paddle.nn.functional.embedding``, whose gradient op has no gradient of its own in paddle
+    (2.2, which TLX targeted, through 3.3.1: "The Op embedding_grad doesn't have any grad op"). So anything that
+    differentiates a gradient through a network with an Embedding, as a WGAN-GP penalty on a conditional critic
+    does (``create_graph``), fails on paddle alone. Looks the rows up with ``paddle.gather`` instead: the same
+    rows, the same scatter-add gradient, and a gradient paddle can differentiate again."""
+    import paddle
+    from tensorlayerx.backend.ops import paddle_backend
+
+    def lookup(self, params, ids):
+        rows = paddle.gather(params, paddle.reshape(ids, [-1]))
+        return paddle.reshape(rows, [*ids.shape, params.shape[-1]])
+
+    paddle_backend.EmbeddingLookup.__call__ = lookup

@@ -160,7 +160,8 @@ def gradients(compute_loss, weights) -> tuple[float, list[np.ndarray]]:
     with tf.GradientTape() as tape:
         loss = compute_loss()
     grads = tape.gradient(loss, list(weights))
-    return float(loss), [np.zeros(tuple(w.shape), np.float32) if g is None else g.numpy()
+    # a label table's gradient is IndexedSlices (the rows looked up): dense, like every other weight's
+    return float(loss), [np.zeros(tuple(w.shape), np.float32) if g is None else tf.convert_to_tensor(g).numpy()
                          for g, w in zip(grads, weights)]
 
 
@@ -292,6 +293,7 @@ def _keras_fused_update(keras_opt, grads, variables, learning_rate) -> None:
         eps = eps * tf.sqrt(1.0 - beta2_power)
     lr = tf.cast(learning_rate, tf.float32)
     for grad, variable in zip(grads, variables):
+        grad = tf.convert_to_tensor(grad)  # a label table's IndexedSlices, densified: Adam decays every row
         index = keras_opt._get_variable_index(variable)
         tf.raw_ops.ResourceApplyAdam(
             var=variable.handle, m=keras_opt._momentums[index].handle, v=keras_opt._velocities[index].handle,
