@@ -397,5 +397,7 @@ def resample(flat: np.ndarray, side: int) -> np.ndarray:
     if s * s != flat.shape[1]:
         raise UserError(f"images of {flat.shape[1]} pixels are not square")
     m = _resampling_matrix(s, side)
-    out = np.einsum("oh,nhw,pw->nop", m, flat.reshape(-1, s, s).astype(np.float64), m)
+    # m X m^T per image as two batched matrix products (BLAS): a three-operand einsum runs as one
+    # unblocked loop, 50 s for the 4,500 digits to 64 x 64 against well under a second this way
+    out = np.matmul(np.matmul(m, flat.reshape(-1, s, s).astype(np.float64)), m.T)
     return out.reshape(len(flat), side * side).astype(np.float32)
