@@ -292,12 +292,17 @@ def dcgan(channels: int = 64, name: str = "dcgan", description: str = "") -> Mod
                      g, d, lambda width: dcgan(_times(channels, width), name, description))
 
 
-def cgan(hidden: int = 256, embed: int = N_CLASSES, name: str = "cgan", description: str = "") -> ModelSpec:
+# Chosen by measurement (torch, wgan-gp, batch 64, embedded digits, 500 samples): with the common 10-d
+# embedding, 10 of D's 794 inputs, the classifier read back the digit a sample was drawn for 32% of the time
+# after 90 epochs (FD 15.9); 50-d: 75% (FD 9.9); 100-d: 71% (FD 10.5).
+CGAN_EMBED = 50
+
+
+def cgan(hidden: int = 256, embed: int = CGAN_EMBED, name: str = "cgan", description: str = "") -> ModelSpec:
     """A conditional GAN on the tutorial's MLP (Mirza & Osindero 2014): each network looks its samples' class
     labels up in an embedding table of its own (10 x ``embed``) and concatenates the row after its input, G
     after the noise (100 + e -> h -> h -> 784), D after the image (784 + e -> h -> h -> 1); the rest is
-    :func:`mlp`. G draws its images for the labels of the real batch D sees beside them. The embedding is as
-    wide as there are classes, the common choice for a 10-class cGAN."""
+    :func:`mlp`. G draws its images for the labels of the real batch D sees beside them."""
     g = Network("G", (LATENT_DIM,), (
         Embed("embed", N_CLASSES, embed), Linear("fc1", hidden), Act("relu"), Linear("fc2", hidden), Act("relu"),
         Linear("fc3", IMAGE_PIXELS), Act("tanh")))
