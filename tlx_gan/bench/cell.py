@@ -44,7 +44,7 @@ DATA_POOL = 4
 class Stepper:
     step: Callable[..., tuple[float, float]]
     tensor: Callable[[np.ndarray], object]
-    labels: Callable[[np.ndarray], object]
+    labels: Callable[[np.ndarray], object]  # None for a model that takes no labels
     read: Callable[[], dict[str, np.ndarray]]
     description: str
 
@@ -75,6 +75,11 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
     """The step of ``mode`` on a model freshly loaded with ``state``."""
     if mode not in MODES:
         raise UserError(f"unknown mode {mode!r}: valid modes are {', '.join(MODES)}")
+    conditional = config.model_spec().conditional
+
+    def labels_of(convert):  # an unconditional model's steps take no labels: None, whatever is passed in
+        return convert if conditional else (lambda array: None)
+
     if mode in ("eager", "fast"):
         import tensorlayerx as tlx
 
@@ -88,18 +93,18 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
 
             text = "TLX TrainOneStep (D then G), as the tutorial runs it"
         else:
-            fused = fast_steps.module().make_step(model)
+            fast = fast_steps.module()
+            fused, text = fast.make_step(model), fast.DESCRIPTION
 
             def step(real, noise, mix=None, labels=None):
                 return fused(real, noise, mix, True, labels)
 
-            text = fast_steps.module().DESCRIPTION
         return Stepper(step, lambda a: tlx.convert_to_tensor(np.ascontiguousarray(a, dtype=np.float32)),
-                       lambda a: tlx.convert_to_tensor(np.asarray(a, dtype=np.int64)),
+                       labels_of(lambda a: tlx.convert_to_tensor(np.asarray(a, dtype=np.int64))),
                        lambda: weights.read(model.G, model.D), text)
     native = baselines.module().build(config, state, device, compiled=mode == "native-compiled")
     text = f"plain {backend.pretty(backend.current())}" + (", compiled" if native.compiled else "")
-    return Stepper(native.step, native.tensor, native.labels, native.read, text)
+    return Stepper(native.step, native.tensor, labels_of(native.labels), native.read, text)
 
 
 def synthetic_batches(batch_size: int, seed: int, pool: int = DATA_POOL, side: int = data.IMAGE_SHAPE[0]
@@ -179,7 +184,7 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     real = [stepper.tensor(x) for x in real_np]
     noise = [stepper.tensor(z) for z in noise_np]
     mix = [stepper.tensor(m) for m in mix_np]  # read by a loss with a gradient penalty only
-    labels = [stepper.labels(y) for y in labels_np] if config.model_spec().conditional else [None] * len(real)
+    labels = [stepper.labels(y) for y in labels_np]  # None for an unconditional model
     setup_s = time.perf_counter() - began
     rss_before = _rss_mb()
     syncs = {"n": 0}
@@ -263,11 +268,10 @@ def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, mode
     results = {}
     for mode in modes or ["eager", "fast", "native"]:
         stepper = make_stepper(mode, config, init, device_name)
-        y = stepper.labels(labels) if g.model.conditional else None
-        losses = stepper.step(stepper.tensor(real), stepper.tensor(noise), stepper.tensor(mix), y)
+        losses = stepper.step(stepper.tensor(real), stepper.tensor(noise), stepper.tensor(mix), stepper.labels(labels))
         results[mode] = (np.asarray(losses, np.float64), stepper.read())
     reference = {"eager": results.get("eager")}
-    if model in ("mlp", "cgan"):
+    if not any(spec.has_batch_norm(net) for net in g.model.networks):  # the mlp family: the oracle is quick
         reference["oracle"] = _oracle_step(config, init, real, noise, mix, labels)
     out: dict = {"modes": list(results), "compared": {}}
     for ref_name, ref in reference.items():
