@@ -545,3 +545,22 @@ def numpy_int_alias_in_vision_transforms() -> None:
     image = np.full((2, 2, 1), 255, dtype=np.uint8)
     out = tlx.convert_to_numpy(functional.to_tensor(image, data_format="HWC"))
     assert out.shape == (2, 2, 1)
+
+
+@probe("tensorflow")
+def batchnorm_moving_averages_in_graphs() -> None:
+    import tensorflow as tf
+    import tensorlayerx as tlx
+    norm = tlx.nn.BatchNorm1d(num_features=3, momentum=0.5)
+    norm.set_train()
+    x = tlx.convert_to_tensor(np.array([[0.0, 1.0, 2.0], [2.0, 3.0, 6.0]], np.float32))
+    first = tf.function(lambda v: norm(v) * 1.0, autograph=False, reduce_retracing=True)
+    second = tf.function(lambda v: norm(v) * 2.0, autograph=False, reduce_retracing=True)
+    for graph in (first, second, first, second):  # two graphs of one layer (the D and G losses), twice
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = graph(x)
+        tape.gradient(y, x)
+    # four updates of momentum 0.5 from 0 toward the batch mean [1, 2, 4]: 15/16 of it
+    moving_mean = tlx.convert_to_numpy(norm.moving_mean)
+    assert np.allclose(moving_mean, [0.9375, 1.875, 3.75]), moving_mean

@@ -13,6 +13,7 @@ training run saves a checkpoint first), a diverged training run 3.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import runpy
@@ -29,6 +30,7 @@ from tlx_gan import (
     matrix,
     metrics,
     outputs,
+    precision,
     programs,
     sampling,
     spec,
@@ -127,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--seed", type=seed, default=0)
     parity.add_argument("--tutorial", action="store_true",
                         help="the tutorial's settings with every normalization off: shows what each one fixes")
+    _add_precision(parity)
+    parity.add_argument("--device", type=choice(DEVICES), default="cpu")
     parity.add_argument("--json", default=None, help="also write the report as JSON here")
     parity.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     parity.add_argument("--record", action="store_true",
@@ -205,6 +209,12 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                         "the tutorial GAN, and steady on a busy machine)")
     p.add_argument("--no-progress", action="store_true")
     _add_step(p, t.step)
+
+
+def _add_precision(parser: argparse.ArgumentParser) -> None:
+    formats = "; ".join(f"{p.name}: {p.description}" for p in spec.PRECISIONS.values())
+    parser.add_argument("--precision", type=choice(spec.PRECISION_NAMES), default="fp32",
+                        help=f"the number format of the steps (default fp32) — {formats}")
 
 
 def _add_step(parser: argparse.ArgumentParser, default: str) -> None:
@@ -345,13 +355,19 @@ def cmd_parity(args) -> int:
     outcome = args.outcome_steps
     if outcome is None:
         outcome = suite.default_outcome_steps(args.model)
+    precision.refuse_on_device(args.precision, args.device)
+    if args.device == "gpu" and not backend.machine_has_gpu():
+        raise UserError("--device gpu: this machine has no GPU (no NVIDIA or ROCm device): use --device cpu")
     config = (GanConfig.tutorial if args.tutorial else GanConfig)(model=args.model, loss=args.loss)
-    report = suite.run(names, config, steps=args.steps, batch=args.batch_size, seed=args.seed, outcome_steps=outcome)
+    config = dataclasses.replace(config, precision=args.precision)
+    report = suite.run(names, config, steps=args.steps, batch=args.batch_size, seed=args.seed, outcome_steps=outcome,
+                       device=args.device)
     print(suite.format_table(report))
     if args.json:
         suite.save(report, Path(args.json), None)
     if args.record:
-        json_path, markdown_path = matrix.parity_paths(report.model, report.loss)
+        json_path, markdown_path = matrix.parity_paths(report.model, report.loss, precision=args.precision,
+                                                       device=args.device)
         suite.save(report, json_path, markdown_path, matrix.environment_line(report.backends))
         matrix.render_readme()
         print(f"wrote {markdown_path}, {json_path}")

@@ -35,3 +35,7 @@ def _raise_terminated(signum, frame):
 def raise_on_sigterm() -> None:
     """Make SIGTERM raise :class:`Terminated` in the main thread instead of killing the process outright."""
     signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+class PrecisionUnsupported(UserError):
+    """A framework cannot compute in the number format asked for on this device; the message quotes it."""

@@ -19,7 +19,7 @@ import tensorlayerx as tlx
 from tensorlayerx.model import TrainOneStep
 from tensorlayerx.nn import Module
 
-from tlx_gan import backend, models, spec, streams
+from tlx_gan import backend, models, precision, spec, streams
 from tlx_gan.spec import GanConfig
 
 # The ops a spec loss is written against, as TLX runs them on the current backend.
@@ -30,13 +30,18 @@ TLX_OPS = SimpleNamespace(mean=tlx.reduce_mean, softplus=tlx.softplus, relu=tlx.
 class WithLossG(Module):
     """Generator loss: D should call G's images real."""
 
-    def __init__(self, g_net: Module, d_net: Module, loss: spec.Loss):
+    def __init__(self, g_net: Module, d_net: Module, loss: spec.Loss, precision: str = "fp32"):
         super().__init__()
         self.g_net = g_net
         self.d_net = d_net
         self.loss = loss
+        # the framework's mixed precision around the forward pass and the loss, as a user would put it
+        self._compute = backend.module("runtime").mixed(self._loss_value, precision)
 
     def forward(self, noise, label=None):  # label: the classes to draw, for a conditional GAN (else unused)
+        return self._compute(noise, label)
+
+    def _loss_value(self, noise, label):
         return self.loss.g(TLX_OPS, self.d_net(self.g_net(noise, label), label))
 
 
@@ -49,7 +54,8 @@ class WithLossD(Module):
     With ``detach_fake`` G's images enter D cut from G's graph: the D step trains D only, so back-
     propagating into G (as the tutorial does) is wasted work (~15% of a step on torch and paddle)."""
 
-    def __init__(self, g_net: Module, d_net: Module, loss: spec.Loss, detach_fake: bool = False):
+    def __init__(self, g_net: Module, d_net: Module, loss: spec.Loss, detach_fake: bool = False,
+                 precision: str = "fp32"):
         super().__init__()
         self.g_net = g_net
         self.d_net = d_net
@@ -57,8 +63,12 @@ class WithLossD(Module):
         runtime = backend.module("runtime")
         self._detach = runtime.detach if detach_fake else (lambda tensor: tensor)
         self._input_gradient = runtime.input_gradient
+        self._compute = runtime.mixed(self._loss_value, precision)
 
     def forward(self, real, noise, mix=None, labels=None):
+        return self._compute(real, noise, mix, labels)
+
+    def _loss_value(self, real, noise, mix, labels):
         fake = self._detach(self.g_net(noise, labels))
         d_loss = self.loss.d(TLX_OPS, self.d_net(real, labels), self.d_net(fake, labels))
         if not self.loss.penalty:
@@ -105,6 +115,8 @@ class Gan:
     loss_d: WithLossD
     step_g: TrainOneStep
     step_d: TrainOneStep
+    # the number format the steps compute in, set and read back (tlx_gan.precision.apply)
+    precision: dict | None = None
     # tlx_gan.fast's step for this GAN, when training takes it instead of the TrainOneStep pair (same maths)
     fused_step: object = None
     _last_g_loss: float | None = None
@@ -169,6 +181,9 @@ class Gan:
 
 
 def build(config: GanConfig) -> Gan:
+    """The GAN ``config`` describes, on this process's backend, its steps computing in ``config.precision``
+    (set for the whole process, once: :func:`tlx_gan.precision.apply`)."""
+    applied = precision.apply(config.precision)
     model, loss = config.model_spec(), spec.LOSSES[config.loss]
     norm = config.normalization
     G, D = models.build(model, loss.logits, norm.leaky_slope)
@@ -176,9 +191,9 @@ def build(config: GanConfig) -> Gan:
     D.set_train()
     optimizer_g = _adam(config.adam_g, norm)
     optimizer_d = _adam(config.adam_d, norm)
-    with_loss_g = WithLossG(G, D, loss)
+    with_loss_g = WithLossG(G, D, loss, config.precision)
     # detaching is part of isolating the two steps' gradients: off, the tutorial's graph is kept
-    with_loss_d = WithLossD(G, D, loss, detach_fake=norm.isolate_gradients)
+    with_loss_d = WithLossD(G, D, loss, detach_fake=norm.isolate_gradients, precision=config.precision)
     if norm.isolate_gradients:
         every = G.trainable_weights + D.trainable_weights
         step_g = IsolatedTrainOneStep(with_loss_g, optimizer_g, G.trainable_weights, every)
@@ -186,4 +201,5 @@ def build(config: GanConfig) -> Gan:
     else:
         step_g = TrainOneStep(with_loss_g, optimizer_g, G.trainable_weights)
         step_d = TrainOneStep(with_loss_d, optimizer_d, D.trainable_weights)
-    return Gan(config, model, loss, G, D, optimizer_g, optimizer_d, with_loss_g, with_loss_d, step_g, step_d)
+    return Gan(config, model, loss, G, D, optimizer_g, optimizer_d, with_loss_g, with_loss_d, step_g, step_d,
+               precision=applied)

@@ -100,9 +100,12 @@ def record_threads(text: str, table: str, folder: Path | None = None) -> list[Pa
     return written
 
 
-def parity_paths(model: str, loss: str, folder: Path | None = None) -> tuple[Path, Path]:
-    """Where the parity report of ``model``/``loss`` is recorded: (JSON, markdown)."""
-    stem = (folder or directory()) / f"parity-{model}-{loss}"
+def parity_paths(model: str, loss: str, folder: Path | None = None, precision: str = "fp32",
+                 device: str = "cpu") -> tuple[Path, Path]:
+    """Where the parity report of ``model``/``loss`` is recorded: (JSON, markdown); a precision other than
+    fp32 and a device other than the CPU get their own files."""
+    tail = "".join(f"-{part}" for part, default in ((precision, "fp32"), (device, "cpu")) if part != default)
+    stem = (folder or directory()) / f"parity-{model}-{loss}{tail}"
     return stem.with_suffix(".json"), stem.with_suffix(".md")
 
 
@@ -134,8 +137,9 @@ def _parity_rows(folder: Path) -> list[str]:
     for path in sorted(folder.glob("parity-*.json")):
         report = json.loads(path.read_text())
         levels = sorted({c["level"] for c in report["comparisons"]})
+        ran = [name for name in report["backends"] if name not in report.get("unsupported", {})]
         rows.append(f"| [{report['model']} / {report['loss']}]({path.with_suffix('.md').name}) | "
-                    f"{', '.join(report['backends'])} | {', '.join(levels)} | "
+                    f"{report['config'].get('precision', 'fp32')} | {', '.join(ran)} | {', '.join(levels)} | "
                     f"{'PASS' if report['passed'] else 'FAIL'} |")
     return rows
 
@@ -164,8 +168,9 @@ def render_readme(folder: Path | None = None) -> Path:
         out.append("| (no cell recorded yet: run `tlx-gan matrix`) |||||||||")
     out += ["", "Not checked here: GPU cells of every backend (no GPU was available); tensorflow 2.17-2.20 and "
             "paddle 3.0-3.2 (the cells above bracket them).",
-            "", "## Parity (latest)", "", "| model / loss | backends | levels | result |", "|---|---|---|---|"]
-    out += _parity_rows(folder) or ["| (none yet: run `tlx-gan parity`) ||||"]
+            "", "## Parity (latest)", "", "| model / loss | precision | backends | levels | result |",
+            "|---|---|---|---|---|"]
+    out += _parity_rows(folder) or ["| (none yet: run `tlx-gan parity`) |||||"]
     benches = sorted(folder.glob("bench-cpu-*.md"))
     out += ["", "## Benchmark (latest CPU run per kind of CPU and model)", ""]
     out += [f"- [{b.stem}]({b.name})" for b in benches] or ["(none yet: run `tlx-gan bench --record`)"]

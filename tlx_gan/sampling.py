@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ def gan_from_checkpoint(source: str | Path | checkpoint.Checkpoint, device: str 
         raise UserError(f"--device gpu: {backend.current()} sees no GPU here: use --device cpu")
     with backend.quiet_stderr():
         runtime.use_device(device)
-    model = gan.build(ckpt.config)
+    # samples and evaluation run in float32 whatever the training computed in (its weights are float32)
+    model = gan.build(dataclasses.replace(ckpt.config, precision="fp32"))
     weights.write(ckpt.weights, model.G, model.D, source=where)
     return model, ckpt
 

@@ -435,6 +435,32 @@ DEVICES = ("cpu", "gpu")
 
 
 @dataclass(frozen=True)
+class Precision:
+    """A number format a run computes in. Weights, Adam's moments and the updates stay float32 in every
+    format (the frameworks' mixed precision keeps float32 master weights); only the matrix products and
+    convolutions of the forward and backward passes take the narrower format's inputs."""
+
+    name: str
+    significand_bits: int  # with the implicit leading bit: float32 24, TF32 11, bfloat16 8, float16 11
+    gpu_only: bool  # no CPU kernels use it (TF32 is an NVIDIA tensor-core mode; fp16 needs loss scaling there)
+    description: str
+
+    @property
+    def unit_roundoff(self) -> float:
+        """Half the gap between 1 and the next number of the format: a product's relative rounding error."""
+        return 2.0 ** -self.significand_bits
+
+
+PRECISIONS = {p.name: p for p in (
+    Precision("fp32", 24, False, "strict float32: TF32 off on every backend, no autocast"),
+    Precision("tf32", 11, True, "float32 tensors, matrix products and convolutions on TF32 tensor cores"),
+    Precision("bf16", 8, False, "bfloat16 autocast of the matrix products and convolutions, float32 weights"),
+    Precision("fp16", 11, True, "float16 autocast with dynamic loss scaling, float32 weights"),
+)}
+PRECISION_NAMES = tuple(PRECISIONS)
+
+
+@dataclass(frozen=True)
 class Normalization:
     """Where TLX's backends differ by default, the project's choice. ``tutorial()`` turns each off,
     which is how the parity tests show every one of them is needed."""
@@ -500,6 +526,8 @@ class GanConfig:
     normalization: Normalization = field(default_factory=Normalization)
     # Hidden sizes / channels times this (1: the model as MODELS describes it).
     width: float = 1.0
+    # The number format the steps compute in (PRECISIONS); samples and evaluation always run in float32.
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         published = LOSSES[self.loss].adam if self.loss in LOSSES else None
@@ -530,7 +558,7 @@ class GanConfig:
         """The config a checkpoint or a child process carries, every field checked: a ValueError names
         the first field that is missing, of the wrong type or out of range."""
         fields = _mapping(data, "config", required=("model", "loss"),
-                          optional=("noise", "adam_g", "adam_d", "init", "normalization", "width"))
+                          optional=("noise", "adam_g", "adam_d", "init", "normalization", "width", "precision"))
         default = cls()
         return cls(
             model=_one_of(fields, "model", MODEL_NAMES, "config."),
@@ -541,6 +569,7 @@ class GanConfig:
             init=_one_of(fields, "init", INIT_SCHEMES, "config.", default.init),
             normalization=_normalization(fields.get("normalization")),
             width=_number(fields.get("width", default.width), "config.width", 0.0, MAX_WIDTH + 1e-9, low_open=True),
+            precision=_one_of(fields, "precision", PRECISION_NAMES, "config.", default.precision),
         )
 
 

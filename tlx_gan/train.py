@@ -253,6 +253,7 @@ def _run(plan: Plan, backend_name: str):
                      f"a gradient penalty's interpolation weights"},
         run_info={"total_steps": total, "steps_per_epoch": steps_per_epoch, "config": config.to_dict(),
                   "options": options, "data": plan.train_split.source, "device": device, "environment": env,
+                  "precision": gan.precision,
                   "threads": runtime.threads()},
         read_state=lambda: (weights.read(gan.G, gan.D), optimizer_states(gan)),
         generate_samples=lambda: gan.generate(sample_noise),

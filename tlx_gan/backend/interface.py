@@ -40,6 +40,14 @@ class Runtime(Protocol):
     def peak_device_memory(self) -> int | None: """Peak device memory in bytes (None on CPU)."""
     def versions(self) -> dict[str, str | None]: """The framework's and its libraries' versions."""
     def device_description(self, device: str) -> dict[str, object]: """What a benchmark ran on."""
+    def set_precision(self, precision: str) -> dict:
+        """Pin the process's float32 switches for a format of ``spec.PRECISIONS`` (TF32 off unless "tf32");
+        raise ``errors.PrecisionUnsupported``, quoting the framework, where it cannot compute in it here.
+        Returns :meth:`precision_settings`."""
+    def precision_settings(self) -> dict: """The switches deciding how float32 products run, read back."""
+    def mixed(self, fn: Callable, precision: str) -> Callable:
+        """``fn`` computing in ``precision`` through the framework's own mixed precision (float results
+        back as float32); ``fn`` itself for the float32 formats."""
     def gemm_probe(self, n: int, device: str = "cpu") -> Callable[[], None]: """An n x n fp32 GEMM to time."""
     def profile_ops(self, fn: Callable, steps: int) -> dict: """The framework profiler's per-op table."""
 

@@ -27,10 +27,11 @@ import numpy as np
 from tlx_gan import backend, checkpoint, contention, data, environment, spec, start, streams, weights
 from tlx_gan import fast as fast_steps
 from tlx_gan import native as baselines
+from tlx_gan import precision as precision_module
 from tlx_gan.bench import flops
 from tlx_gan.bench.runner import MODES
 from tlx_gan.bench.timing import Clock, summarize
-from tlx_gan.errors import UserError
+from tlx_gan.errors import PrecisionUnsupported, UserError
 from tlx_gan.parity import oracle, suite
 from tlx_gan.spec import GanConfig
 
@@ -165,17 +166,25 @@ def probe(threads: int, device: str, gemm_size: int = 2048, gemm_repeats: int = 
 def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, steps: int, repeats: int,
              threads: int, device: str, init_path: str, data_seed: int = 0, profile: bool = False,
              profile_steps: int = 10, gemm_size: int = 2048, gemm_repeats: int = 3,
-             min_repeat_s: float = 0.0, width: float = 1.0) -> dict:
+             min_repeat_s: float = 0.0, width: float = 1.0, precision: str = "fp32") -> dict:
     """Time one cell: the first step alone (compilation included), ``warmup`` more steps, then ``repeats``
     runs of ``steps`` steps (more if a repeat would last under ``min_repeat_s`` at the warm-up's pace: short
     intervals suffer most from a shared machine's scheduling), each between two synchronised clock
     reads, the machine's contention measured over them (:mod:`tlx_gan.contention`). Afterwards (so neither its
     memory nor its cache traffic touch the step's numbers) the framework's GEMM rate is measured again:
-    on a shared machine the best of all a run's measurements is the peak it reports."""
+    on a shared machine the best of all a run's measurements is the peak it reports.
+
+    The steps compute in ``precision``, set and read back first (:func:`tlx_gan.precision.apply`); where the
+    framework cannot compute in it here, the record says so (status "unsupported", its reason) and nothing runs."""
     began = time.perf_counter()
     runtime, device_name = prepare(threads, device)
     _inject_fault(mode)
-    config = GanConfig(model=model, loss=loss, width=width)
+    config = GanConfig(model=model, loss=loss, width=width, precision=precision)
+    try:
+        applied = precision_module.apply(precision)
+    except PrecisionUnsupported as unsupported:
+        return {"mode": mode, "model": model, "loss": loss, "batch_size": batch_size, "width": width,
+                "precision": {"precision": precision}, "status": "unsupported", "error": str(unsupported)}
     state = checkpoint.load(init_path).weights
     real_np, noise_np, mix_np, labels_np = synthetic_batches(batch_size, data_seed,
                                                              side=config.model_spec().image_side)
@@ -217,6 +226,7 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     work = flops.step_flops(model, batch_size, width, loss)
     record = {
         "mode": mode, "model": model, "loss": loss, "batch_size": batch_size, "width": width, "status": "ok",
+        "precision": applied,
         "contention": busy, "noisy": busy["noisy"],
         "description": stepper.description, "device": device, "device_name": device_name,
         "threads": runtime.threads(), "warmup_steps": warmup, "steps": steps, "repeats": repeats,

@@ -135,7 +135,7 @@ def _row(c: dict) -> list[str]:
     width = f"{c.get('width', 1.0):g}"
     if c["status"] != "ok":
         return [c["backend"], c["mode"], width, str(c["batch_size"]), "-", "-", "-", "-", "-", "-", "-", "-",
-                "FAILED: " + c.get("error", "")[:90]]
+                ("UNSUPPORTED: " if c["status"] == "unsupported" else "FAILED: ") + c.get("error", "")[:90]]
     s = c["ms_per_step"]
     status = f"NOISY ({_noise(c.get('contention') or {})})" if c.get("noisy") else "ok"
     return [c["backend"], c["mode"], width, str(c["batch_size"]), _fmt(s["median"]), _fmt(s["iqr"]), _fmt(s["min"]),
@@ -197,12 +197,13 @@ def targets_text(report: dict) -> str:
 
 def markdown(report: dict) -> str:
     m, o = report["machine"], report["options"]
-    out = [f"# tlx-gan bench: {o['model']} ({o['loss']}), {o['device']}", "",
+    precision = o.get("precision", "fp32")
+    out = [f"# tlx-gan bench: {o['model']} ({o['loss']}), {o['device']}, {precision}", "",
            f"Run {report['created']} on `{m.get('hostname')}`: {m.get('cpu')} ({m.get('cpu_count')} CPUs; "
            f"{', '.join(m.get('cpu_flags') or []) or 'flags unknown'}), "
            f"{m.get('platform')}, Python {m.get('python')}, numpy {m.get('numpy')}, "
            f"TensorLayerX {m.get('tensorlayerx')}, tlx-gan {m.get('tlx_gan')}.", "",
-           f"{o['threads']} threads per process; fp32; {o['warmup']} warm-up steps, then {o['repeats']} repeats of "
+           f"{o['threads']} threads per process; {precision} (read back per backend below); {o['warmup']} warm-up steps, then {o['repeats']} repeats of "
            f"{o['steps']} steps (or as many as last {o.get('min_repeat_s', 0):g} s), in {o.get('rounds', 1)} "
            "round(s) of fresh processes interleaved over the run "
            "(median and IQR over all repeats; the first step, compilation included, apart); "
@@ -224,6 +225,7 @@ def markdown(report: dict) -> str:
         out.append(f"| {name} | {versions} | {dev.get('name', '-')} | {fw.get('threads')} | "
                    f"{_fmt(peak.get('gflops'), '.1f')} ({gemm.get('n')}^2, {peak.get('measurements')} measurements) | "
                    f"{_fmt(gemm.get('gflops'), '.1f')} |")
+    out += precision_markdown(report)
     out += ["", "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
     out += ["| " + " | ".join(_row(c)) + " |" for c in _sorted(report["cells"])]
     noisy = report["summary"].get("noisy_cells", 0)
@@ -253,6 +255,24 @@ def markdown(report: dict) -> str:
     if profile:
         out += ["", profile]
     return "\n".join(out) + "\n"
+
+
+def precision_markdown(report: dict) -> list[str]:
+    """Per backend, the precision switches read back in its first cell that ran, and a product's measured
+    significant bits; or the framework's reason it cannot compute in the precision here."""
+    out = ["", "| backend | precision switches read back | product's significant bits | tensors on |",
+           "|---|---|---|---|"]
+    for name in report["frameworks"]:
+        cells = [c for c in report["cells"] if c["backend"] == name and c["status"] in ("ok", "unsupported")]
+        ran = [c["precision"] for c in cells if c["status"] == "ok" and "settings" in c.get("precision", {})]
+        applied = ran[0] if ran else None
+        if applied:
+            settings = ", ".join(f"{k}={v}" for k, v in applied["settings"].items())
+            observed = applied["observed"]
+            out.append(f"| {name} | {settings} | {observed['significant_bits']:.1f} | {observed['device']} |")
+        elif cells:
+            out.append(f"| {name} | unsupported: {cells[0]['error']} | - | - |")
+    return out
 
 
 def profile_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:

@@ -63,6 +63,7 @@ class BenchOptions:
     widths: list[float] = field(default_factory=lambda: [1.0])  # hidden sizes / channels times these
     load: int = 0  # busy-loop processes running beside the cells (a reproducibly busy machine)
     wait_quiet: float = 0.0  # seconds to wait, before each cell, for the others' CPU share to drop
+    precision: str = "fp32"  # the number format of every cell's steps (spec.PRECISIONS)
     # The children's thread pools: each framework's own ("framework": idle workers spin, the faster of the two
     # on a quiet machine, which is the only machine whose figures are judged) or "passive" (they sleep).
     wait_policy: str = "framework"
@@ -188,7 +189,7 @@ def run(opts: BenchOptions, say: Callable[[str], None] = print) -> dict:
                 say(f"{label}: " + (f"{record['ms_per_step']['median']:.2f} ms/step (IQR "
                                     f"{record['ms_per_step']['iqr']:.2f}), first step {record['first_step_ms']:.0f} ms"
                                     f"{' NOISY' if record.get('noisy') else ''}"
-                                    if record["status"] == "ok" else f"FAILED {record['error']}"))
+                                    if record["status"] == "ok" else f"{record['status'].upper()} {record['error']}"))
     cells = [merge_rounds(rounds[key]) for key in grid]
     peaks = run_peaks(probes, cells)
     for cell in cells:
@@ -259,7 +260,8 @@ def _run_cell(name: str, mode: str, batch_size: int, width: float, opts: BenchOp
               "warmup": opts.warmup, "steps": opts.steps, "repeats": opts.repeats, "threads": opts.threads,
               "device": opts.device, "init_path": str(init_path), "data_seed": opts.seed,
               "profile": opts.profile and round_index == 0, "profile_steps": opts.profile_steps,
-              "gemm_size": opts.gemm_size, "gemm_repeats": 3, "min_repeat_s": opts.min_repeat_s, "width": width}
+              "gemm_size": opts.gemm_size, "gemm_repeats": 3, "min_repeat_s": opts.min_repeat_s, "width": width,
+              "precision": opts.precision}
     log = logs / (f"{name}-{mode}-{batch_size}-w{width:g}"
                   f"{f'-r{round_index + 1}' if opts.rounds > 1 else ''}.log")
     outcome = isolate.call(name, f"{CELL}:run_cell", kwargs, timeout=opts.cell_timeout, env=env, stderr_to=log)

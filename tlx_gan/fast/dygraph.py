@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 
 import tensorlayerx as tlx
 
-from tlx_gan import spec
+from tlx_gan import backend, spec
 
 # (real, noise, mix=None, train_g=True, labels=None) -> (d_loss, g_loss); g_loss None when the G step is not taken
 Step = Callable[..., tuple[float, float | None]]
@@ -52,24 +52,33 @@ def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager]
     # with batch norm, G must run twice, as in TLX, so its running statistics advance the same way
     reuse_fake = not gan.g_batch_norm
 
+    def d_objective(real, fake, mix, labels):
+        d_real, d_fake = discriminate(real, fake, labels)
+        d_loss = loss.d(ops, d_real, d_fake)
+        if loss.penalty:
+            x_hat = spec.interpolates(real, fake, mix)
+            d_loss = d_loss + loss.penalty * spec.gradient_penalty(ops, input_gradient(lambda x: D(x, labels), x_hat))
+        return d_loss
+
+    # the forward passes and losses in the run's precision (the framework's autocast; as they are in fp32)
+    mixed = backend.module("runtime").mixed
+    generate = mixed(G, gan.config.precision)
+    d_objective = mixed(d_objective, gan.config.precision)
+    g_objective = mixed(lambda fake, labels: loss.g(ops, D(fake, labels)), gan.config.precision)
+
     def step(real, noise, mix=None, train_g: bool = True, labels=None) -> tuple[float, float | None]:
         keep_graph = reuse_fake and train_g
         if keep_graph:
-            fake = G(noise, labels)
+            fake = generate(noise, labels)
         else:
             with no_grad():
-                fake = G(noise, labels)
-        d_real, d_fake = discriminate(real, fake.detach(), labels)
-        d_loss = loss.d(ops, d_real, d_fake)
-        if loss.penalty:
-            x_hat = spec.interpolates(real, fake.detach(), mix)
-            penalty = spec.gradient_penalty(ops, input_gradient(lambda x: D(x, labels), x_hat))
-            d_loss = d_loss + loss.penalty * penalty
+                fake = generate(noise, labels)
+        d_loss = d_objective(real, fake.detach(), mix, labels)
         adam_update(gan.optimizer_d, d_weights, grad(d_loss, d_weights))
         if not train_g:
             return float(d_loss.detach()), None
 
-        g_loss = loss.g(ops, D(fake if keep_graph else G(noise, labels), labels))
+        g_loss = g_objective(fake if keep_graph else generate(noise, labels), labels)
         adam_update(gan.optimizer_g, g_weights, grad(g_loss, g_weights))
         return float(d_loss.detach()), float(g_loss.detach())
 

@@ -19,6 +19,7 @@ XLA (``jit_compile=True``) measured here against the plain ``tf.function`` graph
 (batch 128 mlp: 5.8 vs 7.1 ms/step; batch 64 dcgan: 116 vs 162 ms/step); its fused kernels round
 differently but stay well inside L4 (relative L2 of one step's updates against the float64 oracle
 1.6e-4 at batch 128, bound 1e-3). Its cost is a slower first step (compilation, ~1.5 s).
+With ``--precision bf16`` the step is the plain graph instead, the one grappler rewrites to bfloat16.
 
 Same names in every ``tlx_gan/fast`` module.
 """
@@ -29,7 +30,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from tlx_gan import spec
+from tlx_gan import backend, spec
 from tlx_gan.backend.tensorflow import runtime
 from tlx_gan.fast.dygraph import paired_discriminator
 
@@ -51,7 +52,8 @@ def make_step(gan) -> Callable[..., tuple[float, float]]:
     runtime.inner_optimizer(gan.optimizer_d, d_weights)
     runtime.inner_optimizer(gan.optimizer_g, g_weights)
 
-    @tf.function(jit_compile=True)
+    # grappler's bfloat16 rewrite (--precision bf16) works on graphs, not on XLA's compiled clusters
+    @tf.function(jit_compile=gan.config.precision != "bf16")
     def graph_step(real, noise, mix, train_g, labels):
         with tf.GradientTape() as g_tape:
             if reuse_fake:
@@ -74,8 +76,16 @@ def make_step(gan) -> Callable[..., tuple[float, float]]:
         runtime.fused_adam_update(gan.optimizer_g, g_weights, g_tape.gradient(g_loss, g_weights))
         return d_loss, g_loss
 
+    traced: set[tuple] = set()
+
     def step(real, noise, mix=None, train_g: bool = True, labels=None) -> tuple[float, float | None]:
-        d_loss, g_loss = graph_step(real, noise, mix, train_g, labels)
+        key = (train_g, tuple(real.shape))
+        if key in traced:
+            d_loss, g_loss = graph_step(real, noise, mix, train_g, labels)
+        else:  # grappler's first run of a graph may log from C++ to descriptor 2 (see runtime.mixed)
+            with backend.quiet_stderr():
+                d_loss, g_loss = graph_step(real, noise, mix, train_g, labels)
+            traced.add(key)
         return float(d_loss), (None if g_loss is None else float(g_loss))
 
     return step

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, metrics, outputs, runlog, sampling, train, weights
+from tlx_gan import backend, checkpoint, metrics, outputs, precision, runlog, sampling, train, weights
+from tlx_gan.errors import PrecisionUnsupported
 from tlx_gan.spec import GanConfig
 
 
@@ -29,10 +30,18 @@ def _grads(g, with_loss, args, net) -> dict[str, np.ndarray]:
     return {name: runtime.to_canonical(kind, grad) for (name, (_, kind)), grad in zip(named.items(), grads)}
 
 
-def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) -> dict:
-    """L1-L5 on this backend; arrays go to ``out`` (npz), a small summary is returned."""
+def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int, device: str = "cpu") -> dict:
+    """L1-L5 on this backend, on ``device``; arrays go to ``out`` (npz), a small summary is returned: with
+    ``unsupported`` (the framework's reason) and no arrays where it cannot compute in the config's precision."""
     import tensorlayerx as tlx
 
+    runtime = backend.module("runtime")
+    with backend.quiet_stderr():
+        runtime.use_device(device)
+    try:
+        applied = precision.apply(GanConfig.from_dict(config).precision)
+    except PrecisionUnsupported as unsupported:
+        return {"backend": backend.current(), "unsupported": str(unsupported)}
     state = checkpoint.load(init).weights
     with np.load(inputs, allow_pickle=False) as archive:
         data = {k: archive[k] for k in archive.files}
@@ -43,11 +52,11 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
     d_inputs = (x, z, tlx.convert_to_tensor(data["mix"]), y)
     result: dict[str, np.ndarray] = {}
 
-    # L1 forward and L2 losses: training mode, as the steps run them
+    # L1 forward and L2 losses: training mode, in the steps' precision, as the steps run them
     g = _build(config, state)
-    result["L1/G(z)"] = tlx.convert_to_numpy(g.G(z, y))
+    result["L1/G(z)"] = tlx.convert_to_numpy(runtime.mixed(g.G, applied["precision"])(z, y))
     g = _build(config, state)
-    result["L1/D(x)"] = tlx.convert_to_numpy(g.D(x, y))
+    result["L1/D(x)"] = tlx.convert_to_numpy(runtime.mixed(g.D, applied["precision"])(x, y))
     g = _build(config, state)
     result["L2/d_loss"] = np.asarray(float(g.loss_d(*d_inputs)))
     g = _build(config, state)
@@ -85,13 +94,15 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int) 
         result["L5/losses"] = np.asarray(losses, dtype=np.float64)
 
     outputs.atomic_write(out, lambda fh: np.savez(fh, **result))
-    return {"backend": backend.current(), "arrays": len(result)}
+    return {"backend": backend.current(), "arrays": len(result), "precision": applied}
 
 
-def outcome(init: str, out: str, config: dict, steps: int, batch_size: int, seed: int, eval_samples: int) -> dict:
+def outcome(init: str, out: str, config: dict, steps: int, batch_size: int, seed: int, eval_samples: int,
+            device: str = "cpu") -> dict:
     """L6: a short real training run from the shared initial weights, then the quality metrics."""
     opts = train.TrainOptions(config=GanConfig.from_dict(config), steps=steps, batch_size=batch_size, seed=seed,
-                              out=out, init_weights=init, sample_every=0, checkpoint_every=0, progress=False)
+                              out=out, init_weights=init, sample_every=0, checkpoint_every=0, progress=False,
+                              device=device)
     run = train.train(opts, backend.current())
     history = runlog.History.from_csv(Path(out) / "losses.csv")
     tail = max(1, len(history.step) // 5)

@@ -34,7 +34,7 @@ DEFAULT_OUTCOME_BATCH = 16
 OUTCOME_SEEDS = 3
 OUTCOME_BAND_FACTOR = 1.5
 # L5: two backends may drift apart up to this times what one backend drifts from itself when each of its
-# initial weights moves by one float32 ulp (the size of the rounding differences the backends inject).
+# initial weights moves by one ulp of the steps' format (the size of the rounding differences the backends inject).
 TRAJECTORY_BAND_FACTOR = 1.5
 REPORT_SCHEMA = "tlx-gan-parity"
 REPORT_VERSION = 1
@@ -44,6 +44,9 @@ REPORT_VERSION = 1
 class Tolerance:
     value: float
     reason: str
+    # how L1-L3 measure an error: "max", the largest difference scaled by the reference's largest entry;
+    # "l2", the relative L2 norm of the difference, tensor by tensor (L4 is always the relative L2 of the updates)
+    measure: str = "max"
 
 
 # One table, each bound with its reason. Measured errors are reported next to them in every report.
@@ -92,13 +95,37 @@ PENALTY_ON_CONV = {
 }
 
 
+# A 16-bit format (--precision bf16/fp16, and TF32): the products' inputs are rounded to the format's unit
+# roundoff u (bf16: 2^-8 = 3.9e-3), and each level's bound is a multiple of u, with why that multiple.
+ROUNDOFF_MULTIPLES = {
+    "L1": (8, "max", "forward: every product's inputs rounded to u, a few layers deep, errors partly cancelling "
+                     "over 256-784 terms (measured at most 2u, bf16: mlp, cgan, dcgan)"),
+    "L2": (8, "max", "losses: the forward error above, then a mean over the batch (measured at most 0.7u)"),
+    "L3": (64, "l2", "gradients, as each tensor's relative L2 error (measured 19u on the mlp, 31u on the dcgan): "
+                     "a weight's gradient sums its samples' terms, whose bf16 rounding cancels less than the terms "
+                     "do; scaled by the largest entry, as in float32, small entries carry the rounding of the "
+                     "large ones, 22u (mlp) to 80u (dcgan) in float32 and bf16 alike, too coarse at 8 bits"),
+    "L4": (64, "l2", "one Adam step of D then of G, relative L2 of the updates: Adam's first step is ~lr sign(g), "
+                     "so an entry whose gradient is within the L3 error of 0 may move the other way; measured "
+                     "42u (mlp, ~0.6% of the entries) and 6u (dcgan)"),
+}
+
+
 def tolerances(config: GanConfig) -> dict[str, Tolerance]:
-    """The levels' bounds for this model and loss: :data:`TOLERANCES`, with :data:`PENALTY_ON_CONV` over it
-    for a loss with a gradient penalty on a critic with convolutions."""
+    """The levels' bounds for this model, loss and precision: :data:`TOLERANCES`, with :data:`PENALTY_ON_CONV`
+    over it for a loss with a gradient penalty on a critic with convolutions, and for a narrower format
+    than float32 at least :data:`ROUNDOFF_MULTIPLES` of its unit roundoff."""
     critic = config.model_spec().discriminator
+    bounds = dict(TOLERANCES)
     if config.penalized and any(isinstance(layer, spec.Conv) for layer in critic.layers):
-        return {**TOLERANCES, **PENALTY_ON_CONV}
-    return dict(TOLERANCES)
+        bounds.update(PENALTY_ON_CONV)
+    fmt = spec.PRECISIONS[config.precision]
+    if fmt.significand_bits < spec.PRECISIONS["fp32"].significand_bits:
+        for level, (multiple, measure, why) in ROUNDOFF_MULTIPLES.items():
+            bound = max(bounds[level].value, multiple * fmt.unit_roundoff)
+            bounds[level] = Tolerance(bound, f"{fmt.name} ({fmt.significand_bits} significant bits, unit roundoff "
+                                             f"u = 2^-{fmt.significand_bits}): {multiple}u; {why}", measure)
+    return bounds
 
 
 @dataclass
@@ -125,6 +152,9 @@ class Report:
     config: dict = field(default_factory=dict)
     comparisons: list[Comparison] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # backend -> why it produced nothing
+    # backend -> the framework's reason it cannot compute in this precision here (not a failure)
+    unsupported: dict[str, str] = field(default_factory=dict)
+    precision: dict[str, dict] = field(default_factory=dict)  # backend -> its precision, set and read back
     known_differences: list[dict] = field(default_factory=list)
     drift: dict[str, list[list[float]]] = field(default_factory=dict)  # pair -> [[step, drift], ...]
     outcome: dict[str, dict] = field(default_factory=dict)
@@ -135,7 +165,8 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return not self.failures and all(c.passed for c in self.comparisons)
+        ran = len(self.backends) > len(self.unsupported)
+        return ran and not self.failures and all(c.passed for c in self.comparisons)
 
     def tolerance(self, level: str) -> float:
         """The level's bound in this run (L6's is measured in the run, see ``_outcome``)."""
@@ -183,6 +214,16 @@ def worst_of(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, st
     return worst, name
 
 
+def worst_l2(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, str]:
+    """The largest relative L2 difference of any one tensor, and which."""
+    worst, name = 0.0, ""
+    for key, pair in pairs.items():
+        err = relative_l2({key: pair})
+        if not err <= worst:
+            worst, name = err, key
+    return worst, name
+
+
 # Running batch-norm variance is a known difference (torch uses the unbiased batch variance); it is
 # measured and reported, not held to L4's tolerance.
 RUNNING_VARIANCE = "/var"
@@ -205,7 +246,8 @@ def compare_levels(subject: str, result: dict, reference: str, ref: dict, init: 
             worst = max(errors, key=lambda k: errors[k] if np.isfinite(errors[k]) else np.inf)
             error = errors[worst]
         else:
-            error, worst = worst_of({k: (result[k], ref[k]) for k in ref if k.startswith(level + "/")})
+            pairs = {k: (result[k], ref[k]) for k in ref if k.startswith(level + "/")}
+            error, worst = worst_l2(pairs) if bounds[level].measure == "l2" else worst_of(pairs)
         out.append(Comparison(level, subject, reference, error, worst, bounds[level].value))
     return out
 
@@ -292,14 +334,21 @@ def trajectory_drift(a: dict, b: dict, init: dict) -> tuple[float, list[list[flo
     return max((d for _, d in curve), default=0.0), curve, loss_drift
 
 
-def _nudged(weights: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
-    """Every non-zero float32 weight moved by one ulp, up or down at random (zeros stay: biases start at 0)."""
+def _nudged(weights: dict[str, np.ndarray], seed: int, significand_bits: int = 24) -> dict[str, np.ndarray]:
+    """Every non-zero float32 weight moved by one ulp of the format the steps round products to (float32:
+    its own next float; bf16: 2^-7 of the weight's binade), up or down at random (zeros stay: biases start at
+    0): the size of the rounding differences the backends inject."""
     rng = np.random.default_rng([seed, 0x5EED])
     out = {}
     for name, value in weights.items():
         value = np.asarray(value, dtype=np.float32)
-        toward = np.where(rng.random(value.shape) < 0.5, np.float32(-np.inf), np.float32(np.inf))
-        out[name] = np.where(value == 0, value, np.nextafter(value, toward))
+        up = rng.random(value.shape) < 0.5
+        if significand_bits >= 24:
+            moved = np.nextafter(value, np.where(up, np.float32(np.inf), np.float32(-np.inf)))
+        else:
+            _, exponent = np.frexp(value)  # value = m 2^e with 0.5 <= |m| < 1: one ulp is 2^(e - bits)
+            moved = value + np.where(up, 1.0, -1.0) * np.ldexp(np.float32(1), exponent - significand_bits)
+        out[name] = np.where(value == 0, value, moved).astype(np.float32)
     return out
 
 
@@ -311,9 +360,10 @@ def default_outcome_steps(model: str) -> int:
 
 def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAULT_STEPS, batch: int = DEFAULT_BATCH,
         seed: int = 0, outcome_steps: int = 0, outcome_batch: int = DEFAULT_OUTCOME_BATCH, workdir: str | None = None,
-        timeout: float = 1800, trajectory_band: bool = True) -> Report:
-    """Run the levels on each backend (own process each) and compare. ``trajectory_band``: measure L5's band
-    (one more trajectory on the first backend); without it L5 is held to its fixed bound."""
+        timeout: float = 1800, trajectory_band: bool = True, device: str = "cpu") -> Report:
+    """Run the levels on each backend (own process each, on ``device``, in ``config.precision``) and compare.
+    ``trajectory_band``: measure L5's band (one more trajectory on the first backend that ran); without it L5
+    is held to its fixed bound. A backend that cannot compute in the precision there is reported as such."""
     config = config or GanConfig()
     model, loss, as_dict = config.model, config.loss, config.to_dict()
     report = Report(model, loss, list(backends), asdict(config.normalization), steps, as_dict,
@@ -332,17 +382,21 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAU
         def probe(name: str, init_file: str, out: str):
             return isolate.call(name, "tlx_gan.parity.probe:levels", {
                 "init": str(tmp / init_file), "inputs": str(tmp / "inputs.npz"), "out": str(tmp / out),
-                "config": as_dict, "snapshot_every": max(1, steps // 10)}, timeout=timeout)
+                "config": as_dict, "snapshot_every": max(1, steps // 10), "device": device}, timeout=timeout)
 
         for name in backends:
             outcome = probe(name, "init.npz", f"{name}.npz")
-            if outcome.ok:
+            if outcome.ok and "unsupported" in outcome.value:
+                report.unsupported[name] = outcome.value["unsupported"]
+            elif outcome.ok:
                 results[name] = _load_npz(tmp / f"{name}.npz")
+                report.precision[name] = outcome.value["precision"]
             else:
                 report.failures[name] = outcome.error
         if steps and results and trajectory_band:
             reference = next(iter(results))
-            nudged = checkpoint.Checkpoint({"kind": "init", "config": as_dict, "seed": seed}, _nudged(init, seed))
+            bits = spec.PRECISIONS[config.precision].significand_bits
+            nudged = checkpoint.Checkpoint({"kind": "init", "config": as_dict, "seed": seed}, _nudged(init, seed, bits))
             outputs.atomic_write(tmp / "init-nudged.npz", checkpoint.writer(nudged))
             outcome = probe(reference, "init-nudged.npz", "nudged.npz")
             if not outcome.ok:
@@ -365,7 +419,7 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAU
                 report.comparisons.append(Comparison("L5", a, b, error, worst, report.tolerance("L5")))
         report.known_differences += _measure_known(results, init)
         if outcome_steps:
-            _outcome(report, backends, tmp, as_dict, outcome_steps, outcome_batch, seed, timeout)
+            _outcome(report, list(results), tmp, as_dict, outcome_steps, outcome_batch, seed, timeout, device)
     return report
 
 
@@ -424,14 +478,15 @@ def outcome_differences(a: dict, b: dict) -> dict[str, float]:
     }
 
 
-def _outcome(report: Report, backends, tmp: Path, config: dict, steps, batch, seed, timeout) -> None:
+def _outcome(report: Report, backends, tmp: Path, config: dict, steps, batch, seed, timeout, device) -> None:
     """L6. By the end of a training run the backends have decorrelated (L5), so their outcomes can only
     agree as different seeds of one backend agree: the band is measured in the same run, from extra
     seeds (other data order and noise, same initial weights) on the first backend."""
     def train(name: str, run_seed: int, folder: str) -> dict | None:
         result = isolate.call(name, "tlx_gan.parity.probe:outcome", {
             "init": str(tmp / "init.npz"), "out": str(tmp / folder), "config": config,
-            "steps": steps, "batch_size": batch, "seed": run_seed, "eval_samples": 500}, timeout=timeout)
+            "steps": steps, "batch_size": batch, "seed": run_seed, "eval_samples": 500, "device": device},
+            timeout=timeout)
         if not result.ok:
             report.failures[name] = f"L6: {result.error}"
         return result.value if result.ok else None
@@ -459,7 +514,8 @@ def _outcome(report: Report, backends, tmp: Path, config: dict, steps, batch, se
 def format_table(report: Report) -> str:
     levels = [lv for lv in TOLERANCES if any(c.level == lv for c in report.comparisons)]
     width = 20
-    lines = [f"parity: {report.model}/{report.loss}, {len(report.backends)} backends, K={report.steps}",
+    lines = [f"parity: {report.model}/{report.loss} in {report.config.get('precision', 'fp32')}, "
+             f"{len(report.backends)} backends, K={report.steps}",
              "level  tolerance " + "".join(f"{b:>{width}}" for b in report.backends)]
     for level in levels:
         row = f"{level:<6} {report.tolerance(level):>9.2g} "
@@ -470,6 +526,8 @@ def format_table(report: Report) -> str:
         lines.append(row)
     for name, why in report.failures.items():
         lines.append(f"{name}: FAILED to run: {why}")
+    for name, why in report.unsupported.items():
+        lines.append(f"{name}: not run, unsupported here: {why}")
     failed = [c for c in report.comparisons if not c.passed]
     for c in failed:
         lines.append(f"FAIL {c.level} {c.subject} vs {c.reference}: {c.error:.3g} > {c.tolerance:g} at {c.worst}")
@@ -480,7 +538,9 @@ def format_table(report: Report) -> str:
 
 
 def format_markdown(report: Report, environment_line: str = "") -> str:
-    out = [f"# Parity report: {report.model} / {report.loss}", ""]
+    precision = report.config.get("precision", "fp32")
+    out = [f"# Parity report: {report.model} / {report.loss}" + ("" if precision == "fp32" else f" in {precision}"),
+           ""]
     if environment_line:
         out += [environment_line, ""]
     out += [f"Verdict: **{'PASS' if report.passed else 'FAIL'}** — levels x backends, worst scaled error of any "
@@ -495,8 +555,9 @@ def format_markdown(report: Report, environment_line: str = "") -> str:
         out.append(f"| {level} | {report.tolerance(level):.3g} | " + " | ".join(text) + " |")
     if report.trajectory_band:
         t = report.trajectory_band
+        unit = "float32" if precision == "fp32" else precision
         out += ["", f"L5 band: {t['band']:.3g}: {report.steps} steps of {t['reference']} from its initial weights "
-                    f"moved by one float32 ulp each drifted {t['self_drift']:.3g} (weights) and "
+                    f"moved by one {unit} ulp each drifted {t['self_drift']:.3g} (weights) and "
                     f"{t['self_loss_drift']:.3g} (losses) from its own run; the band is "
                     f"{TRAJECTORY_BAND_FACTOR:g}x that, and at least {report.bounds['L5'].value:g}."]
     out += ["", "## Tolerances", ""]
@@ -526,6 +587,16 @@ def format_markdown(report: Report, environment_line: str = "") -> str:
         for k in report.known_differences:
             out.append(f"- {k['name']} ({k['pair']}): {k['measured']:.3g} relative at `{k['where']}`. "
                        f"{k['explanation']}")
+    if report.precision:
+        out += ["", f"## Precision ({precision}), set and read back on each backend", "",
+                "| backend | settings | product's significant bits | tensors on |", "|---|---|---|---|"]
+        for name, applied in report.precision.items():
+            settings = ", ".join(f"{k}={v}" for k, v in applied["settings"].items())
+            observed = applied["observed"]
+            out.append(f"| {name} | {settings} | {observed['significant_bits']:.1f} | {observed['device']} |")
+    if report.unsupported:
+        out += ["", f"## Backends that cannot compute in {precision} here", ""]
+        out += [f"- {name}: {why}" for name, why in report.unsupported.items()]
     if report.failures:
         out += ["", "## Backends that failed to run", ""]
         out += [f"- {name}: {why}" for name, why in report.failures.items()]

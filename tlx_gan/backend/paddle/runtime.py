@@ -9,14 +9,15 @@ import paddle
 import tensorlayerx as tlx
 
 from tlx_gan.backend.machine import cpu_model
+from tlx_gan.errors import PrecisionUnsupported
 
 NAME = "paddle"
 # The backend interface (tlx_gan.backend.interface.Runtime), and nothing else.
 __all__ = [
     "NAME", "adam", "adam_state", "assign", "clear_grads", "detach", "device_description", "devices",
     "from_canonical", "fused_adam_update", "gemm_probe", "gpu_available", "gradients", "inner_optimizer",
-    "input_gradient", "peak_device_memory", "profile_ops", "set_adam_state", "set_threads", "sync", "threads",
-    "to_canonical", "use_device", "versions",
+    "input_gradient", "mixed", "peak_device_memory", "precision_settings", "profile_ops", "set_adam_state",
+    "set_precision", "set_threads", "sync", "threads", "to_canonical", "use_device", "versions",
 ]
 
 
@@ -50,6 +51,59 @@ def devices() -> list[str]:
 def use_device(device: str) -> str:
     tlx.set_device("GPU" if device == "gpu" else "CPU")
     return paddle.device.get_device()
+
+
+_AUTOCAST = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def _autocast_refusal(dtype: str) -> str | None:
+    """Why paddle.amp.auto_cast does not compute a product in ``dtype`` on the current device, in paddle's
+    own words (on CPU it warns and stays float32), or None when it does."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with paddle.amp.auto_cast(dtype=dtype, level="O1"):
+            out = paddle.matmul(paddle.ones([2, 2]), paddle.ones([2, 2]))
+    if str(out.dtype).endswith(dtype):
+        return None
+    said = "; ".join(str(w.message).strip().rstrip(",") for w in caught) or f"the product stayed {out.dtype}"
+    return f"paddle.amp.auto_cast(dtype={dtype!r}) on {paddle.device.get_device()}: {said}"
+
+
+def set_precision(precision: str) -> dict:
+    """TF32 on for cuBLAS and cuDNN only for "tf32"; bf16 through paddle.amp.auto_cast where paddle runs it
+    (refused, in paddle's words, where it does not: CPU); fp16 refused (GradScaler around TLX's
+    TrainOneStep is not built)."""
+    if precision == "fp16":
+        raise PrecisionUnsupported("paddle: --precision fp16 needs dynamic loss scaling (paddle.amp.GradScaler) "
+                                   "around TLX's TrainOneStep, which tlx-gan does not apply yet")
+    if precision in _AUTOCAST and (why := _autocast_refusal(_AUTOCAST[precision])):
+        raise PrecisionUnsupported(f"paddle {paddle.__version__}: --precision {precision}: {why}")
+    core = paddle.base.core
+    core.set_cublas_switch(precision == "tf32")
+    core.set_cudnn_switch(precision == "tf32")
+    return precision_settings()
+
+
+def precision_settings() -> dict:
+    core = paddle.base.core
+    return {"cublas_allow_tf32": bool(core.get_cublas_switch()), "cudnn_allow_tf32": bool(core.get_cudnn_switch())}
+
+
+def mixed(fn, precision: str):
+    """``fn`` under paddle.amp.auto_cast (O1: float32 weights) for a 16-bit ``precision``, its float results
+    returned as float32; ``fn`` itself otherwise."""
+    if precision not in _AUTOCAST:
+        return fn
+    dtype = _AUTOCAST[precision]
+
+    def autocast(*args, **kwargs):
+        with paddle.amp.auto_cast(dtype=dtype, level="O1"):
+            out = fn(*args, **kwargs)
+        return out.astype("float32") if isinstance(out, paddle.Tensor) and out.is_floating_point() else out
+
+    return autocast
 
 
 def sync() -> None:

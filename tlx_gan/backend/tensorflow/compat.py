@@ -57,3 +57,44 @@ def keras_variable_path_in_train_weights_check() -> None:
             seen.add(name)
 
     core_tensorflow.Module.train_weights_check = train_weights_check
+
+
+def _batchnorm_rebinds_moving_averages_in_graphs() -> bool:
+    import tensorflow as tf
+    from tensorlayerx.backend.ops import tensorflow_nn
+
+    mean, var = tf.Variable(tf.zeros([2])), tf.Variable(tf.ones([2]))
+    op = tensorflow_nn.BatchNorm(beta=tf.Variable(tf.zeros([2])), gamma=tf.Variable(tf.ones([2])), moving_mean=mean,
+                                 moving_var=var, num_features=2, is_train=True)
+    tf.function(op.__call__, autograph=False)(tf.ones([3, 2]))
+    return op.moving_mean is not mean
+
+
+@patch_after("tensorlayerx.backend.ops.tensorflow_nn", backend="tensorflow",
+             needed=_batchnorm_rebinds_moving_averages_in_graphs)
+def batchnorm_moving_averages_in_graphs() -> None:
+    """tensorlayerx/backend/ops/tensorflow_nn.py's ``BatchNorm.__call__`` rebinds ``moving_mean`` and
+    ``moving_var`` to what ``assign_moving_average`` returns: in eager mode the variable itself, but inside a
+    ``tf.function`` (any TF 2 release) an object of that graph, which the next graph traced on the layer captures
+    and then unbinds: with two graphs on one layer, called in turn (the D and G losses traced separately:
+    ``--precision bf16`` on a model with batch norm), the fourth call dies with "Called a function referencing
+    variables which have been deleted". Updates the moving averages in place, keeping the variables."""
+    import tensorflow as tf
+    from tensorflow.python.training import moving_averages
+    from tensorlayerx.backend.ops import tensorflow_nn
+
+    def call(self, inputs):
+        self._check_input_shape(inputs)
+        self.channel_axis = len(inputs.shape) - 1 if self.data_format == "channels_last" else 1
+        if self.axes is None:
+            self.axes = [i for i in range(len(inputs.shape)) if i != self.channel_axis]
+        mean, var = tf.nn.moments(inputs, self.axes, keepdims=False)
+        if not self.is_train:
+            mean, var = self.moving_mean, self.moving_var
+        else:
+            moving_averages.assign_moving_average(self.moving_mean, mean, self.decay, zero_debias=False)
+            moving_averages.assign_moving_average(self.moving_var, var, self.decay, zero_debias=False)
+        return tensorflow_nn.batch_normalization(inputs, mean, var, self.beta, self.gamma, self.epsilon,
+                                                 self.data_format)
+
+    tensorflow_nn.BatchNorm.__call__ = call

@@ -8,15 +8,17 @@ import numpy as np
 import tensorflow as tf
 import tensorlayerx as tlx
 
+from tlx_gan.backend import quiet_stderr
 from tlx_gan.backend.machine import cpu_model
+from tlx_gan.errors import PrecisionUnsupported
 
 NAME = "tensorflow"
 # The backend interface (tlx_gan.backend.interface.Runtime), and nothing else.
 __all__ = [
     "NAME", "adam", "adam_state", "assign", "clear_grads", "detach", "device_description", "devices",
     "from_canonical", "fused_adam_update", "gemm_probe", "gpu_available", "gradients", "inner_optimizer",
-    "input_gradient", "peak_device_memory", "profile_ops", "set_adam_state", "set_threads", "sync", "threads",
-    "to_canonical", "use_device", "versions",
+    "input_gradient", "mixed", "peak_device_memory", "precision_settings", "profile_ops", "set_adam_state",
+    "set_precision", "set_threads", "sync", "threads", "to_canonical", "use_device", "versions",
 ]
 # TLX's TF layers keep conv filters HWIO and deconv filters HW(out)(in); canonical is OIHW / IOHW.
 _TO_CANONICAL = {"conv": (3, 2, 0, 1), "deconv": (3, 2, 0, 1)}
@@ -47,9 +49,60 @@ def devices() -> list[str]:
     return [d.name for d in tf.config.list_logical_devices()]
 
 
+_device = "cpu"  # where use_device pointed TLX
+
+
 def use_device(device: str) -> str:
+    global _device
     tlx.set_device("GPU" if device == "gpu" else "CPU")
+    _device = device
     return "/GPU:0" if device == "gpu" else "/CPU:0"
+
+
+# Grappler's graph rewrite to bfloat16 for oneDNN (CPU) kernels: TLX's TF layers are plain tf.Module, not
+# Keras layers, so Keras' mixed-precision policies never reach them; grappler rewrites any tf.function.
+_BF16_REWRITE = "auto_mixed_precision_onednn_bfloat16"
+
+
+def set_precision(precision: str) -> dict:
+    """TF32 on only for "tf32" (TF enables it by default on Ampere and newer); bf16 on CPU through grappler's
+    oneDNN bfloat16 rewrite of the graphs :func:`mixed` builds. Refused: fp16 (loss scaling around TLX's
+    TrainOneStep is not built) and bf16 on GPU (that rewrite is oneDNN's; TF's CUDA one gives float16)."""
+    if precision == "fp16" or (precision == "bf16" and _device == "gpu"):
+        raise PrecisionUnsupported(
+            f"tensorflow: --precision {precision} on {_device}: TLX's TF layers are tf.Module, outside Keras "
+            "mixed-precision policies, and grappler rewrites graphs to bfloat16 only for oneDNN (CPU) kernels")
+    tf.config.experimental.enable_tensor_float_32_execution(precision == "tf32")
+    tf.config.optimizer.set_experimental_options({_BF16_REWRITE: precision == "bf16"})
+    return precision_settings()
+
+
+def precision_settings() -> dict:
+    return {"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
+            f"grappler.{_BF16_REWRITE}": bool(tf.config.optimizer.get_experimental_options().get(_BF16_REWRITE)),
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+
+
+def mixed(fn, precision: str):
+    """For bf16, ``fn`` as a tf.function, whose graph grappler rewrites to bfloat16 (set_precision turned
+    that on); ``fn`` itself otherwise. Gradients through it (a GradientTape around the call) are rewritten too."""
+    if precision != "bf16":
+        return fn
+    graph = tf.function(fn, autograph=False, reduce_retracing=True)
+    shapes_run: set[tuple] = set()
+
+    def run(*args):
+        shapes = tuple(None if a is None else tuple(a.shape) for a in args)
+        if shapes in shapes_run:
+            return graph(*args)
+        # grappler optimizes a graph on its first run, logging from C++ to descriptor 2 where one of its
+        # passes gives up on the rewritten graph ("remapper failed: ... CastToFp32-0-AutoMixedPrecision")
+        with quiet_stderr():
+            out = graph(*args)
+        shapes_run.add(shapes)
+        return out
+
+    return run
 
 
 def sync() -> None:

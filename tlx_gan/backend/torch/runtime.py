@@ -9,14 +9,15 @@ import tensorlayerx as tlx
 import torch
 
 from tlx_gan.backend.machine import cpu_model
+from tlx_gan.errors import PrecisionUnsupported
 
 NAME = "torch"
 # The backend interface (tlx_gan.backend.interface.Runtime), and nothing else.
 __all__ = [
     "NAME", "adam", "adam_state", "assign", "clear_grads", "detach", "device_description", "devices",
     "from_canonical", "fused_adam_update", "gemm_probe", "gpu_available", "gradients", "inner_optimizer",
-    "input_gradient", "peak_device_memory", "profile_ops", "set_adam_state", "set_threads", "sync", "threads",
-    "to_canonical", "use_device", "versions",
+    "input_gradient", "mixed", "peak_device_memory", "precision_settings", "profile_ops", "set_adam_state",
+    "set_precision", "set_threads", "sync", "threads", "to_canonical", "use_device", "versions",
 ]
 
 
@@ -47,10 +48,61 @@ def devices() -> list[str]:
     return ["cpu"] + [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
 
 
+_device = "cpu"  # where use_device pointed TLX: autocast needs the device type
+
+
 def use_device(device: str) -> str:
     """Point TLX at ``device`` ("cpu" or "gpu"); returns what the tensors will live on."""
+    global _device
     tlx.set_device("GPU" if device == "gpu" else "CPU")
+    _device = device
     return "cuda:0" if device == "gpu" else "cpu"
+
+
+# torch's fp32_precision switches (torch 2.9+; the legacy allow_tf32 flags must not be mixed with them).
+# Defaults differ: cuDNN convolutions and RNNs start at "tf32", cuBLAS matmuls at "ieee" (strict float32).
+_FP32_SWITCHES = ("cuda.matmul", "cudnn.conv", "cudnn.rnn", "mkldnn.matmul", "mkldnn.conv", "mkldnn.rnn")
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _switch(name: str):
+    holder = torch.backends
+    for part in name.split("."):
+        holder = getattr(holder, part)
+    return holder
+
+
+def set_precision(precision: str) -> dict:
+    """Pin TF32 on (tf32) or off (every other format) on every cuBLAS/cuDNN/oneDNN switch; fp16 is refused
+    (dynamic loss scaling around TLX's TrainOneStep is not built). Returns the settings read back."""
+    if precision == "fp16":
+        raise PrecisionUnsupported("torch: --precision fp16 needs dynamic loss scaling (torch.amp.GradScaler) "
+                                   "around TLX's TrainOneStep, which tlx-gan does not apply yet: use bf16")
+    for name in _FP32_SWITCHES:  # oneDNN (CPU) stays strict: TF32 is an NVIDIA tensor-core mode
+        _switch(name).fp32_precision = "tf32" if precision == "tf32" and not name.startswith("mkldnn") else "ieee"
+    return precision_settings()
+
+
+def precision_settings() -> dict:
+    """Every switch that decides how float32 products are computed, read back from torch."""
+    settings = {f"{name}.fp32_precision": _switch(name).fp32_precision for name in _FP32_SWITCHES}
+    settings["autocast_device"] = "cuda" if _device == "gpu" else "cpu"
+    return settings
+
+
+def mixed(fn, precision: str):
+    """``fn`` run under torch.autocast for a 16-bit ``precision`` (its float results returned as float32);
+    ``fn`` itself otherwise."""
+    if precision not in _AUTOCAST:
+        return fn
+    dtype, device_type = _AUTOCAST[precision], "cuda" if _device == "gpu" else "cpu"
+
+    def autocast(*args, **kwargs):
+        with torch.autocast(device_type, dtype=dtype):
+            out = fn(*args, **kwargs)
+        return out.float() if torch.is_tensor(out) and out.is_floating_point() else out
+
+    return autocast
 
 
 def sync() -> None:
