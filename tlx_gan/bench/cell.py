@@ -180,15 +180,15 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     runtime, device_name = prepare(threads, device)
     _inject_fault(mode)
     config = GanConfig(model=model, loss=loss, width=width, precision=precision)
-    try:
-        applied = precision_module.apply(precision)
-    except PrecisionUnsupported as unsupported:
-        return {"mode": mode, "model": model, "loss": loss, "batch_size": batch_size, "width": width,
-                "precision": {"precision": precision}, "status": "unsupported", "error": str(unsupported)}
     state = checkpoint.load(init_path).weights
     real_np, noise_np, mix_np, labels_np = synthetic_batches(batch_size, data_seed,
                                                              side=config.model_spec().image_side)
-    stepper = make_stepper(mode, config, state, device_name)
+    try:
+        applied = precision_module.apply(precision)
+        stepper = make_stepper(mode, config, state, device_name)
+    except PrecisionUnsupported as unsupported:
+        return {"mode": mode, "model": model, "loss": loss, "batch_size": batch_size, "width": width,
+                "precision": {"precision": precision}, "status": "unsupported", "error": str(unsupported)}
     # converted once, before any clock read: the timed loop moves no data between host and device
     real = [stepper.tensor(x) for x in real_np]
     noise = [stepper.tensor(z) for z in noise_np]

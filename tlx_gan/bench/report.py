@@ -203,7 +203,8 @@ def markdown(report: dict) -> str:
            f"{', '.join(m.get('cpu_flags') or []) or 'flags unknown'}), "
            f"{m.get('platform')}, Python {m.get('python')}, numpy {m.get('numpy')}, "
            f"TensorLayerX {m.get('tensorlayerx')}, tlx-gan {m.get('tlx_gan')}.", "",
-           f"{o['threads']} threads per process; {precision} (read back per backend below); {o['warmup']} warm-up steps, then {o['repeats']} repeats of "
+           f"{o['threads']} threads per process; {precision} (read back per backend below); "
+           f"{o['warmup']} warm-up steps, then {o['repeats']} repeats of "
            f"{o['steps']} steps (or as many as last {o.get('min_repeat_s', 0):g} s), in {o.get('rounds', 1)} "
            "round(s) of fresh processes interleaved over the run "
            "(median and IQR over all repeats; the first step, compilation included, apart); "

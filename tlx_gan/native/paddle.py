@@ -18,6 +18,7 @@ object with ``step``, ``read``, ``tensor`` and ``labels``.
 
 from __future__ import annotations
 
+import contextlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -29,6 +30,7 @@ from tlx_gan.native import sequential
 from tlx_gan.spec import GanConfig
 
 NAME = "paddle"
+_AUTOCAST = {"bf16": "bfloat16", "fp16": "float16"}
 OPS = SimpleNamespace(mean=paddle.mean, softplus=nn.functional.softplus, relu=nn.functional.relu,
                       square=paddle.square, sqrt=paddle.sqrt, sum_features=lambda x: paddle.sum(x, axis=1))
 _NORM_ATTRIBUTES = {"gamma": "weight", "beta": "bias", "mean": "_mean", "var": "_variance"}
@@ -126,6 +128,10 @@ class NativeGan:
         if compiled:
             self.G = paddle.jit.to_static(self.G, full_graph=True)
             self.D = paddle.jit.to_static(self.D, full_graph=True)
+        # --precision bf16/fp16: the forward passes and losses under paddle's O1 autocast (float32 weights);
+        # on CPU paddle refuses it, and tlx_gan.precision stops the run before this
+        dtype = _AUTOCAST.get(config.precision)
+        self._autocast = (lambda: paddle.amp.auto_cast(dtype=dtype, level="O1")) if dtype else contextlib.nullcontext
 
     def _tensors(self):
         for param in self.model.params():
@@ -151,24 +157,26 @@ class NativeGan:
         """One D step (``mix``: its gradient penalty's interpolation weights, for a loss with one) then one
         G step on the same noise (``labels``: the real batch's classes, for a conditional GAN); the losses as
         floats (read back every step, as TLX's TrainOneStep does)."""
-        if self.compiled:
-            # a to_static program first traced under no_grad keeps no backward, and G's next (G step)
-            # call would reuse it: G would never train. Detach instead.
-            fake = self.G(noise, labels).detach()
-        else:
-            with paddle.no_grad():
-                fake = self.G(noise, labels)
-        d_loss = self.loss.d(OPS, self.D(real, labels), self.D(fake, labels))
-        if self.loss.penalty:
-            x_hat = spec.interpolates(real, fake.detach(), mix)
-            x_hat.stop_gradient = False
-            (grad,) = paddle.grad([paddle.sum(self.D(x_hat, labels))], [x_hat], create_graph=True)
-            d_loss = d_loss + self.loss.penalty * spec.gradient_penalty(OPS, grad)
+        with self._autocast():
+            if self.compiled:
+                # a to_static program first traced under no_grad keeps no backward, and G's next (G step)
+                # call would reuse it: G would never train. Detach instead.
+                fake = self.G(noise, labels).detach()
+            else:
+                with paddle.no_grad():
+                    fake = self.G(noise, labels)
+            d_loss = self.loss.d(OPS, self.D(real, labels), self.D(fake, labels))
+            if self.loss.penalty:
+                x_hat = spec.interpolates(real, fake.detach(), mix)
+                x_hat.stop_gradient = False
+                (grad,) = paddle.grad([paddle.sum(self.D(x_hat, labels))], [x_hat], create_graph=True)
+                d_loss = d_loss + self.loss.penalty * spec.gradient_penalty(OPS, grad)
         self.opt_d.clear_grad()  # also drops what the last G step left on D's weights
         d_loss.backward()
         self.opt_d.step()
 
-        g_loss = self.loss.g(OPS, self.D(self.G(noise, labels), labels))
+        with self._autocast():
+            g_loss = self.loss.g(OPS, self.D(self.G(noise, labels), labels))
         self.opt_g.clear_grad()
         g_loss.backward()
         self.opt_g.step()

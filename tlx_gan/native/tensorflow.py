@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlx_gan import spec
+from tlx_gan.errors import PrecisionUnsupported
 from tlx_gan.spec import GanConfig
 
 NAME = "tensorflow"
@@ -59,6 +60,10 @@ class NativeGan:
             self.opt_g = _Adam(self.g_vars, config.adam_g, config.normalization.adam_eps or 1e-8)
             self.opt_d = _Adam(self.d_vars, config.adam_d, config.normalization.adam_eps or 1e-8)
         self.compiled = compiled
+        if config.precision == "bf16" and not compiled:
+            raise PrecisionUnsupported("tensorflow native eager: plain tf.nn ops on float32 variables have no bf16 "
+                                       "autocast; grappler's bfloat16 rewrite works on graphs: native-compiled")
+        # --precision bf16: the tf.function graph is rewritten by grappler (tlx_gan.precision turned it on)
         self._step = tf.function(self._step_eager) if compiled else self._step_eager
 
     # ----------------------------------------------------------------------------------- networks

@@ -15,6 +15,7 @@ with ``step``, ``read``, ``tensor`` and ``labels``.
 
 from __future__ import annotations
 
+import contextlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -26,6 +27,7 @@ from tlx_gan.native import sequential
 from tlx_gan.spec import GanConfig
 
 NAME = "torch"
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 OPS = SimpleNamespace(mean=torch.mean, softplus=nn.functional.softplus, relu=torch.relu, square=torch.square,
                       sqrt=torch.sqrt, sum_features=lambda x: x.sum(dim=1))
 _NORM_ATTRIBUTES = {"gamma": "weight", "beta": "bias", "mean": "running_mean", "var": "running_var"}
@@ -119,6 +121,10 @@ class NativeGan:
         else:
             self._d_loss, self._g_loss = self._d_loss_eager, self._g_loss_eager
             self._step_d, self._step_g = self.opt_d.step, self.opt_g.step
+        # --precision bf16/fp16: the forward passes and losses under torch.autocast (float32 weights)
+        dtype = _AUTOCAST.get(config.precision)
+        self._autocast = ((lambda: torch.autocast(self.device.type, dtype=dtype)) if dtype
+                          else contextlib.nullcontext)
 
     def _tensors(self):
         for param in self.model.params():
@@ -161,11 +167,13 @@ class NativeGan:
         G step on the same noise (``labels``: the real batch's classes, for a conditional GAN); the losses as
         floats (read back every step, as TLX's TrainOneStep does)."""
         self.opt_d.zero_grad(set_to_none=True)
-        d_loss = self._d_loss(real, noise, mix, labels)
+        with self._autocast():
+            d_loss = self._d_loss(real, noise, mix, labels)
         d_loss.backward()
         self._step_d()
         self.opt_g.zero_grad(set_to_none=True)
-        g_loss = self._g_loss(noise, labels)
+        with self._autocast():
+            g_loss = self._g_loss(noise, labels)
         g_loss.backward()
         self._step_g()
         return float(d_loss), float(g_loss)
