@@ -118,3 +118,13 @@ def save_trained_checkpoint(path: str, model: str = "mlp", steps: int = 3) -> di
     ckpt = checkpoint.Checkpoint(meta, weights.read(g.G, g.D), train.optimizer_states(g))
     outputs.atomic_write(path, checkpoint.writer(ckpt))
     return checkpoint_outputs(path)
+
+
+def fp32_inside_autocast() -> dict:
+    """``tlx_gan.precision.apply("fp32")`` under a stray torch.autocast(bf16): its product check must refuse."""
+    import torch
+
+    from tlx_gan import precision
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return precision.apply("fp32")

@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "see backends_matrix/threads-cpu-*.md)")
     compare_verb.add_argument("--no-bench", action="store_true", help="skip the eager/fast speed measurement")
     compare_verb.add_argument("--no-parity", action="store_true", help="skip the parity summary")
+    _add_precision(compare_verb)
 
     tlx_suite_verb = verbs.add_parser("tlx-suite", help="run a TensorLayerX checkout's own tests on every backend, "
                                                         "one file per process, with the compat layer")
@@ -208,6 +209,7 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help=f"CPU threads for the framework's kernels (default {t.threads}: fastest for "
                         "the tutorial GAN, and steady on a busy machine)")
     p.add_argument("--no-progress", action="store_true")
+    _add_precision(p)
     _add_step(p, t.step)
 
 
@@ -287,7 +289,7 @@ def cmd_train(args) -> int:
         resume=args.resume, init_weights=args.init_weights, overwrite=args.overwrite, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
         eval_every_epoch=args.eval_every_epoch, progress=not args.no_progress, threads=args.threads,
-        step=args.step,
+        step=args.step, precision=args.precision,
     )
     plan = train.prepare(opts)  # everything is checked before the framework loads
     backend.activate(name)
@@ -401,10 +403,11 @@ def cmd_tlx_suite(args) -> int:
 
 def cmd_compare(args) -> int:
     names = _backends_arg(args)
+    precision.refuse_on_device(args.precision, "cpu")  # the comparison trains on the CPU
     opts = compare.CompareOptions(backends=names, model=args.model, loss=args.loss, epochs=args.epochs,
                                   batch_size=args.batch_size, seed=args.seed, data=args.data, out=args.out,
                                   bench=not args.no_bench, parity=not args.no_parity, threads=args.threads,
-                                  overwrite=args.overwrite, step=args.step)
+                                  overwrite=args.overwrite, step=args.step, precision=args.precision)
     result = compare.run(opts)
     print(f"report: {result.report.resolve()}")
     if result.failed:

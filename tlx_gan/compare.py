@@ -52,9 +52,10 @@ class CompareOptions:
     threads: int = backend.TRAINING_THREADS
     timeout: float = 3600
     overwrite: bool = False
+    precision: str = "fp32"  # the steps' number format (spec.PRECISIONS)
 
     def config(self) -> GanConfig:
-        return GanConfig(model=self.model, loss=self.loss)
+        return GanConfig(model=self.model, loss=self.loss, precision=self.precision)
 
 
 class Board:
@@ -223,7 +224,7 @@ def _bench(opts: CompareOptions, names: list[str], out: Path, say) -> dict | Non
     bench_opts = bench_runner.BenchOptions(backends=names, model=opts.model, loss=opts.loss,
                                            batch_sizes=[opts.batch_size], modes=["eager", "fast"], warmup=5,
                                            steps=opts.bench_steps, repeats=3, threads=opts.threads,
-                                           out=str(out / "bench"), record=False)
+                                           out=str(out / "bench"), record=False, precision=opts.precision)
     try:
         return bench_runner.run(bench_opts, say=lambda text: None)
     except Exception as exc:  # the report still comes out, saying why there are no timings

@@ -47,7 +47,8 @@ def observe(precision: str) -> dict:
     multiply = runtime.mixed(lambda x, y: tlx.matmul(x, y), precision)
     product = multiply(tlx.convert_to_tensor(a), tlx.convert_to_tensor(b))
     exact = a.astype(np.float64) @ b.astype(np.float64)
-    error = float(np.max(np.abs(tlx.convert_to_numpy(product) - exact)) / np.max(np.abs(exact)))
+    values = tlx.convert_to_numpy(tlx.cast(product, tlx.float32))  # numpy has no bfloat16
+    error = float(np.max(np.abs(values - exact)) / np.max(np.abs(exact)))
     device = getattr(product, "place", None) or getattr(product, "device", "?")  # paddle: place; torch, TF: device
     return {"device": str(device), "dtype": str(product.dtype), "relative_error": error,
             "significant_bits": -math.log2(error) if error > 0 else float("inf")}

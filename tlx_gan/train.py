@@ -24,12 +24,24 @@ import math
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, contention, data, environment, metrics, outputs, runfiles, start, streams, weights
+from tlx_gan import (
+    backend,
+    contention,
+    data,
+    environment,
+    metrics,
+    outputs,
+    precision,
+    runfiles,
+    start,
+    streams,
+    weights,
+)
 from tlx_gan import fast as fast_steps
 from tlx_gan.errors import TrainingStopped, UserError
 from tlx_gan.progress import Progress
@@ -70,13 +82,14 @@ class TrainOptions:
     threads: int | None = backend.TRAINING_THREADS  # the framework's kernel threads (None: its own default)
     # "eager": TLX's TrainOneStep pair, as the tutorial; "fast": tlx_gan.fast's step (same maths, held to L4)
     step: str = "eager"
+    precision: str = "fp32"  # the steps' number format (spec.PRECISIONS)
 
     def gan_config(self) -> GanConfig:
         if self.config is not None:
             return self.config
         if self.tutorial:
-            return GanConfig.tutorial(self.model, self.loss)
-        return GanConfig(model=self.model, loss=self.loss, noise=self.noise)
+            return replace(GanConfig.tutorial(self.model, self.loss), precision=self.precision)
+        return GanConfig(model=self.model, loss=self.loss, noise=self.noise, precision=self.precision)
 
 
 @dataclass
@@ -157,6 +170,7 @@ def prepare(opts: TrainOptions) -> Plan:
     total = opts.steps if opts.steps is not None else (opts.epochs or 1) * steps_per_epoch
     if opts.device == "gpu" and not backend.machine_has_gpu():
         raise UserError("--device gpu: this machine has no GPU (no NVIDIA or ROCm device): use --device cpu")
+    precision.refuse_on_device(config.precision, opts.device)
     begin = start.plan(opts.resume, opts.init_weights, config, total)
     continuing = start.same_folder(opts.resume, opts.out)
     data_path = opts.data if opts.data not in (None, "", data.EMBEDDED, data.SYNTHETIC) else None

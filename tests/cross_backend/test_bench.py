@@ -58,6 +58,13 @@ def test_report_schema(tiny_run):
         assert isinstance(fw["versions"], dict) and "cuda" in fw["versions"] and "cudnn" in fw["versions"]
         assert fw["device"]["kind"] == "cpu" and fw["device"]["name"]
     assert data["flops"]["1/32"]["total"] == flops.step_flops("mlp", 32)["total"]
+    # every cell that ran pinned strict float32 and read it back, with a product's measured bits
+    assert data["options"]["precision"] == "fp32"
+    for cell in data["cells"]:
+        if cell["status"] == "ok":
+            applied = cell["precision"]
+            assert applied["precision"] == "fp32" and applied["settings"], cell["backend"]
+            assert applied["observed"]["significant_bits"] > 18, (cell["backend"], applied["observed"])
     child_env = data["child_env"]
     assert child_env["OMP_NUM_THREADS"] == "1" and child_env["TLX_GAN_WAIT_POLICY"] == runner.BenchOptions().wait_policy
     assert len(data["cells"]) == len(BACKENDS) * len(MODES)
@@ -159,3 +166,25 @@ def test_a_run_under_load_marks_its_cells_noisy_and_sweeps_widths(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ same maths
+
+
+def test_bf16_cells_read_back_their_precision_and_refusals_are_reported(tmp_path):
+    """``--precision bf16``: each cell records the switches read back and a product's measured bits (~8);
+    paddle, which has no bf16 on a CPU, is reported unsupported in its own words, not failed (exit 0)."""
+    result = run_bench("--precision", "bf16", "--backends", ",".join(BACKENDS), "--modes", "eager,native",
+                       "--batch-sizes", "16", "--warmup", "0", "--steps", "2", "--repeats", "1", "--threads", "1",
+                       "--gemm-size", "64", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    data = json.loads((tmp_path / "bench.json").read_text())
+    cells = {(c["backend"], c["mode"]): c for c in data["cells"]}
+    for (name, mode), cell in cells.items():
+        if name == "paddle" or (name, mode) == ("tensorflow", "native"):
+            assert cell["status"] == "unsupported", (name, mode, cell)
+            assert ("amp_guard" if name == "paddle" else "grappler") in cell["error"], cell["error"]
+            continue
+        assert cell["status"] == "ok", (name, mode, cell.get("error"))
+        assert cell["precision"]["precision"] == "bf16"
+        assert 6 <= cell["precision"]["observed"]["significant_bits"] <= 12, cell["precision"]
+    markdown = (tmp_path / "bench.md").read_text()
+    assert "bf16" in markdown.splitlines()[0] and "product's significant bits" in markdown
+    assert "UNSUPPORTED" in result.stdout

@@ -261,9 +261,9 @@ def _profile(runtime, one: Callable[[], None], steps: int) -> dict:
 
 
 def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, modes: list[str] | None = None,
-               seed: int = 0, threads: int = 1, width: float = 1.0) -> dict:
-    """One step in each of ``modes`` from identical weights and data; each mode's losses and weights
-    compared with eager's (and, for the mlp, with the float64 oracle).
+               seed: int = 0, threads: int = 1, width: float = 1.0, precision: str = "fp32") -> dict:
+    """One step in each of ``modes`` from identical weights and data, computing in ``precision``; each mode's
+    losses and weights compared with eager's (and, for the mlp, with the float64 oracle).
 
     Errors per tensor are the largest absolute difference divided by the reference's largest magnitude,
     for the weights after the step and for the update (after - before), the measure of the project's
@@ -271,7 +271,7 @@ def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, mode
     runtime, device_name = prepare(threads, "cpu")
     from tlx_gan import gan
 
-    config = GanConfig(model=model, loss=loss, width=width)
+    config = GanConfig(model=model, loss=loss, width=width, precision=precision)
     g = gan.build(config)
     init = streams.initial_state(g.model.shapes(), seed, config.init)
     real, noise, mix, labels = (a[0] for a in synthetic_batches(batch_size, seed, pool=1, side=g.model.image_side))
@@ -283,7 +283,7 @@ def same_maths(model: str = "mlp", loss: str = "mse", batch_size: int = 16, mode
     reference = {"eager": results.get("eager")}
     if not any(spec.has_batch_norm(net) for net in g.model.networks):  # the mlp family: the oracle is quick
         reference["oracle"] = _oracle_step(config, init, real, noise, mix, labels)
-    out: dict = {"modes": list(results), "compared": {}}
+    out: dict = {"modes": list(results), "compared": {}, "precision": g.precision}
     for ref_name, ref in reference.items():
         if ref is None:
             continue
