@@ -318,13 +318,17 @@ def relative_l2(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> float:
     return float(np.sqrt(num / den)) if den else (0.0 if num == 0 else float("inf"))
 
 
-def trajectory_drift(a: dict, b: dict, init: dict) -> tuple[float, list[list[float]], float]:
+def trajectory_drift(a: dict, b: dict, init: dict,
+                     init_b: dict | None = None) -> tuple[float, list[list[float]], float]:
     """Worst drift of the accumulated update (relative L2 over all weights: one flipped sign in a
-    tiny tensor should not dominate), the drift curve, and the worst per-step loss difference."""
+    tiny tensor should not dominate), the drift curve, and the worst per-step loss difference. ``init_b``:
+    where ``b`` started, when not from ``init`` (the L5 band's nudged run: its update is counted from there,
+    so the nudge itself, a bf16 ulp as large as a few updates, is not taken for drift)."""
+    init_b = init if init_b is None else init_b
     steps = sorted({int(k.split("/")[1][4:]) for k in a if k.startswith("L5/step")})
     curve = []
     for step in steps:
-        pairs = {name: (a[f"L5/step{step}/{name}"] - init[name], b[f"L5/step{step}/{name}"] - init[name])
+        pairs = {name: (a[f"L5/step{step}/{name}"] - init[name], b[f"L5/step{step}/{name}"] - init_b[name])
                  for name in init if not name.endswith(RUNNING_VARIANCE)}
         curve.append([step, relative_l2(pairs)])
     # each loss's differences scaled by its largest magnitude along the trajectory, as the other levels scale:
@@ -396,13 +400,15 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAU
         if steps and results and trajectory_band:
             reference = next(iter(results))
             bits = spec.PRECISIONS[config.precision].significand_bits
-            nudged = checkpoint.Checkpoint({"kind": "init", "config": as_dict, "seed": seed}, _nudged(init, seed, bits))
+            nudged_init = _nudged(init, seed, bits)
+            nudged = checkpoint.Checkpoint({"kind": "init", "config": as_dict, "seed": seed}, nudged_init)
             outputs.atomic_write(tmp / "init-nudged.npz", checkpoint.writer(nudged))
             outcome = probe(reference, "init-nudged.npz", "nudged.npz")
             if not outcome.ok:
                 report.failures[reference] = f"L5 band: {outcome.error}"
             else:
-                drift, curve, loss_drift = trajectory_drift(results[reference], _load_npz(tmp / "nudged.npz"), init)
+                drift, curve, loss_drift = trajectory_drift(results[reference], _load_npz(tmp / "nudged.npz"), init,
+                                                            nudged_init)
                 band = max(report.bounds["L5"].value, TRAJECTORY_BAND_FACTOR * max(drift, loss_drift))
                 report.trajectory_band = {"reference": reference, "self_drift": drift, "self_loss_drift": loss_drift,
                                           "curve": curve, "band": band}
