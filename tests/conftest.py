@@ -27,10 +27,14 @@ from pathlib import Path
 import pytest
 
 from tlx_gan import isolate
+from tlx_gan.backend.machine import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 BACKENDS = ("torch", "paddle", "tensorflow")
+# The backends that compute bf16 on this machine's CPU: torch's autocast everywhere; TF's oneDNN bfloat16
+# only with AVX-512 or AVX-NE-CONVERT (TF's IsDataTypeSupportedByOneDNNOnThisCPU); paddle 3.3 on no CPU.
+BF16_ON_THIS_CPU = ("torch",) + (("tensorflow",) if {"avx512f", "avx_ne_convert"} & set(cpu_flags()) else ())
 # Real MNIST kept beside the project on its build and CI machines; a user's clone has no ../shared.
 SHARED_MNIST = ROOT.parent / "shared" / "mnist"
 HOOKS = TESTS / "hooks"

@@ -27,7 +27,8 @@ def machine_has_gpu() -> bool:
 
 
 # The CPU features that change which kernels the frameworks pick (oneDNN, MKL, Eigen), widest last.
-SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile",
+              "avx_ne_convert")
 
 
 def cpu_flags() -> list[str]:
