@@ -181,7 +181,8 @@ def write(out: Path, opts, results: dict, speed: dict | None, parity: dict | Non
     figures = _figures(out, results)
     tables = _tables(opts, results, speed, parity, environments)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    title = f"tlx-gan compare: {opts.model} / {opts.loss}, {opts.epochs} epochs, batch {opts.batch_size}"
+    title = (f"tlx-gan compare: {opts.model} / {opts.loss}, {opts.epochs} epochs, batch {opts.batch_size}, "
+             f"{opts.precision}")
     subtitle = (f"{when}. Same initial weights, data order and noise on every backend (seed {opts.seed}); "
                 f"each backend trained in its own process.")
     failed = [n for n, r in results.items() if not r["ok"]]
