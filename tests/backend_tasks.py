@@ -128,3 +128,40 @@ def fp32_inside_autocast() -> dict:
 
     with torch.autocast("cpu", dtype=torch.bfloat16):
         return precision.apply("fp32")
+
+
+def fp16_steps_on_the_cpu(batch: int = 32) -> dict:
+    """fp16 through torch's loss scaler, here on the CPU (torch has fp16 CPU kernels; the CLI keeps fp16 for
+    GPUs, whose tensor cores it is for, so this process lifts that rule): one D and G step in fp16 and in
+    fp32 from the same weights, then a step whose scaled gradients overflow fp16."""
+    import dataclasses
+
+    import tensorlayerx as tlx
+
+    from tlx_gan import gan, spec, streams, weights
+    from tlx_gan.parity import suite
+
+    spec.PRECISIONS["fp16"] = dataclasses.replace(spec.PRECISIONS["fp16"], gpu_only=False)
+    config = spec.GanConfig(model="mlp", loss="mse", precision="fp16")
+    init = streams.initial_state(config.model_spec().shapes(), 0, config.init)
+    z, x = _fixed_inputs(batch)
+    z, x = tlx.convert_to_tensor(z), tlx.convert_to_tensor(x)
+    after = {}
+    for name in ("fp16", "fp32"):
+        g = gan.build(dataclasses.replace(config, precision=name))
+        weights.write(init, g.G, g.D)
+        g.train_step(x, z, 0)
+        after[name] = weights.read(g.G, g.D)
+    updates = {k: (after["fp16"][k] - init[k], after["fp32"][k] - init[k]) for k in init}
+    g_fp16 = gan.build(config)
+    weights.write(init, g_fp16.G, g_fp16.D)
+    g_fp16.train_step(x, z, 0)
+    scaler = g_fp16.step_d._update.scaler
+    before = weights.read(g_fp16.G, g_fp16.D)
+    scaler.update(new_scale=2.0 ** 40)  # the D loss times 2^40: its fp16 backward overflows
+    g_fp16.step_d(x, z, None, None)
+    kept = weights.read(g_fp16.G, g_fp16.D)
+    return {"precision": g_fp16.precision["observed"]["significant_bits"],
+            "update_rel_l2": suite.relative_l2(updates),
+            "scale_after_overflow": float(scaler.get_scale()),
+            "d_weights_moved_on_overflow": any(bool((kept[k] != before[k]).any()) for k in kept if k.startswith("D/"))}

@@ -96,6 +96,24 @@ class IsolatedTrainOneStep(TrainOneStep):
         return super().__call__(data, label, *args, **kwargs)
 
 
+class LossScaledTrainOneStep(IsolatedTrainOneStep):
+    """TLX's TrainOneStep for a format that needs loss scaling (fp16): the same WithLoss module, optimizer
+    and weights, with TLX's gradient/apply pair replaced by the framework's dynamic loss scaler around them
+    (``update``: :func:`runtime.scaled_update`): TLX's step back-propagates the loss itself, so the scaled
+    backward, the unscaling and the skipped step on an overflow cannot be put around it."""
+
+    def __init__(self, net_with_loss: Module, optimizer, train_weights, every_weight, update):
+        super().__init__(net_with_loss, optimizer, train_weights, every_weight)
+        self._net_with_loss, self._optimizer, self._weights = net_with_loss, optimizer, list(train_weights)
+        self._update = update
+
+    def __call__(self, data, label, *args, **kwargs):
+        self._clear_grads(self._every_weight)
+        loss = self._net_with_loss(data, label, *args, **kwargs)
+        self._update(loss, self._optimizer, self._weights)
+        return float(loss)
+
+
 def _adam(settings, norm):
     return backend.module("runtime").adam(
         settings.lr, settings.beta1, settings.beta2, norm.adam_eps, norm.adam_eps_bias_corrected
@@ -194,8 +212,13 @@ def build(config: GanConfig) -> Gan:
     with_loss_g = WithLossG(G, D, loss, config.precision)
     # detaching is part of isolating the two steps' gradients: off, the tutorial's graph is kept
     with_loss_d = WithLossD(G, D, loss, detach_fake=norm.isolate_gradients, precision=config.precision)
-    if norm.isolate_gradients:
-        every = G.trainable_weights + D.trainable_weights
+    runtime = backend.module("runtime")
+    every = G.trainable_weights + D.trainable_weights
+    if (update_g := runtime.scaled_update(config.precision)) is not None:  # one loss scaler per network
+        step_g = LossScaledTrainOneStep(with_loss_g, optimizer_g, G.trainable_weights, every, update_g)
+        step_d = LossScaledTrainOneStep(with_loss_d, optimizer_d, D.trainable_weights, every,
+                                        runtime.scaled_update(config.precision))
+    elif norm.isolate_gradients:
         step_g = IsolatedTrainOneStep(with_loss_g, optimizer_g, G.trainable_weights, every)
         step_d = IsolatedTrainOneStep(with_loss_d, optimizer_d, D.trainable_weights, every)
     else:

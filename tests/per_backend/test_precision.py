@@ -78,3 +78,23 @@ def test_bf16_modes_compute_the_same_step(backend_name):
         assert c["update_rel_l2"] < bounds["L4"].value, (pair, c)
     # and bf16 did change the numbers: against the float64 oracle, far more than float32's rounding
     assert compared["eager~oracle"]["update_rel_l2"] > suite.TOLERANCES["L4"].value, compared["eager~oracle"]
+
+
+def test_fp16_steps_go_through_torchs_loss_scaler():
+    """fp16's TrainOneStep (torch): its update agrees with float32's within fp16's L4 bound, and a step whose
+    scaled gradients overflow is skipped (D's weights untouched) and halves the scale, as GradScaler does."""
+    outcome = in_backend("torch", "backend_tasks:fp16_steps_on_the_cpu")
+    assert outcome.ok, outcome.error + outcome.stderr_tail
+    result = outcome.value
+    fmt = spec.PRECISIONS["fp16"]
+    assert fmt.significand_bits - 2 <= result["precision"] <= fmt.significand_bits + precision.BITS_ABOVE_FORMAT
+    bound = suite.tolerances(GanConfig(precision="fp16"))["L4"].value
+    assert 1e-6 < result["update_rel_l2"] < bound, result  # fp16 rounding shows, within its bound
+    assert not result["d_weights_moved_on_overflow"], result
+    assert result["scale_after_overflow"] == 2.0 ** 39, result
+
+
+@pytest.mark.parametrize("name", ["paddle", "tensorflow"])
+def test_fp16_is_refused_where_no_loss_scaling_is_built(name):
+    outcome = in_backend(name, "tlx_gan.precision:apply", precision="fp16")
+    assert not outcome.ok and "loss scaling" in outcome.error and "torch only" in outcome.error, outcome.error

@@ -48,6 +48,9 @@ class Runtime(Protocol):
     def mixed(self, fn: Callable, precision: str) -> Callable:
         """``fn`` computing in ``precision`` through the framework's own mixed precision (float results
         back as float32); ``fn`` itself for the float32 formats."""
+    def scaled_update(self, precision: str) -> Callable | None:
+        """For a format that needs loss scaling (fp16), ``update(loss, tlx_optimizer, weights)``: backward and
+        one Adam step through the framework's dynamic loss scaler (its own state per call); else None."""
     def gemm_probe(self, n: int, device: str = "cpu") -> Callable[[], None]: """An n x n fp32 GEMM to time."""
     def profile_ops(self, fn: Callable, steps: int) -> dict: """The framework profiler's per-op table."""
 

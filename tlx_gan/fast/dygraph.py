@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 import tensorlayerx as tlx
 
 from tlx_gan import backend, spec
+from tlx_gan.errors import PrecisionUnsupported
 
 # (real, noise, mix=None, train_g=True, labels=None) -> (d_loss, g_loss); g_loss None when the G step is not taken
 Step = Callable[..., tuple[float, float | None]]
@@ -47,6 +48,10 @@ def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager]
     recording; ``adam_update(tlx_optimizer, weights, grads)`` applies one Adam step in place;
     ``input_gradient(fn, x)`` is the runtime's differentiable d(sum fn(x))/dx."""
     G, D, loss, ops = gan.G, gan.D, gan.loss, gan.ops
+    runtime = backend.module("runtime")
+    if runtime.scaled_update(gan.config.precision) is not None:
+        raise PrecisionUnsupported(f"--precision {gan.config.precision}: the fast step applies no loss scaling; "
+                                   "run it with --step eager (TLX's TrainOneStep, loss-scaled)")
     d_weights, g_weights = list(D.trainable_weights), list(G.trainable_weights)
     discriminate = paired_discriminator(gan)
     # with batch norm, G must run twice, as in TLX, so its running statistics advance the same way
@@ -61,7 +66,7 @@ def make_step(gan, grad: Callable, no_grad: Callable[[], AbstractContextManager]
         return d_loss
 
     # the forward passes and losses in the run's precision (the framework's autocast; as they are in fp32)
-    mixed = backend.module("runtime").mixed
+    mixed = runtime.mixed
     generate = mixed(G, gan.config.precision)
     d_objective = mixed(d_objective, gan.config.precision)
     g_objective = mixed(lambda fake, labels: loss.g(ops, D(fake, labels)), gan.config.precision)

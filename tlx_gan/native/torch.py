@@ -125,6 +125,10 @@ class NativeGan:
         dtype = _AUTOCAST.get(config.precision)
         self._autocast = ((lambda: torch.autocast(self.device.type, dtype=dtype)) if dtype
                           else contextlib.nullcontext)
+        # fp16: one dynamic loss scaler per network (its overflowing steps skipped); the compiled optimizer
+        # steps give way to the scaler's, which calls the optimizers' own
+        self._scalers = ({opt: torch.amp.GradScaler(self.device.type) for opt in (self.opt_d, self.opt_g)}
+                         if config.precision == "fp16" else None)
 
     def _tensors(self):
         for param in self.model.params():
@@ -169,14 +173,22 @@ class NativeGan:
         self.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
             d_loss = self._d_loss(real, noise, mix, labels)
-        d_loss.backward()
-        self._step_d()
+        self._update(d_loss, self.opt_d, self._step_d)
         self.opt_g.zero_grad(set_to_none=True)
         with self._autocast():
             g_loss = self._g_loss(noise, labels)
-        g_loss.backward()
-        self._step_g()
+        self._update(g_loss, self.opt_g, self._step_g)
         return float(d_loss), float(g_loss)
+
+    def _update(self, loss, optimizer, step) -> None:
+        if self._scalers is None:
+            loss.backward()
+            step()
+            return
+        scaler = self._scalers[optimizer]
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
 
 def build(config: GanConfig, state: dict[str, np.ndarray], device: str = "cpu", compiled: bool = False) -> NativeGan:

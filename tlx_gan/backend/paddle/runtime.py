@@ -16,8 +16,8 @@ NAME = "paddle"
 __all__ = [
     "NAME", "adam", "adam_state", "assign", "clear_grads", "detach", "device_description", "devices",
     "from_canonical", "fused_adam_update", "gemm_probe", "gpu_available", "gradients", "inner_optimizer",
-    "input_gradient", "mixed", "peak_device_memory", "precision_settings", "profile_ops", "set_adam_state",
-    "set_precision", "set_threads", "sync", "threads", "to_canonical", "use_device", "versions",
+    "input_gradient", "mixed", "peak_device_memory", "precision_settings", "profile_ops", "scaled_update",
+    "set_adam_state", "set_precision", "set_threads", "sync", "threads", "to_canonical", "use_device", "versions",
 ]
 
 
@@ -77,7 +77,7 @@ def set_precision(precision: str) -> dict:
     TrainOneStep is not built)."""
     if precision == "fp16":
         raise PrecisionUnsupported("paddle: --precision fp16 needs dynamic loss scaling (paddle.amp.GradScaler) "
-                                   "around TLX's TrainOneStep, which tlx-gan does not apply yet")
+                                   "around TLX's TrainOneStep, which tlx-gan applies on torch only")
     if precision in _AUTOCAST and (why := _autocast_refusal(_AUTOCAST[precision])):
         raise PrecisionUnsupported(f"paddle {paddle.__version__}: --precision {precision}: {why}")
     core = paddle.base.core
@@ -89,6 +89,12 @@ def set_precision(precision: str) -> dict:
 def precision_settings() -> dict:
     core = paddle.base.core
     return {"cublas_allow_tf32": bool(core.get_cublas_switch()), "cudnn_allow_tf32": bool(core.get_cudnn_switch())}
+
+
+def scaled_update(precision: str):
+    """None: set_precision refuses fp16 here (loss scaling with paddle.amp.GradScaler around TLX's TrainOneStep
+    is not built; torch's is)."""
+    return None
 
 
 def mixed(fn, precision: str):

@@ -17,8 +17,8 @@ NAME = "tensorflow"
 __all__ = [
     "NAME", "adam", "adam_state", "assign", "clear_grads", "detach", "device_description", "devices",
     "from_canonical", "fused_adam_update", "gemm_probe", "gpu_available", "gradients", "inner_optimizer",
-    "input_gradient", "mixed", "peak_device_memory", "precision_settings", "profile_ops", "set_adam_state",
-    "set_precision", "set_threads", "sync", "threads", "to_canonical", "use_device", "versions",
+    "input_gradient", "mixed", "peak_device_memory", "precision_settings", "profile_ops", "scaled_update",
+    "set_adam_state", "set_precision", "set_threads", "sync", "threads", "to_canonical", "use_device", "versions",
 ]
 # TLX's TF layers keep conv filters HWIO and deconv filters HW(out)(in); canonical is OIHW / IOHW.
 _TO_CANONICAL = {"conv": (3, 2, 0, 1), "deconv": (3, 2, 0, 1)}
@@ -66,9 +66,12 @@ _BF16_REWRITE = "auto_mixed_precision_onednn_bfloat16"
 
 def set_precision(precision: str) -> dict:
     """TF32 on only for "tf32" (TF enables it by default on Ampere and newer); bf16 on CPU through grappler's
-    oneDNN bfloat16 rewrite of the graphs :func:`mixed` builds. Refused: fp16 (loss scaling around TLX's
-    TrainOneStep is not built) and bf16 on GPU (that rewrite is oneDNN's; TF's CUDA one gives float16)."""
-    if precision == "fp16" or (precision == "bf16" and _device == "gpu"):
+    oneDNN bfloat16 rewrite of the graphs :func:`mixed` builds. Refused: fp16 (tlx-gan's loss scaling around
+    TLX's TrainOneStep is torch's only) and bf16 on GPU (that rewrite is oneDNN's; TF's CUDA one gives float16)."""
+    if precision == "fp16":
+        raise PrecisionUnsupported("tensorflow: --precision fp16 needs dynamic loss scaling around TLX's "
+                                   "TrainOneStep, which tlx-gan applies on torch only")
+    if precision == "bf16" and _device == "gpu":
         raise PrecisionUnsupported(
             f"tensorflow: --precision {precision} on {_device}: TLX's TF layers are tf.Module, outside Keras "
             "mixed-precision policies, and grappler rewrites graphs to bfloat16 only for oneDNN (CPU) kernels")
@@ -95,6 +98,12 @@ def precision_settings() -> dict:
     return {"tensor_float_32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
             f"grappler.{_BF16_REWRITE}": bool(tf.config.optimizer.get_experimental_options().get(_BF16_REWRITE)),
             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+
+
+def scaled_update(precision: str):
+    """None: set_precision refuses fp16 here (loss scaling with keras.mixed_precision.LossScaleOptimizer
+    around TLX's TrainOneStep is not built; torch's is)."""
+    return None
 
 
 def mixed(fn, precision: str):

@@ -9,15 +9,14 @@ import tensorlayerx as tlx
 import torch
 
 from tlx_gan.backend.machine import cpu_model
-from tlx_gan.errors import PrecisionUnsupported
 
 NAME = "torch"
 # The backend interface (tlx_gan.backend.interface.Runtime), and nothing else.
 __all__ = [
     "NAME", "adam", "adam_state", "assign", "clear_grads", "detach", "device_description", "devices",
     "from_canonical", "fused_adam_update", "gemm_probe", "gpu_available", "gradients", "inner_optimizer",
-    "input_gradient", "mixed", "peak_device_memory", "precision_settings", "profile_ops", "set_adam_state",
-    "set_precision", "set_threads", "sync", "threads", "to_canonical", "use_device", "versions",
+    "input_gradient", "mixed", "peak_device_memory", "precision_settings", "profile_ops", "scaled_update",
+    "set_adam_state", "set_precision", "set_threads", "sync", "threads", "to_canonical", "use_device", "versions",
 ]
 
 
@@ -73,11 +72,8 @@ def _switch(name: str):
 
 
 def set_precision(precision: str) -> dict:
-    """Pin TF32 on (tf32) or off (every other format) on every cuBLAS/cuDNN/oneDNN switch; fp16 is refused
-    (dynamic loss scaling around TLX's TrainOneStep is not built). Returns the settings read back."""
-    if precision == "fp16":
-        raise PrecisionUnsupported("torch: --precision fp16 needs dynamic loss scaling (torch.amp.GradScaler) "
-                                   "around TLX's TrainOneStep, which tlx-gan does not apply yet: use bf16")
+    """Pin TF32 on (tf32) or off (every other format) on every cuBLAS/cuDNN/oneDNN switch. Returns the
+    settings read back."""
     for name in _FP32_SWITCHES:  # oneDNN (CPU) stays strict: TF32 is an NVIDIA tensor-core mode
         _switch(name).fp32_precision = "tf32" if precision == "tf32" and not name.startswith("mkldnn") else "ieee"
     return precision_settings()
@@ -88,6 +84,29 @@ def precision_settings() -> dict:
     settings = {f"{name}.fp32_precision": _switch(name).fp32_precision for name in _FP32_SWITCHES}
     settings["autocast_device"] = "cuda" if _device == "gpu" else "cpu"
     return settings
+
+
+def scaled_update(precision: str):
+    """For fp16, ``update(loss, optimizer, weights)``: the TLX Adam's step on ``weights`` through
+    torch.amp.GradScaler (backward through the loss times the scale, gradients unscaled, the step skipped
+    and the scale halved when one is inf or NaN, the scale grown after 2000 clean steps), one scaler per
+    call of this function; None for the other formats, which need no scaling."""
+    if precision != "fp16":
+        return None
+    from tensorlayerx.optimizers.torch_optimizers import get_lr
+
+    scaler = torch.amp.GradScaler("cuda" if _device == "gpu" else "cpu")
+
+    def update(loss, optimizer, weights) -> None:
+        inner = _ensure_inner(optimizer, list(weights))
+        for group in inner.param_groups:  # TLX's lr may be a scheduler; TLX reads it every step too
+            group["lr"] = get_lr(optimizer.lr)
+        scaler.scale(loss).backward()
+        scaler.step(inner)
+        scaler.update()
+
+    update.scaler = scaler  # read back: the current scale
+    return update
 
 
 def mixed(fn, precision: str):
