@@ -2,8 +2,8 @@
 # The GPU check in one call: on a machine with CUDA PyTorch and no internet, install tlx-gan and
 # TensorLayerX 0.5.8 from wheels carried there, then run, on the torch backend (the only framework of the
 # three whose GPU build is small enough to carry), in well under 10 minutes:
-#   info; parity L1-L5 in fp32 and in bf16; bench of the mlp and the dcgan (eager, fast, native,
-#   native-compiled) at batch 64-4096; everything as JSON and markdown under --out, with summary.md.
+#   info; parity L1-L5 in fp32 and bf16 (and tf32, fp16 on a GPU); bench of the mlp and the dcgan
+#   (eager, fast, native, native-compiled) at batch 64-4096; JSON and markdown under --out, and summary.md.
 #
 #   examples/gpu_check.sh [--device gpu|cpu] [--wheels DIR] [--out DIR] [--python PY] [--dry-run]
 #
@@ -74,7 +74,9 @@ step() {  # step NAME COMMAND...: run it, its output into NAME.log, a line in th
 
 : >"$summary.steps"
 step info "$python" -m tlx_gan info --backend torch --json
-for precision in fp32 bf16; do
+parity_precisions="fp32 bf16"
+[ "$device" = gpu ] && parity_precisions="fp32 tf32 bf16 fp16"  # TF32 and fp16 are for tensor cores only
+for precision in $parity_precisions; do
     step "parity-$precision" env TLX_GAN_MATRIX_DIR="$out/matrix" "$python" -m tlx_gan parity --backends torch \
         --device "$device" --precision "$precision" --steps "$parity_steps" --batch-size "$parity_batch" \
         --outcome-steps 0 --record
