@@ -12,6 +12,11 @@
 #              and those of what the machine lacks (tensorlayerx==0.5.8 and its dependencies: pip
 #              download them beside). They go into --out/venv, made with --system-site-packages so the
 #              machine's own CUDA torch stays the one used. Without --wheels, --python runs as it is.
+#              Made here with `pip wheel --no-deps -w wheels .` and `pip download --no-deps -d wheels
+#              tensorlayerx==0.5.8`, plus what the machine lacks of TLX's imports (numpy, scipy, h5py,
+#              opencv-python-headless, six, wrapt, cloudpickle, progressbar2, rich) and of tlx-gan's
+#              (pillow, matplotlib, mlxtend); a carry is at most 64 MiB, so the large ones go in calls of
+#              their own while the machine stays warm.
 #   --python   the interpreter (default python3; ignored with --wheels)
 #   --out      the results (default runs/gpu-check-<device>); refused if it holds an earlier check
 #   --dry-run  every step at toy sizes (a few steps, batch 16, no compiled mode): what CI runs on the CPU
@@ -21,7 +26,7 @@
 # machine).
 set -uo pipefail
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 fail() { echo "gpu_check: error: $*" >&2; exit 2; }
 
 device=gpu wheels="" out="" python=python3 dry_run=0
@@ -45,8 +50,10 @@ mkdir -p "$out" || fail "--out '$out' cannot be created"
 if [ -n "$wheels" ]; then
     "$python" -m venv --system-site-packages "$out/venv" || fail "could not make $out/venv"
     python=$out/venv/bin/python
-    "$python" -m pip install --quiet --no-index --find-links "$wheels" tlx-gan "tensorlayerx==0.5.8" \
-        || fail "installing from $wheels failed (the message above names what is missing)"
+    # every wheel there, without resolving the declared dependencies: TLX declares many it never imports
+    # (scikit-learn, scikit-image, tensorboardX, requests); a missing import shows in the info step
+    "$python" -m pip install --quiet --no-index --no-deps "$wheels"/*.whl \
+        || fail "installing the wheels of $wheels failed (the message above says which)"
 fi
 command -v "$python" >/dev/null || fail "--python '$python' is not an interpreter here"
 

@@ -124,10 +124,16 @@ def fp32_inside_autocast() -> dict:
     """``tlx_gan.precision.apply("fp32")`` under a stray torch.autocast(bf16): its product check must refuse."""
     import torch
 
-    from tlx_gan import precision
-
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        return precision.apply("fp32")
+        return apply_precision("fp32")
+
+
+def apply_precision(precision: str) -> dict:
+    """``tlx_gan.precision.apply`` on this process's backend."""
+    from tlx_gan import backend
+    from tlx_gan import precision as formats
+
+    return formats.apply(backend.module("runtime"), precision)
 
 
 def fp16_steps_on_the_cpu(batch: int = 32) -> dict:

@@ -201,7 +201,7 @@ class Gan:
 def build(config: GanConfig) -> Gan:
     """The GAN ``config`` describes, on this process's backend, its steps computing in ``config.precision``
     (set for the whole process, once: :func:`tlx_gan.precision.apply`)."""
-    applied = precision.apply(config.precision)
+    applied = precision.apply(backend.module("runtime"), config.precision)
     model, loss = config.model_spec(), spec.LOSSES[config.loss]
     norm = config.normalization
     G, D = models.build(model, loss.logits, norm.leaky_slope)

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from tlx_gan import backend, spec
+from tlx_gan import spec
 from tlx_gan.errors import PrecisionUnsupported, UserError
 
 # Variables read by the libraries under every framework (cuBLAS/cuDNN, oneDNN) that change float32 products.
@@ -34,12 +34,12 @@ def refuse_on_device(precision: str, device: str) -> None:
                         f"fp32 or bf16")
 
 
-def observe(precision: str) -> dict:
-    """A (64 x 256) @ (256 x 256) product computed as the steps compute in ``precision``, read back: where
-    the tensor lives and how many significant bits it carries against float64."""
+def observe(runtime, precision: str) -> dict:
+    """A (64 x 256) @ (256 x 256) product computed as the steps compute in ``precision`` (through the backend's
+    ``runtime`` module), read back: where the tensor lives and how many significant bits it carries against
+    float64."""
     import tensorlayerx as tlx
 
-    runtime = backend.module("runtime")
     rng = np.random.default_rng(0)
     rows, inner, cols = PROBE_SHAPE
     a = rng.standard_normal((rows, inner)).astype(np.float32)
@@ -55,22 +55,22 @@ def observe(precision: str) -> dict:
 
 
 @functools.cache
-def apply(precision: str) -> dict:
-    """Set ``precision`` for this process's backend (once), read back its switches and measure a product:
-    ``{"precision", "settings", "environment", "observed"}``. Raises :class:`PrecisionUnsupported` where the
-    framework refuses, or where the measured bits show another format than the one asked for."""
-    runtime = backend.module("runtime")
+def apply(runtime, precision: str) -> dict:
+    """Set ``precision`` for this process's backend (its ``runtime`` module; once), read back its switches and
+    measure a product: ``{"precision", "settings", "environment", "observed"}``. Raises
+    :class:`PrecisionUnsupported` where the framework refuses, or where the measured bits show another format
+    than the one asked for. (The runtime is passed in, not looked up: this module stays a leaf above spec.)"""
     fmt = spec.PRECISIONS[precision]
     settings = runtime.set_precision(precision)
-    observed = observe(precision)
+    observed = observe(runtime, precision)
     if fmt.gpu_only and "cpu" in observed["device"].lower():
-        raise PrecisionUnsupported(f"--precision {precision} is GPU-only, and {backend.current()}'s tensors live "
+        raise PrecisionUnsupported(f"--precision {precision} is GPU-only, and {runtime.NAME}'s tensors live "
                                    f"on {observed['device']}: use --device gpu, or fp32 / bf16")
     bits = observed["significant_bits"]
     strict = fmt.significand_bits >= 24
     if strict and bits < STRICT_FP32_BITS or not strict and bits > fmt.significand_bits + BITS_ABOVE_FORMAT:
         raise PrecisionUnsupported(
-            f"{backend.current()}: --precision {precision} asked for {fmt.significand_bits}-bit products, but one "
+            f"{runtime.NAME}: --precision {precision} asked for {fmt.significand_bits}-bit products, but one "
             f"carried {bits:.1f} bits (settings read back: {settings}; environment: {_environment()})")
     return {"precision": precision, "settings": settings, "environment": _environment(), "observed": observed}
 

@@ -25,7 +25,7 @@ STRICT_SWITCHES = {
 
 
 def test_strict_fp32_is_pinned_and_read_back(backend_name):
-    outcome = in_backend(backend_name, "tlx_gan.precision:apply", precision="fp32")
+    outcome = in_backend(backend_name, "backend_tasks:apply_precision", precision="fp32")
     assert outcome.ok, outcome.error + outcome.stderr_tail
     applied = outcome.value
     for switch, value in STRICT_SWITCHES[backend_name].items():
@@ -37,7 +37,7 @@ def test_strict_fp32_is_pinned_and_read_back(backend_name):
 
 
 def test_bf16_runs_or_is_refused_in_the_frameworks_words(backend_name):
-    outcome = in_backend(backend_name, "tlx_gan.precision:apply", precision="bf16")
+    outcome = in_backend(backend_name, "backend_tasks:apply_precision", precision="bf16")
     if backend_name not in BF16_ON_THIS_CPU:
         assert not outcome.ok and f"{backend_name} " in outcome.error, outcome.error
         assert REFUSAL[backend_name] in outcome.error  # the framework's own reason, quoted
@@ -96,5 +96,5 @@ def test_fp16_steps_go_through_torchs_loss_scaler():
 
 @pytest.mark.parametrize("name", ["paddle", "tensorflow"])
 def test_fp16_is_refused_where_no_loss_scaling_is_built(name):
-    outcome = in_backend(name, "tlx_gan.precision:apply", precision="fp16")
+    outcome = in_backend(name, "backend_tasks:apply_precision", precision="fp16")
     assert not outcome.ok and "loss scaling" in outcome.error and "torch only" in outcome.error, outcome.error

@@ -184,7 +184,7 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     real_np, noise_np, mix_np, labels_np = synthetic_batches(batch_size, data_seed,
                                                              side=config.model_spec().image_side)
     try:
-        applied = precision_module.apply(precision)
+        applied = precision_module.apply(runtime, precision)
         stepper = make_stepper(mode, config, state, device_name)
     except PrecisionUnsupported as unsupported:
         return {"mode": mode, "model": model, "loss": loss, "batch_size": batch_size, "width": width,

@@ -39,7 +39,7 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int, 
     with backend.quiet_stderr():
         runtime.use_device(device)
     try:
-        applied = precision.apply(GanConfig.from_dict(config).precision)
+        applied = precision.apply(runtime, GanConfig.from_dict(config).precision)
     except PrecisionUnsupported as unsupported:
         return {"backend": backend.current(), "unsupported": str(unsupported)}
     state = checkpoint.load(init).weights
