@@ -116,8 +116,7 @@ def test_each_normalization_is_needed(switched_off, name, level):
     failed = {c.level for c in report.comparisons if not c.passed}
     assert level in failed, f"switching off {switched_off} on {name} went unnoticed"
     assert all(c.passed for c in report.comparisons if c.level < level), "it should first show at " + level
-    with_it = suite.run([name], GanConfig(), steps=0, batch=64)
-    assert with_it.passed, suite.format_table(with_it)
+    # with every normalization on, the same run passes: test_mlp_parity_passes_every_level_on_every_backend
 
 
 def test_parity_command_fails_on_the_tutorial_defaults_and_writes_its_report(tmp_path):
