@@ -307,8 +307,7 @@ def _checkpoint_first(path: str, device: str = "cpu") -> checkpoint.Checkpoint:
     framework is imported."""
     ckpt = checkpoint.load(path)
     checkpoint.check_compatible(ckpt.weights, ckpt.config.model_spec().shapes(), path)
-    if device == "gpu" and not backend.machine_has_gpu():
-        raise UserError("--device gpu: this machine has no GPU (no NVIDIA or ROCm device): use --device cpu")
+    backend.require_device(device)
     return ckpt
 
 
@@ -358,8 +357,7 @@ def cmd_parity(args) -> int:
     if outcome is None:
         outcome = suite.default_outcome_steps(args.model)
     precision.refuse_on_device(args.precision, args.device)
-    if args.device == "gpu" and not backend.machine_has_gpu():
-        raise UserError("--device gpu: this machine has no GPU (no NVIDIA or ROCm device): use --device cpu")
+    backend.require_device(args.device)
     config = (GanConfig.tutorial if args.tutorial else GanConfig)(model=args.model, loss=args.loss)
     config = dataclasses.replace(config, precision=args.precision)
     report = suite.run(names, config, steps=args.steps, batch=args.batch_size, seed=args.seed, outcome_steps=outcome,

@@ -168,8 +168,7 @@ def prepare(opts: TrainOptions) -> Plan:
         raise UserError(f"--batch-size {opts.batch_size} is larger than the {len(train_split)} training images: "
                         f"use at most {len(train_split)}")
     total = opts.steps if opts.steps is not None else (opts.epochs or 1) * steps_per_epoch
-    if opts.device == "gpu" and not backend.machine_has_gpu():
-        raise UserError("--device gpu: this machine has no GPU (no NVIDIA or ROCm device): use --device cpu")
+    backend.require_device(opts.device)
     precision.refuse_on_device(config.precision, opts.device)
     begin = start.plan(opts.resume, opts.init_weights, config, total)
     continuing = start.same_folder(opts.resume, opts.out)

@@ -18,7 +18,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 
 from tlx_gan.backend import shims
@@ -90,6 +90,12 @@ def require_installed(name: str) -> None:
         )
 
 
+def require_device(device: str) -> None:
+    """A one-line error for ``--device gpu`` on a machine without one (no framework needed to tell)."""
+    if device == "gpu" and not machine_has_gpu():
+        raise UserError("--device gpu: this machine has no GPU (no NVIDIA or ROCm device): use --device cpu")
+
+
 def framework_version(name: str) -> str | None:
     """The installed framework's version, read from package metadata (no import)."""
     for dist in _DISTRIBUTIONS[name]:
@@ -140,6 +146,24 @@ def quiet_stderr(enabled: bool = True) -> Iterator[None]:
                 caught.seek(0)
                 sys.stderr.write(caught.read().decode(errors="replace"))
                 sys.stderr.flush()
+
+
+def quiet_first_calls(fn: Callable, key: Callable) -> Callable:
+    """``fn``, with descriptor 2 quieted (:func:`quiet_stderr`) on its first call for each ``key(*args)``: a
+    compiled graph's first run per input signature, where TF's grappler logs from C++ (e.g. "remapper
+    failed" on a graph its bfloat16 pass rewrote) though nothing is wrong; later calls pay nothing."""
+    seen: set = set()
+
+    def call(*args):
+        signature = key(*args)
+        if signature in seen:
+            return fn(*args)
+        with quiet_stderr():
+            out = fn(*args)
+        seen.add(signature)
+        return out
+
+    return call
 
 
 # Thread pools that sleep when they run out of work instead of spinning for it: OpenMP's (torch, and the

@@ -107,8 +107,7 @@ def check_options(opts: BenchOptions) -> None:
         raise UserError(f"--model {opts.model!r}: valid models are {', '.join(MODEL_NAMES)}")
     if opts.device not in ("cpu", "gpu"):
         raise UserError(f"--device {opts.device!r}: use cpu or gpu")
-    if opts.device == "gpu" and not backend.machine_has_gpu():
-        raise UserError("--device gpu: this machine has no GPU (no NVIDIA/ROCm device node); use --device cpu")
+    backend.require_device(opts.device)
     if opts.wait_policy not in WAIT_POLICIES:
         raise UserError(f"--wait-policy {opts.wait_policy!r}: use one of {', '.join(WAIT_POLICIES)}")
     _check_widths(opts.widths, str(opts.widths))

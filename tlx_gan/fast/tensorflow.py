@@ -76,16 +76,12 @@ def make_step(gan) -> Callable[..., tuple[float, float]]:
         runtime.fused_adam_update(gan.optimizer_g, g_weights, g_tape.gradient(g_loss, g_weights))
         return d_loss, g_loss
 
-    traced: set[tuple] = set()
+    # one graph per (train_g, batch shape); grappler's first run of each may log from C++ to descriptor 2
+    run_graph = backend.quiet_first_calls(
+        graph_step, lambda real, noise, mix, train_g, labels: (train_g, tuple(real.shape)))
 
     def step(real, noise, mix=None, train_g: bool = True, labels=None) -> tuple[float, float | None]:
-        key = (train_g, tuple(real.shape))
-        if key in traced:
-            d_loss, g_loss = graph_step(real, noise, mix, train_g, labels)
-        else:  # grappler's first run of a graph may log from C++ to descriptor 2 (see runtime.mixed)
-            with backend.quiet_stderr():
-                d_loss, g_loss = graph_step(real, noise, mix, train_g, labels)
-            traced.add(key)
+        d_loss, g_loss = run_graph(real, noise, mix, train_g, labels)
         return float(d_loss), (None if g_loss is None else float(g_loss))
 
     return step

@@ -209,21 +209,22 @@ def scaled_error(a: np.ndarray, ref: np.ndarray) -> float:
     return diff / scale
 
 
-def worst_of(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, str]:
+def tensor_l2_error(a: np.ndarray, ref: np.ndarray) -> float:
+    """One tensor's relative L2 difference (:func:`relative_l2` of the pair alone)."""
+    return relative_l2({"": (a, ref)})
+
+
+# A Tolerance's measure -> the error of one tensor against its reference.
+MEASURES = {"max": scaled_error, "l2": tensor_l2_error}
+
+
+def worst_of(pairs: dict[str, tuple[np.ndarray, np.ndarray]], measure: str = "max") -> tuple[float, str]:
+    """The largest error of any one tensor (by :data:`MEASURES`), and which."""
+    error_of = MEASURES[measure]
     worst, name = 0.0, ""
     for key, (a, ref) in pairs.items():
-        err = scaled_error(a, ref)
+        err = error_of(a, ref)
         if not err <= worst:  # also catches NaN/inf
-            worst, name = err, key
-    return worst, name
-
-
-def worst_l2(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, str]:
-    """The largest relative L2 difference of any one tensor, and which."""
-    worst, name = 0.0, ""
-    for key, pair in pairs.items():
-        err = relative_l2({key: pair})
-        if not err <= worst:
             worst, name = err, key
     return worst, name
 
@@ -251,7 +252,7 @@ def compare_levels(subject: str, result: dict, reference: str, ref: dict, init: 
             error = errors[worst]
         else:
             pairs = {k: (result[k], ref[k]) for k in ref if k.startswith(level + "/")}
-            error, worst = worst_l2(pairs) if bounds[level].measure == "l2" else worst_of(pairs)
+            error, worst = worst_of(pairs, bounds[level].measure)
         out.append(Comparison(level, subject, reference, error, worst, bounds[level].value))
     return out
 

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tensorlayerx as tlx
 
-from tlx_gan.backend import quiet_stderr
+from tlx_gan.backend import quiet_first_calls
 from tlx_gan.backend.machine import cpu_model
 from tlx_gan.errors import PrecisionUnsupported
 
@@ -112,20 +112,7 @@ def mixed(fn, precision: str):
     if precision != "bf16":
         return fn
     graph = tf.function(fn, autograph=False, reduce_retracing=True)
-    shapes_run: set[tuple] = set()
-
-    def run(*args):
-        shapes = tuple(None if a is None else tuple(a.shape) for a in args)
-        if shapes in shapes_run:
-            return graph(*args)
-        # grappler optimizes a graph on its first run, logging from C++ to descriptor 2 where one of its
-        # passes gives up on the rewritten graph ("remapper failed: ... CastToFp32-0-AutoMixedPrecision")
-        with quiet_stderr():
-            out = graph(*args)
-        shapes_run.add(shapes)
-        return out
-
-    return run
+    return quiet_first_calls(graph, lambda *args: tuple(None if a is None else tuple(a.shape) for a in args))
 
 
 def sync() -> None:

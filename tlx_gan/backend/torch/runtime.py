@@ -58,6 +58,11 @@ def use_device(device: str) -> str:
     return "cuda:0" if device == "gpu" else "cpu"
 
 
+def _device_type() -> str:
+    """torch's name for where use_device pointed TLX (autocast and GradScaler take it)."""
+    return "cuda" if _device == "gpu" else "cpu"
+
+
 # torch's fp32_precision switches (torch 2.9+; the legacy allow_tf32 flags must not be mixed with them).
 # Defaults differ: cuDNN convolutions and RNNs start at "tf32", cuBLAS matmuls at "ieee" (strict float32).
 _FP32_SWITCHES = ("cuda.matmul", "cudnn.conv", "cudnn.rnn", "mkldnn.matmul", "mkldnn.conv", "mkldnn.rnn")
@@ -82,7 +87,7 @@ def set_precision(precision: str) -> dict:
 def precision_settings() -> dict:
     """Every switch that decides how float32 products are computed, read back from torch."""
     settings = {f"{name}.fp32_precision": _switch(name).fp32_precision for name in _FP32_SWITCHES}
-    settings["autocast_device"] = "cuda" if _device == "gpu" else "cpu"
+    settings["autocast_device"] = _device_type()
     return settings
 
 
@@ -95,7 +100,7 @@ def scaled_update(precision: str):
         return None
     from tensorlayerx.optimizers.torch_optimizers import get_lr
 
-    scaler = torch.amp.GradScaler("cuda" if _device == "gpu" else "cpu")
+    scaler = torch.amp.GradScaler(_device_type())
 
     def update(loss, optimizer, weights) -> None:
         inner = _ensure_inner(optimizer, list(weights))
@@ -114,7 +119,7 @@ def mixed(fn, precision: str):
     ``fn`` itself otherwise."""
     if precision not in _AUTOCAST:
         return fn
-    dtype, device_type = _AUTOCAST[precision], "cuda" if _device == "gpu" else "cpu"
+    dtype, device_type = _AUTOCAST[precision], _device_type()
 
     def autocast(*args, **kwargs):
         with torch.autocast(device_type, dtype=dtype):
