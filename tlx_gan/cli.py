@@ -27,6 +27,7 @@ from tlx_gan import (
     data,
     images,
     info,
+    launch,
     matrix,
     metrics,
     outputs,
@@ -37,7 +38,7 @@ from tlx_gan import (
     tlx_suite,
     train,
 )
-from tlx_gan.argtypes import below, choice, non_negative, positive, seed, threads, up_to
+from tlx_gan.argtypes import below, choice, cpu_count, non_negative, positive, seed, threads, up_to
 from tlx_gan.bench import verb as bench_verb
 from tlx_gan.data import PIXEL_RANGES
 from tlx_gan.errors import TrainingStopped, UserError, raise_on_sigterm
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_verb = verbs.add_parser("train", help="train the GAN on one backend")
     _add_backend(train_verb)
     _add_training_flags(train_verb)
+    _add_nproc(train_verb)
 
     generate = verbs.add_parser("generate", help="sample a grid of digits from a checkpoint, on any backend")
     _add_backend(generate)
@@ -213,6 +215,12 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     _add_step(p, t.step)
 
 
+def _add_nproc(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nproc", type=up_to(cpu_count(), "one process per CPU this machine gives tlx-gan"), default=1,
+                   help="data-parallel processes on the framework's own engine (torch DDP, paddle "
+                        "DataParallel, TF MultiWorkerMirroredStrategy); --batch-size is the global batch")
+
+
 def _add_precision(parser: argparse.ArgumentParser) -> None:
     formats = "; ".join(f"{p.name}: {p.description}" for p in spec.PRECISIONS.values())
     parser.add_argument("--precision", type=choice(spec.PRECISION_NAMES), default="fp32",
@@ -289,12 +297,15 @@ def cmd_train(args) -> int:
         resume=args.resume, init_weights=args.init_weights, overwrite=args.overwrite, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
         eval_every_epoch=args.eval_every_epoch, progress=not args.no_progress, threads=args.threads,
-        step=args.step, precision=args.precision,
+        step=args.step, precision=args.precision, nproc=args.nproc,
     )
-    plan = train.prepare(opts)  # everything is checked before the framework loads
-    backend.activate(name)
-    run = train.run(plan, name)
-    out = plan.out
+    if opts.nproc > 1:  # data-parallel: the launcher checks, holds the folder, starts the ranks
+        run = launch.run(opts, name)
+    else:
+        plan = train.prepare(opts)  # everything is checked before the framework loads
+        backend.activate(name)
+        run = train.run(plan, name)
+    out = Path(opts.out)
     t = run["timings"]
     print(f"{name}: {run['step']} steps, final d_loss {run['final']['d_loss']:.4f} g_loss "
           f"{run['final']['g_loss']:.4f}, {t['steps_per_s']:.1f} steps/s")

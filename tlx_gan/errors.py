@@ -39,3 +39,9 @@ def raise_on_sigterm() -> None:
 
 class PrecisionUnsupported(UserError):
     """A framework cannot compute in the number format asked for on this device; the message quotes it."""
+
+
+class RankFailed(UserError):
+    """A rank of a data-parallel run failed or died, and the launcher stopped the others: one line, exit 1."""
+
+    exit_code = 1

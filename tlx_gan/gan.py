@@ -12,7 +12,7 @@ after its interpolation weights; G draws its fakes for those same labels. Uncond
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import tensorlayerx as tlx
@@ -198,9 +198,13 @@ class Gan:
             self.G.set_train()
 
 
-def build(config: GanConfig) -> Gan:
+def build(config: GanConfig, parallel: ModuleType | None = None) -> Gan:
     """The GAN ``config`` describes, on this process's backend, its steps computing in ``config.precision``
-    (set for the whole process, once: :func:`tlx_gan.precision.apply`)."""
+    (set for the whole process, once: :func:`tlx_gan.precision.apply`).
+
+    ``parallel``: the backend's ``distributed`` module, its group joined: the steps then train data-parallel
+    through the framework's engine. Each step reaches the network it trains through the engine's wrapper
+    (D in the D step, G in the G step) and the other one directly: no gradient of it is kept."""
     applied = precision.apply(backend.module("runtime"), config.precision)
     model, loss = config.model_spec(), spec.LOSSES[config.loss]
     norm = config.normalization
@@ -209,9 +213,12 @@ def build(config: GanConfig) -> Gan:
     D.set_train()
     optimizer_g = _adam(config.adam_g, norm)
     optimizer_d = _adam(config.adam_d, norm)
-    with_loss_g = WithLossG(G, D, loss, config.precision)
+    G_trained, D_trained = (G, D) if parallel is None else (parallel.data_parallel(G), parallel.data_parallel(D))
+    if parallel is not None:
+        optimizer_g, optimizer_d = parallel.averaging_optimizer(optimizer_g), parallel.averaging_optimizer(optimizer_d)
+    with_loss_g = WithLossG(G_trained, D, loss, config.precision)
     # detaching is part of isolating the two steps' gradients: off, the tutorial's graph is kept
-    with_loss_d = WithLossD(G, D, loss, detach_fake=norm.isolate_gradients, precision=config.precision)
+    with_loss_d = WithLossD(G, D_trained, loss, detach_fake=norm.isolate_gradients, precision=config.precision)
     runtime = backend.module("runtime")
     every = G.trainable_weights + D.trainable_weights
     if (update_g := runtime.scaled_update(config.precision)) is not None:  # one loss scaler per network

@@ -23,20 +23,24 @@ StateReader = Callable[[], tuple[dict[str, np.ndarray], dict[str, dict[str, np.n
 class RunFiles:
     def __init__(self, out: Path, meta: dict, run_info: dict, read_state: StateReader,
                  generate_samples: Callable[[], np.ndarray], plot_title: str, backend_name: str,
-                 tensorboard: bool = False):
+                 tensorboard: bool = False, writes: bool = True):
         self.out, self.meta, self.run_info = out, meta, run_info
+        # False on every rank but 0 of a data-parallel run: it keeps the history, rank 0 alone writes
+        self.writes = writes
         self.read_state, self.generate_samples = read_state, generate_samples
         self.plot_title, self.backend_name = plot_title, backend_name
         self.history = History()
         self.eval_log: list[dict] = []
         self.checkpoint_path = out / "checkpoint.npz"
         self._writer = None
-        if tensorboard:
+        if tensorboard and writes:
             from tensorboardX import SummaryWriter
 
             self._writer = SummaryWriter(str(out / "tensorboard"))
 
     def save_checkpoint(self, step: int) -> Path:
+        if not self.writes:
+            return self.checkpoint_path
         weights, optimizers = self.read_state()
         meta = {**self.meta, "step": step, "epoch": step // self.run_info["steps_per_epoch"]}
         return outputs.atomic_write(self.checkpoint_path,
@@ -49,6 +53,8 @@ class RunFiles:
             self._writer.add_scalar("loss/g", g_loss, step)
 
     def save_samples(self, step: int) -> None:
+        if not self.writes:
+            return
         samples = self.generate_samples()
         grid = self.out / "samples" / f"step{step:07d}.png"
         outputs.write_bytes(grid, images.grid_picture(samples, grid))
@@ -58,11 +64,13 @@ class RunFiles:
     def write(self, status: str, step: int, message: str = "") -> dict:
         """losses.csv, losses.png, samples.png and run.json for the run as it stands; returns run.json's content."""
         history = self.history
-        outputs.write_text(self.out / "losses.csv", history.to_csv())
-        if history.step:
-            outputs.write_bytes(self.out / "losses.png",
-                                images.loss_figure({self.backend_name: asdict(history)}, self.plot_title))
-        outputs.write_bytes(self.out / "samples.png", images.grid_picture(self.generate_samples(), "samples.png"))
+        if self.writes:
+            outputs.write_text(self.out / "losses.csv", history.to_csv())
+            if history.step:
+                outputs.write_bytes(self.out / "losses.png",
+                                    images.loss_figure({self.backend_name: asdict(history)}, self.plot_title))
+            outputs.write_bytes(self.out / "samples.png",
+                                images.grid_picture(self.generate_samples(), "samples.png"))
         timed = history.seconds[1:] if len(history.seconds) > 1 else history.seconds
         run = {
             "status": status, "message": message, "step": step,
@@ -76,7 +84,8 @@ class RunFiles:
             "final": {"d_loss": history.d_loss[-1], "g_loss": history.g_loss[-1]} if history.step else None,
             "eval": self.eval_log,
         }
-        outputs.write_text(self.out / "run.json", json.dumps(run, indent=2))
+        if self.writes:
+            outputs.write_text(self.out / "run.json", json.dumps(run, indent=2))
         return run
 
     def last_losses(self) -> tuple[float | None, float | None]:

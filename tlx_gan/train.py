@@ -45,6 +45,7 @@ from tlx_gan import (
 from tlx_gan import fast as fast_steps
 from tlx_gan.errors import TrainingStopped, UserError
 from tlx_gan.progress import Progress
+from tlx_gan.ranks import ONE_PROCESS, Ranks
 from tlx_gan.runlog import RUN_MARKERS, RUN_OUTPUTS, History
 from tlx_gan.spec import GanConfig
 
@@ -83,6 +84,7 @@ class TrainOptions:
     # "eager": TLX's TrainOneStep pair, as the tutorial; "fast": tlx_gan.fast's step (same maths, held to L4)
     step: str = "eager"
     precision: str = "fp32"  # the steps' number format (spec.PRECISIONS)
+    nproc: int = 1  # data-parallel processes (tlx_gan.launch starts them); batch_size is the global batch
 
     def gan_config(self) -> GanConfig:
         if self.config is not None:
@@ -129,11 +131,13 @@ def grid_size(config: GanConfig) -> int:
 
 
 class _Batches:
-    """A tlx.dataflow batch sampler: epoch ``e``'s seeded permutation, in full batches, from a start."""
+    """A tlx.dataflow batch sampler: epoch ``e``'s seeded permutation, in full batches, from a start; in a
+    data-parallel run, this rank's rows of each."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, first_batch: int = 0):
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, first_batch: int = 0,
+                 ranks: Ranks = ONE_PROCESS):
         order = epoch_order(seed, epoch, n)
-        self._batches = [order[i * batch_size:(i + 1) * batch_size].tolist()
+        self._batches = [ranks.shard(order[i * batch_size:(i + 1) * batch_size]).tolist()
                          for i in range(first_batch, n // batch_size)]
 
     def __iter__(self):
@@ -157,8 +161,9 @@ def make_loader(x: np.ndarray, labels: np.ndarray, batch_sampler):
     return tlx.dataflow.DataLoader(Digits(), batch_sampler=batch_sampler)
 
 
-def prepare(opts: TrainOptions) -> Plan:
-    """Check the run before any framework is imported; lock and (with --overwrite) clear its folder."""
+def prepare(opts: TrainOptions, claim: bool = True) -> Plan:
+    """Check the run before any framework is imported; lock and (with --overwrite) clear its folder (not with
+    ``claim`` off: the ranks of a data-parallel run, whose launcher holds it)."""
     config = opts.gan_config()
     train_split = data.load_mnist(opts.data, "train")
     if opts.eval_every_epoch:
@@ -173,8 +178,9 @@ def prepare(opts: TrainOptions) -> Plan:
     begin = start.plan(opts.resume, opts.init_weights, config, total)
     continuing = start.same_folder(opts.resume, opts.out)
     data_path = opts.data if opts.data not in (None, "", data.EMBEDDED, data.SYNTHETIC) else None
-    out = outputs.claim(opts.out, RUN_MARKERS, overwrite=opts.overwrite, continuing=continuing, remove=RUN_OUTPUTS,
-                        inputs={"--resume": opts.resume, "--init-weights": opts.init_weights, "--data": data_path})
+    out = (outputs.claim(opts.out, RUN_MARKERS, overwrite=opts.overwrite, continuing=continuing, remove=RUN_OUTPUTS,
+                         inputs={"--resume": opts.resume, "--init-weights": opts.init_weights, "--data": data_path})
+           if claim else Path(opts.out))
     pixel_range = "tutorial" if opts.tutorial else opts.pixel_range
     x = data.to_model_input(train_split.images, pixel_range, config.model_spec().image_side)
     return Plan(opts, config, train_split, x, steps_per_epoch, total, out, begin, continuing)
@@ -227,12 +233,19 @@ def _warn(message: str) -> None:
     print(f"tlx-gan: warning: {message}", file=sys.stderr)
 
 
-def run(plan: Plan, backend_name: str) -> dict:
-    """Train on the current process's backend (already activated). Returns run.json's content."""
-    return _run(plan, backend_name)[0]
+def run(plan: Plan, backend_name: str, ranks: Ranks = ONE_PROCESS) -> dict:
+    """Train on the current process's backend (already activated), as rank ``ranks.rank`` of a data-parallel
+    run when ``ranks.world`` > 1. Returns run.json's content."""
+    return _run(plan, backend_name, ranks)[0]
 
 
-def _run(plan: Plan, backend_name: str):
+def rank_main(options: dict, backend_name: str, ranks: dict) -> dict:
+    """One rank of ``tlx-gan train --nproc N`` (in its own process, started by :mod:`tlx_gan.launch`)."""
+    opts = TrainOptions(**options)
+    return run(prepare(opts, claim=False), backend_name, Ranks(**ranks))
+
+
+def _run(plan: Plan, backend_name: str, ranks: Ranks = ONE_PROCESS):
     """:func:`run`, also handing back the trained GAN."""
     import tensorlayerx as tlx
 
@@ -244,11 +257,16 @@ def _run(plan: Plan, backend_name: str):
         runtime.set_threads(opts.threads)
     if opts.device == "gpu" and not runtime.gpu_available():
         raise UserError(f"--device gpu: {backend.pretty(backend_name)} sees no GPU here: use --device cpu")
+    parallel, engine = None, None
+    if ranks.world > 1:  # join the group before any model exists (TensorFlow's strategy must come first)
+        parallel = backend.module("distributed")
+        with backend.quiet_stderr():
+            engine = parallel.start(ranks.rank, ranks.world, ranks.address, ranks.ports, opts.device, ranks.timeout_s)
     with backend.quiet_stderr():
         device = runtime.use_device(opts.device)
 
     # --- the model, from where the run starts
-    gan = gan_module.build(config)
+    gan = gan_module.build(config, parallel)
     if opts.step == "fast":
         gan.fused_step = fast_steps.module().make_step(gan)
     first = apply_start(plan.start, gan, opts.seed)
@@ -267,45 +285,53 @@ def _run(plan: Plan, backend_name: str):
         run_info={"total_steps": total, "steps_per_epoch": steps_per_epoch, "config": config.to_dict(),
                   "options": options, "data": plan.train_split.source, "device": device, "environment": env,
                   "precision": gan.precision,
-                  "threads": runtime.threads()},
+                  "threads": runtime.threads(),
+                  "data_parallel": None if parallel is None else {
+                      "processes": ranks.world, "engine": engine, "batch_per_process": opts.batch_size // ranks.world,
+                      "batch_norm": "per-process statistics; rank 0's running averages are saved"}},
         read_state=lambda: (weights.read(gan.G, gan.D), optimizer_states(gan)),
         generate_samples=lambda: gan.generate(sample_noise),
         plot_title=f"{config.model}/{config.loss} on {backend_name}", backend_name=backend_name,
-        tensorboard=opts.tensorboard)
-    if plan.continuing and (out / "losses.csv").is_file():
+        tensorboard=opts.tensorboard, writes=ranks.writes)
+    if plan.continuing and ranks.writes and (out / "losses.csv").is_file():
         files.history = History.from_csv(out / "losses.csv", warn=_warn)
         files.history.truncate(first)
     reserve = outputs.DiskReserve(out, sum(a.nbytes for a in weights.read(gan.G, gan.D).values()) * 3
                                   + _RESERVE_SLACK)
-    progress = Progress(total, f"{backend_name}/{config.model}", opts.progress, status_file=opts.status_file)
+    progress = Progress(total, f"{backend_name}/{config.model}", opts.progress and ranks.writes,
+                        status_file=opts.status_file if ranks.writes else None)
 
     def finish(status: str, step: int, message: str = "") -> dict:
         run = files.write(status, step, message)
         progress.write_status(status, step, *files.last_losses())
         return run
 
-    stop = _StopSignals()
+    stop = _StopSignals(parallel)
     step = first
-    reserve.hold()
+    if ranks.writes:
+        reserve.hold()
     busy_from = contention.now()  # how much of the machine others used while this run trained: in run.json
     try:
         with stop:
-            while step < total and not stop.signum:
+            while step < total and not stop.agreed:
                 epoch, batch_in_epoch = divmod(step, steps_per_epoch)
-                batches = _Batches(len(plan.x), opts.batch_size, opts.seed, epoch, batch_in_epoch)
+                batches = _Batches(len(plan.x), opts.batch_size, opts.seed, epoch, batch_in_epoch, ranks)
                 for real, labels in make_loader(plan.x, plan.train_split.labels, batches):
-                    if step >= total or stop.signum:
+                    if step >= total or stop.agreed:
                         break
                     # --- one step: D on (real, G(z)), then G on the same z, as the tutorial does
-                    noise = tlx.convert_to_tensor(step_noise(opts.seed, step, opts.batch_size, noise_kind))
-                    mix = (tlx.convert_to_tensor(penalty_mix(opts.seed, step, opts.batch_size))
+                    noise = tlx.convert_to_tensor(ranks.shard(step_noise(opts.seed, step, opts.batch_size,
+                                                                         noise_kind)))
+                    mix = (tlx.convert_to_tensor(ranks.shard(penalty_mix(opts.seed, step, opts.batch_size)))
                            if gan.loss.penalty else None)
                     began = time.perf_counter()
                     d_loss, g_loss = gan.train_step(real, noise, step, mix, labels if gan.conditional else None)
+                    # data-parallel: the ranks' mean losses (the global batch's), and whether any was signalled
+                    d_loss, g_loss = stop.agree(d_loss, g_loss)
                     runtime.sync()
                     seconds = time.perf_counter() - began
                     if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
-                        kept = _last_good(out)
+                        kept = last_good(out)
                         # the divergence is the news; the checkpoint on disk is what matters
                         with contextlib.suppress(outputs.OutputError):
                             finish("diverged", step, f"non-finite loss at step {step + 1}")
@@ -325,10 +351,10 @@ def _run(plan: Plan, backend_name: str):
             # --- the end, still under the signal handlers: a signal now is the one already being acted on
             files.run_info["contention"] = contention.since(busy_from)
             saved = files.save_checkpoint(step)
-            if stop.signum:
+            if stop.agreed:
                 finish("interrupted", step, f"stopped by {stop.name}")
                 raise TrainingStopped(f"{stop.name}: stopped at step {step}; saved {saved}; continue with --resume "
-                                      f"{saved}", 128 + stop.signum)
+                                      f"{saved}", 128 + stop.agreed)
             return finish("finished", step), gan
     except outputs.OutputError as failure:
         raise _saved_after(failure, reserve, files.save_checkpoint, step, out) from None
@@ -336,6 +362,8 @@ def _run(plan: Plan, backend_name: str):
         reserve.release()
         progress.close()
         files.close()
+        if parallel is not None:
+            parallel.finish()
 
 
 def _saved_after(failure: outputs.OutputError, reserve: outputs.DiskReserve, save_checkpoint, step: int,
@@ -345,11 +373,11 @@ def _saved_after(failure: outputs.OutputError, reserve: outputs.DiskReserve, sav
     try:
         saved = save_checkpoint(step)
     except UserError as again:
-        return UserError(f"{failure}; the checkpoint could not be saved either ({again}); {_last_good(out)}")
+        return UserError(f"{failure}; the checkpoint could not be saved either ({again}); {last_good(out)}")
     return UserError(f"{failure}; saved the {step} steps trained so far in {saved}: continue with --resume {saved}")
 
 
-def _last_good(out: Path) -> str:
+def last_good(out: Path) -> str:
     ckpt = out / "checkpoint.npz"
     return f"last good checkpoint: {ckpt}" if ckpt.is_file() else "no checkpoint had been saved yet"
 
@@ -362,17 +390,36 @@ def _evaluate(gan, opts: TrainOptions, noise_kind: str, step: int) -> dict:
 
 
 class _StopSignals:
-    """Turns the first SIGINT or SIGTERM into a flag the loop checks between steps; a second SIGINT aborts."""
+    """Turns the first SIGINT or SIGTERM into a flag the loop checks between steps; a second SIGINT aborts.
+
+    In a data-parallel run (``parallel``: the backend's ``distributed`` module) a rank may be signalled a
+    step before another; a rank stopping alone would leave the others waiting in a collective. So the flag
+    travels with the step's losses through one all-reduce, and every rank stops after the same step: the
+    first one after which any rank was signalled (:attr:`agreed`)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, parallel=None):
         self.signum: int | None = None
+        self.agreed: int | None = None  # the signal every rank stops for (one process: its own)
+        self._parallel = parallel
         self._previous: dict[int, object] = {}
 
     @property
     def name(self) -> str:
-        return "interrupted (Ctrl-C)" if self.signum == signal.SIGINT else "terminated (SIGTERM)"
+        return "interrupted (Ctrl-C)" if self.agreed == signal.SIGINT else "terminated (SIGTERM)"
+
+    def agree(self, d_loss: float, g_loss: float) -> tuple[float, float]:
+        """The step's losses over all ranks (their mean), and the stop flag settled between them."""
+        if self._parallel is None:
+            self.agreed = self.signum
+            return d_loss, g_loss
+        signum = self.signum  # read once: a signal may land while the collective runs
+        d_mean, g_mean, interrupted, terminated = self._parallel.all_reduce_mean(np.array(
+            [d_loss, g_loss, signum == signal.SIGINT, signum == signal.SIGTERM], dtype=np.float64))
+        if interrupted or terminated:
+            self.agreed = signal.SIGINT if interrupted else signal.SIGTERM
+        return float(d_mean), float(g_mean)
 
     def _handle(self, signum, frame):
         # A second Ctrl-C is a person in a hurry: abort. Repeated SIGTERMs are not: the kernel may send the
@@ -380,6 +427,8 @@ class _StopSignals:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = self.signum or signum
+        if self._parallel is None:
+            self.agreed = self.signum
 
     def __enter__(self):
         for signum in self.SIGNALS:

@@ -14,7 +14,7 @@ import pytest
 from conftest import BACKENDS, ROOT
 
 from tlx_gan import spec
-from tlx_gan.backend.interface import RUNTIME_NAMES, Runtime
+from tlx_gan.backend.interface import DISTRIBUTED_NAMES, RUNTIME_NAMES, Distributed, Runtime
 
 PACKAGE = ROOT / "tlx_gan"
 FRAMEWORKS = {"tensorlayerx", "torch", "paddle", "tensorflow"}
@@ -38,17 +38,19 @@ def _all(path: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------- interface
+@pytest.mark.parametrize("module, protocol, names", [("runtime", Runtime, RUNTIME_NAMES),
+                                                    ("distributed", Distributed, DISTRIBUTED_NAMES)])
 @pytest.mark.parametrize("name", BACKENDS)
-def test_every_backend_provides_the_declared_runtime(name):
-    path = PACKAGE / "backend" / name / "runtime.py"
+def test_every_backend_provides_the_declared_interfaces(name, module, protocol, names):
+    path = PACKAGE / "backend" / name / f"{module}.py"
     functions = _functions(path)
-    assert set(functions) == set(RUNTIME_NAMES), {"missing": set(RUNTIME_NAMES) - set(functions),
-                                                  "undeclared": set(functions) - set(RUNTIME_NAMES)}
+    assert set(functions) == set(names), {"missing": set(names) - set(functions),
+                                          "undeclared": set(functions) - set(names)}
     for function, params in functions.items():
-        declared = [p for p in inspect.signature(getattr(Runtime, function)).parameters if p != "self"]
+        declared = [p for p in inspect.signature(getattr(protocol, function)).parameters if p != "self"]
         assert params == declared, (name, function, params, declared)
-    assert sorted(_all(path)) == sorted(["NAME", *RUNTIME_NAMES])
-    assert _all(PACKAGE / "backend" / name / "__init__.py") == ["compat", "runtime"]
+    assert sorted(_all(path)) == sorted(["NAME", *names])
+    assert _all(PACKAGE / "backend" / name / "__init__.py") == ["compat", "distributed", "runtime"]
     assert (PACKAGE / "backend" / name / "compat.py").is_file()
 
 

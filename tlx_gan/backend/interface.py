@@ -66,3 +66,28 @@ class Runtime(Protocol):
 
 RUNTIME_NAMES: tuple[str, ...] = tuple(sorted(
     name for name in vars(Runtime) if not name.startswith("_") and callable(getattr(Runtime, name))))
+
+
+class Distributed(Protocol):
+    """``tlx_gan/backend/<name>/distributed.py``: synchronous data-parallel training through the framework's
+    own engine (process group, gradient all-reduce, collectives); one process per rank."""
+
+    NAME: str
+
+    def start(self, rank: int, world: int, address: str, ports: list[int], device: str, timeout_s: float) -> str:
+        """Join the group of ``world`` ranks (``ports``: free ports on ``address``, at least ``world + 1``);
+        returns the engine in words. Call after ``runtime.set_threads`` and before any model is built."""
+    def data_parallel(self, network):
+        """``network`` as the engine trains it: called in place of it, its backward pass averages the
+        gradients of its weights over the ranks (torch DDP, paddle DataParallel); itself where the averaging
+        happens in the optimizer instead (:meth:`averaging_optimizer`)."""
+    def averaging_optimizer(self, optimizer):
+        """``optimizer`` applying gradients averaged over the ranks, where the engine averages there
+        (TensorFlow's MultiWorkerMirroredStrategy); itself elsewhere."""
+    def all_reduce_mean(self, values: np.ndarray) -> np.ndarray:
+        """The mean over the ranks of a small float64 vector (the step's losses and stop flag)."""
+    def finish(self) -> None: """Leave the group."""
+
+
+DISTRIBUTED_NAMES: tuple[str, ...] = tuple(sorted(
+    name for name in vars(Distributed) if not name.startswith("_") and callable(getattr(Distributed, name))))

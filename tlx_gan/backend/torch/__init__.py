@@ -1,3 +1,3 @@
 """The torch backend."""
 
-__all__ = ["compat", "runtime"]  # the same modules in every backend
+__all__ = ["compat", "distributed", "runtime"]  # the same modules in every backend

@@ -1,0 +1,63 @@
+"""``tlx-gan train --nproc N``: one launcher for data-parallel training on every backend's own engine.
+
+The launcher (this process) loads no framework. It checks the run as ``train`` does and holds the output
+folder, picks free ports on 127.0.0.1 (the group's rendezvous and one per rank), and starts N ranks, each a
+fresh process under the backend (:func:`tlx_gan.isolate.call_group`), each calling
+:func:`tlx_gan.train.rank_main` with its rank. The ranks join the framework's group
+(``backend/<name>/distributed.py``), read their rows of the same seeded global batches
+(:mod:`tlx_gan.ranks`), train with the engine averaging the gradients, and agree every step on the
+losses and on stopping; rank 0 alone writes samples, logs and checkpoints, in the format a one-process run
+writes and resumes from (and the other way round).
+
+Faults end the whole group, never half of it: a rank that fails or dies gets the others stopped (after
+:data:`tlx_gan.isolate.GROUP_GRACE_S`, killed: a rank waiting in a collective for a dead one never
+returns), and one line says which rank, how, and the last checkpoint kept. Ctrl-C and SIGTERM reach every
+rank once; they stop after the same step and rank 0 saves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from tlx_gan import isolate, train
+from tlx_gan.errors import RankFailed, TrainingStopped, UserError
+from tlx_gan.ranks import Ranks, free_ports
+
+
+def check(opts: train.TrainOptions) -> None:
+    """What a data-parallel run needs that one process does not (framework-free)."""
+    n = opts.nproc
+    if opts.batch_size % n:
+        raise UserError(f"--batch-size {opts.batch_size} does not split into --nproc {n} equal shares: use a "
+                        f"multiple of {n} (the batch size is the global batch, {n} processes train a share each)")
+    if opts.step != "eager":
+        raise UserError(f"--step {opts.step} runs in one process: use --step eager with --nproc (TLX's "
+                        "TrainOneStep on each framework's data-parallel engine)")
+    if opts.tutorial:
+        raise UserError("--tutorial with --nproc: the tutorial's paddle steps leak gradients between G and D, "
+                        "which no engine averages, so the ranks would drift apart; leave out --tutorial")
+
+
+def run(opts: train.TrainOptions, backend_name: str) -> dict:
+    """Train ``opts`` in ``opts.nproc`` processes on ``backend_name``; returns rank 0's run.json content."""
+    check(opts)
+    plan = train.prepare(opts)  # checked and the folder held before any rank starts
+    world = opts.nproc
+    ports = free_ports(world + 1)
+    options = {**asdict(opts), "out": str(plan.out), "config": None}
+    kwargs = [{"options": options, "backend_name": backend_name,
+               "ranks": Ranks(rank, world, ports).to_dict()} for rank in range(world)]
+    group = isolate.call_group(backend_name, "tlx_gan.train:rank_main", kwargs, inherit_stderr=0)
+    outcomes = group.outcomes
+    if all(outcome.ok for outcome in outcomes):
+        return outcomes[0].value
+    culprit = group.first_failure if group.first_failure is not None else \
+        next(index for index, outcome in enumerate(outcomes) if not outcome.ok)
+    rank0 = outcomes[0]
+    if rank0.exit_code is not None and outcomes[culprit].exit_code is not None:  # a stop all ranks agreed on
+        raise TrainingStopped(rank0.error, rank0.exit_code)
+    if len({outcome.error for outcome in outcomes}) == 1:  # the same error on every rank (an engine refused)
+        raise UserError(rank0.error)
+    stopped = f"; stopped rank(s) {', '.join(map(str, group.stopped))}" if group.stopped else ""
+    raise RankFailed(f"rank {culprit} of {world} failed: {outcomes[culprit].error}{stopped}; "
+                     f"{train.last_good(plan.out)}")
