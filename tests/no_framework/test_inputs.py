@@ -406,3 +406,15 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
         outputs.atomic_write(target, explode)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--nproc", "2", "--batch-size", "31"), "--batch-size 31 does not split into --nproc 2"),
+    (("--nproc", "2", "--step", "fast"), "--step fast runs in one process"),
+    (("--nproc", "2", "--tutorial"), "--tutorial with --nproc"),
+    (("--nproc", "4096"), "argument --nproc: 4096 is more than"),
+], ids=["batch-not-divisible", "fast-step", "tutorial", "more-than-the-cpus"])
+def test_a_data_parallel_run_is_checked_before_any_process_starts(tmp_path, args, fragment):
+    assert_fails_before_any_framework(tmp_path, "train", "--steps", "2", "--out", str(tmp_path / "run"), *args,
+                                      fragments=(fragment,))
+    assert not (tmp_path / "run").exists()
