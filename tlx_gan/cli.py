@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the tutorial's settings with every normalization off: shows what each one fixes")
     _add_precision(parity)
     parity.add_argument("--device", type=choice(DEVICES), default="cpu")
+    _add_nproc(parity, "add level L7: the first K/10 steps in N processes on each framework's data-parallel engine, "
+                       "against one process at the same global batch")
     parity.add_argument("--json", default=None, help="also write the report as JSON here")
     parity.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     parity.add_argument("--record", action="store_true",
@@ -215,10 +217,10 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     _add_step(p, t.step)
 
 
-def _add_nproc(p: argparse.ArgumentParser) -> None:
+def _add_nproc(p: argparse.ArgumentParser, what: str = "") -> None:
     p.add_argument("--nproc", type=up_to(cpu_count(), "one process per CPU this machine gives tlx-gan"), default=1,
-                   help="data-parallel processes on the framework's own engine (torch DDP, paddle "
-                        "DataParallel, TF MultiWorkerMirroredStrategy); --batch-size is the global batch")
+                   help=what or "data-parallel processes on the framework's own engine (torch DDP, paddle "
+                                "DataParallel, TF MultiWorkerMirroredStrategy); --batch-size is the global batch")
 
 
 def _add_precision(parser: argparse.ArgumentParser) -> None:
@@ -371,8 +373,10 @@ def cmd_parity(args) -> int:
     backend.require_device(args.device)
     config = (GanConfig.tutorial if args.tutorial else GanConfig)(model=args.model, loss=args.loss)
     config = dataclasses.replace(config, precision=args.precision)
+    if args.nproc > 1:
+        suite.check_data_parallel(config, args.steps, args.batch_size, args.nproc)
     report = suite.run(names, config, steps=args.steps, batch=args.batch_size, seed=args.seed, outcome_steps=outcome,
-                       device=args.device)
+                       device=args.device, nproc=args.nproc)
     print(suite.format_table(report))
     if args.json:
         suite.save(report, Path(args.json), None)

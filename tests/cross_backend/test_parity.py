@@ -16,13 +16,13 @@ from tlx_gan.spec import GanConfig, Normalization
 @pytest.fixture(scope="module")
 def mlp_report():
     return suite.run(list(BACKENDS), GanConfig(model="mlp"), steps=100, batch=64,
-                     outcome_steps=suite.DEFAULT_OUTCOME_STEPS)
+                     outcome_steps=suite.DEFAULT_OUTCOME_STEPS, nproc=2)
 
 
 def test_mlp_parity_passes_every_level_on_every_backend(mlp_report):
     assert not mlp_report.failures, mlp_report.failures
     table = suite.format_table(mlp_report)
-    for level in ("L1", "L2", "L3", "L4", "L5", "L6"):
+    for level in ("L1", "L2", "L3", "L4", "L5", "L6", "L7"):
         for name in BACKENDS:
             cell = mlp_report.cell(level, name)
             assert cell is not None and cell[1], f"{level} {name}\n{table}"
@@ -40,6 +40,29 @@ def test_mlp_parity_passes_every_level_on_every_backend(mlp_report):
     for c in mlp_report.comparisons:
         if c.level in ("L1", "L2", "L3"):
             assert c.error < suite.TOLERANCES[c.level].value / 10, c
+
+
+def test_two_processes_on_each_engine_compute_what_one_does(mlp_report):
+    """L7: on every backend, 2 processes at global batch 64 against the oracle's first step, the backend's
+    own one-process run of the same 10 steps, and each other."""
+    assert mlp_report.data_parallel["processes"] == 2 and mlp_report.data_parallel["steps"] == 10
+    assert set(mlp_report.data_parallel["engines"]) == set(BACKENDS)
+    l7 = {(c.subject, c.reference) for c in mlp_report.comparisons if c.level == "L7"}
+    assert l7 == ({(b, "oracle") for b in BACKENDS} | {(b, f"{b} in 1 process") for b in BACKENDS}
+                  | {("torch", "paddle"), ("torch", "tensorflow"), ("paddle", "tensorflow")})
+    # float32 sums in another order, then Adam: as L4, far inside the bound (measured ~3e-5)
+    assert all(c.error < suite.TOLERANCES["L7"].value / 10 for c in mlp_report.comparisons if c.level == "L7")
+
+
+def test_l7_fails_when_the_engine_does_not_average(monkeypatch):
+    """Each rank stepping on its own rows alone (the wrapper and the optimizer left as they are) trains
+    two different models: L7 says so, against the oracle and against one process."""
+    for key, value in hook_env("no_averaging").items():
+        monkeypatch.setenv(key, value)  # every child of this test loads the hook
+    report = suite.run(["torch"], GanConfig(model="mlp"), steps=10, batch=16, nproc=2, trajectory_band=False)
+    assert not report.failures, report.failures
+    failed = {c.reference for c in report.comparisons if c.level == "L7" and not c.passed}
+    assert failed == {"oracle", "torch in 1 process"}, suite.format_table(report)
 
 
 def test_drift_curve_is_recorded_for_every_pair(mlp_report):

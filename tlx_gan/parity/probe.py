@@ -115,3 +115,41 @@ def outcome(init: str, out: str, config: dict, steps: int, batch_size: int, seed
         "steps": run["step"],
         "metrics": quality,
     }
+
+
+def data_parallel(init: str, inputs: str, out: str, config: dict, steps: int, ranks: dict,
+                  device: str = "cpu") -> dict:
+    """L7, as one rank of an N-process run (:func:`tlx_gan.isolate.call_group`): the first ``steps`` steps of
+    the L5 trajectory at its global batch, this rank on its rows, through the framework's data-parallel
+    engine. Rank 0 writes the weights after the first step and after the last, and the ranks' mean losses."""
+    import tensorlayerx as tlx
+
+    from tlx_gan import gan
+    from tlx_gan.ranks import Ranks
+
+    place = Ranks(**ranks)
+    runtime, parallel = backend.module("runtime"), backend.module("distributed")
+    runtime.set_threads(1)  # one kernel thread per rank: the ranks share the machine
+    with backend.quiet_stderr():
+        engine = parallel.start(place.rank, place.world, place.address, place.ports, device, place.timeout_s)
+        runtime.use_device(device)
+    try:
+        g = gan.build(GanConfig.from_dict(config), parallel)
+        weights.write(checkpoint.load(init).weights, g.G, g.D, source="parity initial weights")
+        with np.load(inputs, allow_pickle=False) as archive:
+            data = {k: archive[k] for k in ("traj_x", "traj_z", "traj_mix", "traj_y")}
+        result: dict[str, np.ndarray] = {}
+        losses = []
+        for k in range(steps):
+            mine = {key: tlx.convert_to_tensor(place.shard(value[k])) for key, value in data.items()}
+            local = g.train_step(mine["traj_x"], mine["traj_z"], k, mine["traj_mix"], mine["traj_y"])
+            losses.append(parallel.all_reduce_mean(np.asarray(local, dtype=np.float64)))
+            if k in (0, steps - 1):
+                for name, value in weights.read(g.G, g.D).items():
+                    result[f"L7/step{k + 1}/{name}"] = value
+        result["L7/losses"] = np.asarray(losses)
+        if place.writes:
+            outputs.atomic_write(out, lambda fh: np.savez(fh, **result))
+        return {"backend": backend.current(), "engine": engine}
+    finally:
+        parallel.finish()

@@ -4,7 +4,10 @@ inputs and noise, each backend in its own process:
 * L1 forward (G(z), D(x)); L2 losses; L3 gradients of each step's loss w.r.t. the weights it trains;
   L4 one TrainOneStep of D then of G — against the float64 oracle (every model) and pairwise;
 * L5 a K-step trajectory (losses and weights, with the drift curve) and L6 the outcome of a short
-  training run (final losses and sample quality) — pairwise.
+  training run (final losses and sample quality) — pairwise;
+* L7 (``nproc`` > 1) data-parallel training through each framework's own engine: N processes at global
+  batch B against one process at batch B — the first step against the oracle and pairwise, as L4, and the
+  first K/10 steps against the same backend's L5 run.
 
 Errors are scaled so one tolerance fits a whole level: forward values, losses and gradients by the
 reference's largest magnitude; weight updates as the relative L2 norm of the *updates* (weights move by
@@ -71,6 +74,11 @@ TOLERANCES = {
                          "of the last-fifth mean losses and of the Fréchet distance, against a band measured in "
                          "the same run: 1.5x the widest spread between 3 seeds (data order and noise) on one "
                          "backend, and at least this value"),
+    "L7": Tolerance(1e-3, "N processes at global batch B, each on its B/N rows, gradients averaged by the "
+                          "framework's engine: the mean over the ranks is the batch mean summed in another order, so "
+                          "they differ from one process by float32 rounding, then Adam. Held as L4 (relative L2 of "
+                          "the updates, losses scaled by their largest) for the first step against the oracle and "
+                          "pairwise, and for the first K/10 steps against the backend's own one-process L5 run"),
 }
 
 
@@ -111,6 +119,8 @@ ROUNDOFF_BOUNDS = {
                          "error of 0; their share grows as u (measured 1.8u on the mlp: 0.7% of the entries in "
                          "bf16, 0.11% in fp16), each flip moves 2 lr, so the relative L2 is 2 sqrt(share): "
                          "bound 2 sqrt(4u)"),
+    "L7": (4, 0.5, "l2", "N processes against one: L4's bound, for the same first step and its sums in "
+                         "another order"),
 }
 
 
@@ -166,6 +176,8 @@ class Report:
     trajectory_band: dict = field(default_factory=dict)
     environment: dict[str, dict] = field(default_factory=dict)
     bounds: dict[str, Tolerance] = field(default_factory=lambda: dict(TOLERANCES))
+    # L7: {"processes": N, "steps": its steps, "engines": {backend: the engine in words}}
+    data_parallel: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -369,10 +381,11 @@ def default_outcome_steps(model: str) -> int:
 
 def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAULT_STEPS, batch: int = DEFAULT_BATCH,
         seed: int = 0, outcome_steps: int = 0, outcome_batch: int = DEFAULT_OUTCOME_BATCH, workdir: str | None = None,
-        timeout: float = 1800, trajectory_band: bool = True, device: str = "cpu") -> Report:
+        timeout: float = 1800, trajectory_band: bool = True, device: str = "cpu", nproc: int = 1) -> Report:
     """Run the levels on each backend (own process each, on ``device``, in ``config.precision``) and compare.
     ``trajectory_band``: measure L5's band (one more trajectory on the first backend that ran); without it L5
-    is held to its fixed bound. A backend that cannot compute in the precision there is reported as such."""
+    is held to its fixed bound. A backend that cannot compute in the precision there is reported as such.
+    ``nproc`` > 1 adds L7 (needs ``steps``: it is held against L5's one-process run)."""
     config = config or GanConfig()
     model, loss, as_dict = config.model, config.loss, config.to_dict()
     report = Report(model, loss, list(backends), asdict(config.normalization), steps, as_dict,
@@ -429,9 +442,78 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAU
                 worst = "accumulated weight update" if drift >= loss_drift else "per-step losses"
                 report.comparisons.append(Comparison("L5", a, b, error, worst, report.tolerance("L5")))
         report.known_differences += _measure_known(results, init)
+        if nproc > 1 and steps and results:
+            _data_parallel(report, results, init, inputs, tmp, as_dict, nproc, max(1, steps // 10), device)
         if outcome_steps:
             _outcome(report, list(results), tmp, as_dict, outcome_steps, outcome_batch, seed, timeout, device)
     return report
+
+
+def check_data_parallel(config: GanConfig, steps: int, batch: int, nproc: int) -> None:
+    """What L7 needs (framework-free): a trajectory to hold it against, an even split, no batch norm."""
+    if not steps:
+        raise UserError(f"--nproc {nproc} adds L7, which is held against L5's one-process run: give --steps (K) > 0")
+    if batch % nproc:
+        raise UserError(f"--batch-size {batch} does not split into --nproc {nproc} equal shares: use a multiple "
+                        f"of {nproc}")
+    if any(spec.has_batch_norm(net) for net in config.model_spec().networks):
+        raise UserError(f"--nproc with --model {config.model}: its batch norm normalizes each process's rows "
+                        "alone, and the oracle has no per-process statistics yet; L7 runs on the models without "
+                        "batch norm (" + ", ".join(m for m in spec.MODEL_NAMES
+                                                   if not any(spec.has_batch_norm(n) for n in spec.MODELS[m].networks))
+                        + ")")
+
+
+def _first_step(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The L5 trajectory's first batch, keyed as L1-L4's inputs (for the oracle's L4 numbers on it)."""
+    return {key: inputs[f"traj_{key}"][0] for key in ("x", "z", "mix", "y")}
+
+
+def _update_l2(result: dict, key: str, ref: dict, ref_key: str, init: dict) -> float:
+    """Relative L2 of the updates from ``init``: ``result``'s weights at ``key`` against ``ref``'s at ``ref_key``."""
+    return relative_l2({name: (result[f"{key}/{name}"] - init[name], ref[f"{ref_key}/{name}"] - init[name])
+                        for name in init if not name.endswith(RUNNING_VARIANCE)})
+
+
+def _data_parallel(report: Report, results: dict[str, dict], init: dict, inputs: dict, tmp: Path, config: dict,
+                   nproc: int, steps: int, device: str) -> None:
+    """L7 on every backend that ran L1-L5: ``steps`` trajectory steps in ``nproc`` processes (the
+    framework's engine), against the oracle's first step, the backend's own one-process L5 run, and pairwise."""
+    from tlx_gan.ranks import Ranks, free_ports
+
+    bound = report.bounds["L7"].value
+    oracle_first = oracle_levels(init, _first_step(inputs), GanConfig.from_dict(config))
+    report.data_parallel = {"processes": nproc, "steps": steps, "engines": {}}
+    ran: dict[str, dict] = {}
+    for name, one_process in results.items():
+        ports = free_ports(nproc + 1)
+        kwargs = [{"init": str(tmp / "init.npz"), "inputs": str(tmp / "inputs.npz"), "out": str(tmp / f"{name}-L7.npz"),
+                   "config": config, "steps": steps, "ranks": Ranks(rank, nproc, ports).to_dict(), "device": device}
+                  for rank in range(nproc)]
+        group = isolate.call_group(name, "tlx_gan.parity.probe:data_parallel", kwargs)
+        failed = [o for o in group.outcomes if not o.ok]
+        if failed:
+            report.failures[name] = f"L7: {failed[0].error}"
+            continue
+        report.data_parallel["engines"][name] = group.outcomes[0].value["engine"]
+        mine = ran[name] = _load_npz(tmp / f"{name}-L7.npz")
+        losses = mine["L7/losses"]
+        # the first step against the oracle, as L4: updates, then each step's losses
+        errors = {"update after step 1": _update_l2(mine, "L7/step1", oracle_first, "L4/after_g", init),
+                  "d_loss of step 1": scaled_error(losses[0, 0], oracle_first["L4/d_loss"]),
+                  "g_loss of step 1": scaled_error(losses[0, 1], oracle_first["L4/g_loss"])}
+        worst = max(errors, key=lambda k: errors[k] if np.isfinite(errors[k]) else np.inf)
+        report.comparisons.append(Comparison("L7", name, "oracle", errors[worst], worst, bound))
+        # the steps against the same backend in one process (its L5 run)
+        one_losses = np.asarray(one_process["L5/losses"])[:steps]
+        errors = {f"update after step {steps}": _update_l2(mine, f"L7/step{steps}", one_process,
+                                                           f"L5/step{steps}", init),
+                  "per-step losses": max(scaled_error(losses[:, k], one_losses[:, k]) for k in range(2))}
+        worst = max(errors, key=lambda k: errors[k] if np.isfinite(errors[k]) else np.inf)
+        report.comparisons.append(Comparison("L7", name, f"{name} in 1 process", errors[worst], worst, bound))
+    for a, b in itertools.combinations(ran, 2):
+        error = _update_l2(ran[a], "L7/step1", ran[b], "L7/step1", init)
+        report.comparisons.append(Comparison("L7", a, b, error, "update after step 1", bound))
 
 
 def _measure_known(results: dict[str, dict], init: dict) -> list[dict]:
@@ -526,7 +608,8 @@ def format_table(report: Report) -> str:
     levels = [lv for lv in TOLERANCES if any(c.level == lv for c in report.comparisons)]
     width = 20
     lines = [f"parity: {report.model}/{report.loss} in {report.config.get('precision', 'fp32')}, "
-             f"{len(report.backends)} backends, K={report.steps}",
+             f"{len(report.backends)} backends, K={report.steps}"
+             + (f", L7 in {report.data_parallel['processes']} processes" if report.data_parallel else ""),
              "level  tolerance " + "".join(f"{b:>{width}}" for b in report.backends)]
     for level in levels:
         row = f"{level:<6} {report.tolerance(level):>9.2g} "
