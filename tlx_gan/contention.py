@@ -82,6 +82,18 @@ def measure(start: _Mark, end: _Mark) -> dict:
     return out
 
 
+def without(result: dict, cpu_s: float) -> dict:
+    """``result`` with ``cpu_s`` seconds of CPU time counted as this process's own, not another's: the other
+    ranks of a data-parallel group, whose work is the measured region's own."""
+    out = dict(result)
+    if out["others_fraction"] is not None:
+        capacity = out["wall_s"] * out["cpus"]
+        out["others_fraction"] = max(0.0, out["others_fraction"] * capacity - cpu_s) / capacity
+        out["group_cpu_s"] = cpu_s
+        out["noisy"] = out["others_fraction"] > NOISY_OTHERS or out["steal_fraction"] > NOISY_STEAL
+    return out
+
+
 def others_now(seconds: float = 1.0) -> float | None:
     """The share of the machine other processes use, over the next ``seconds``."""
     with Window() as window:
@@ -127,7 +139,7 @@ class Load:
         return False
 
 
-__all__ = ["NOISY_OTHERS", "NOISY_STEAL", "Load", "Window", "now", "others_now", "since", "wait_quiet"]
+__all__ = ["NOISY_OTHERS", "NOISY_STEAL", "Load", "Window", "now", "others_now", "since", "wait_quiet", "without"]
 
 
 def now() -> _Mark:

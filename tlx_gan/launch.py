@@ -44,7 +44,7 @@ def run(opts: train.TrainOptions, backend_name: str) -> dict:
     plan = train.prepare(opts)  # checked and the folder held before any rank starts
     world = opts.nproc
     ports = free_ports(world + 1)
-    options = {**asdict(opts), "out": str(plan.out), "config": None}
+    options = {**asdict(opts), "out": str(plan.out), "config": plan.config.to_dict() if opts.config else None}
     kwargs = [{"options": options, "backend_name": backend_name,
                "ranks": Ranks(rank, world, ports).to_dict()} for rank in range(world)]
     group = isolate.call_group(backend_name, "tlx_gan.train:rank_main", kwargs, inherit_stderr=0)

@@ -241,7 +241,8 @@ def run(plan: Plan, backend_name: str, ranks: Ranks = ONE_PROCESS) -> dict:
 
 def rank_main(options: dict, backend_name: str, ranks: dict) -> dict:
     """One rank of ``tlx-gan train --nproc N`` (in its own process, started by :mod:`tlx_gan.launch`)."""
-    opts = TrainOptions(**options)
+    config = options.get("config")
+    opts = TrainOptions(**{**options, "config": GanConfig.from_dict(config) if config else None})
     return run(prepare(opts, claim=False), backend_name, Ranks(**ranks))
 
 

@@ -33,7 +33,7 @@ def tiny_run(tmp_path_factory) -> tuple[dict, Path, subprocess.CompletedProcess]
     result = run_bench("--backends", ",".join(BACKENDS), "--model", "mlp", "--batch-sizes", "32", "--warmup", "1",
                        "--steps", "2", "--repeats", "2", "--modes", ",".join(MODES), "--threads", "1",
                        "--gemm-size", "128", "--profile", "--profile-top", "3", "--profile-steps", "1",
-                       "--out", str(out), **{FAULT_ENV: faults, "TLX_GAN_MATRIX_DIR": str(matrix)})
+                       "--nproc", "2", "--out", str(out), **{FAULT_ENV: faults, "TLX_GAN_MATRIX_DIR": str(matrix)})
     assert (out / "bench.json").is_file(), result.stdout[-3000:] + result.stderr[-3000:]
     assert not matrix.exists(), "bench wrote into backends_matrix/ without --record"
     return json.loads((out / "bench.json").read_text()), out, result
@@ -95,6 +95,26 @@ def test_report_schema(tiny_run):
         assert (out / name).stat().st_size > 0, name
     assert "| backend | mode | width | batch |" in (out / "bench.md").read_text()
     assert "ms/step" in result.stdout and "targets" in result.stdout
+
+
+def test_data_parallel_rows_time_each_engine_at_one_and_two_processes(tiny_run):
+    data, out, result = tiny_run
+    rows = data["data_parallel"]
+    assert [(r["backend"], r["processes"], r["batch_size"]) for r in rows] == [
+        (name, n, batch) for name in BACKENDS for n, batch in ((1, 32), (2, 32), (2, 64))]
+    for r in rows:
+        assert r["status"] == "ok", r
+        assert r["threads_per_process"] == 1 and r["batch_per_process"] == r["batch_size"] // r["processes"]
+        assert r["ms_per_step"]["median"] > 0 and r["samples_per_s"] > 0
+        if r["processes"] == 2:  # the other rank's CPU time is the cell's own, not another process's
+            assert r["contention"]["group_cpu_s"] > 0
+    scaling = data["summary"]["scaling"]
+    assert [s["backend"] for s in scaling] == list(BACKENDS)
+    for s in scaling:
+        assert s["processes"] == 2 and s["strong_efficiency"] > 0 and s["weak_efficiency"] > 0
+        assert s["one_ms"] > 0 and s["engine"]
+    assert "## Data-parallel scaling" in (out / "bench.md").read_text()
+    assert "data-parallel (eager, 1 thread per process)" in result.stdout
 
 
 def test_failed_cells_are_marked_and_the_rest_report(tiny_run):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, start_child
+from conftest import assert_one_line_error, hook_env, run_cli, start_child
 
 from tlx_gan import checkpoint
 
@@ -108,3 +108,10 @@ def test_ctrl_c_stops_every_rank_after_the_same_step_and_saves(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "interrupted" and checkpoint.load(out / "checkpoint.npz").step == run["step"]
     assert not [pid for pid in ranks if _alive(pid)]
+
+
+def test_a_torch_build_without_gloo_is_one_line(tmp_path):
+    result = run_cli(*TRAIN, "--nproc", "2", "--out", str(tmp_path / "run"), backend="torch",
+                     **hook_env("no_gloo"))
+    assert_one_line_error(result, "was built without the gloo collective library")
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()

@@ -326,3 +326,69 @@ def _oracle_step(config: GanConfig, init, real, noise, mix, labels):
                                        real.astype(np.float64), noise.astype(np.float64), settings,
                                        mix.astype(np.float64), labels)
     return np.asarray([losses["d_loss"], losses["g_loss"]]), after
+
+
+def run_data_parallel_cell(model: str, loss: str, batch_size: int, warmup: int, steps: int, repeats: int,
+                           device: str, init_path: str, ranks: dict, data_seed: int = 0, width: float = 1.0) -> dict:
+    """One rank of a data-parallel cell (:func:`tlx_gan.isolate.call_group`, one process per rank): TLX's
+    TrainOneStep pair on the framework's engine (:mod:`tlx_gan.launch`'s), ``batch_size`` the global batch,
+    each rank on its rows, one kernel thread per process. The ranks step in lockstep (each step ends in the
+    engine's all-reduce), so rank 0's clock times the group. One rank (``world`` 1) is the baseline: the
+    same code without a group."""
+    from tlx_gan import gan
+    from tlx_gan.ranks import Ranks
+
+    place = Ranks(**ranks)
+    runtime, device_name = prepare(1, device)
+    parallel = backend.module("distributed") if place.world > 1 else None
+    engine = "one process"
+    if parallel is not None:
+        with backend.quiet_stderr():
+            engine = parallel.start(place.rank, place.world, place.address, place.ports, device, place.timeout_s)
+    try:
+        config = GanConfig(model=model, loss=loss, width=width)
+        net = gan.build(config, parallel)
+        weights.write(checkpoint.load(init_path).weights, net.G, net.D, source="benchmark initial weights")
+        rows = place.rows(batch_size)
+        real_np, noise_np, mix_np, labels_np = (a[:, rows] for a in synthetic_batches(
+            batch_size, data_seed, side=config.model_spec().image_side))
+        real, noise, mix = ([_float_tensor(a) for a in arrays] for arrays in (real_np, noise_np, mix_np))
+        labels = [_label_tensor(y) if net.conditional else None for y in labels_np]
+        clock = Clock(runtime.sync)
+        counter = {"i": 0}
+
+        def one() -> None:
+            i = counter["i"] % len(real)
+            counter["i"] += 1
+            net.train_step(real[i], noise[i], 0, mix[i], labels[i])
+
+        first_s = clock.time(one)
+        busy_from = contention.now()
+        if warmup:
+            clock.time(one, warmup)
+        per_step_ms = [clock.time(one, steps) * 1000 / steps for _ in range(repeats)]
+        busy = contention.since(busy_from)
+        if parallel is not None:  # the other ranks' CPU time is the cell's own work, not another process's
+            group_cpu_s = float(parallel.all_reduce_mean(np.array([busy["own_cpu_s"]]))[0]) * place.world
+            busy = contention.without(busy, group_cpu_s - busy["own_cpu_s"])
+        stats = summarize(per_step_ms)
+        return {"model": model, "loss": loss, "batch_size": batch_size, "width": width, "status": "ok",
+                "processes": place.world, "batch_per_process": batch_size // place.world, "engine": engine,
+                "threads_per_process": runtime.threads(), "device_name": device_name,
+                "first_step_ms": first_s * 1000, "ms_per_step": stats, "repeat_ms": per_step_ms,
+                "samples_per_s": batch_size * 1000 / stats["median"], "contention": busy, "noisy": busy["noisy"]}
+    finally:
+        if parallel is not None:
+            parallel.finish()
+
+
+def _float_tensor(array: np.ndarray):
+    import tensorlayerx as tlx
+
+    return tlx.convert_to_tensor(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def _label_tensor(array: np.ndarray):
+    import tensorlayerx as tlx
+
+    return tlx.convert_to_tensor(np.asarray(array, dtype=np.int64))

@@ -99,7 +99,59 @@ def summarize_targets(report: dict) -> dict:
                             flops_per_step=fastest["flops_per_step"])
                 targets.append(best)
     return {"reference_batch": reference_batch(sizes) if sizes else None, "ratios": ratios, "targets": targets,
-            "noisy_cells": sum(1 for c in cells if c.get("noisy"))}
+            "noisy_cells": sum(1 for c in cells if c.get("noisy")), "scaling": scaling(report)}
+
+
+def scaling(report: dict) -> list[dict]:
+    """The data-parallel rows' scaling, per backend, width and per-process batch b: N processes at global
+    batch b against one (strong: efficiency t1 / (N tN), 1 when N processes take 1/N of the time) and at N b
+    (weak: t1 / tN, 1 when N times the work takes the same time). Ratios of medians from this run."""
+    rows = report.get("data_parallel") or []
+    out = []
+    for base in (r for r in rows if r.get("processes") == 1 and r["status"] == "ok"):
+        name, width, b = base["backend"], base.get("width", 1.0), base["batch_size"]
+        n = max((r["processes"] for r in rows if r.get("backend") == name), default=1)
+        strong = _one(rows, backend=name, width=width, batch_size=b, processes=n)
+        weak = _one(rows, backend=name, width=width, batch_size=n * b, processes=n)
+        one_ms = _median(base)
+        out.append({"backend": name, "width": width, "batch_per_process": b, "processes": n, "one_ms": one_ms,
+                    "strong_ms": _median(strong), "weak_ms": _median(weak),
+                    "strong_efficiency": _ratio(one_ms, n * _median(strong)) if _median(strong) else None,
+                    "weak_efficiency": _ratio(one_ms, _median(weak)),
+                    "engine": (strong or weak or {}).get("engine"),
+                    "noisy": any(r.get("noisy") for r in (base, strong, weak) if r)})
+    return out
+
+
+def scaling_markdown(report: dict) -> list[str]:
+    rows = report["summary"].get("scaling") or []
+    if not rows:
+        return []
+    out = ["", "## Data-parallel scaling", "",
+           f"TLX's TrainOneStep pair (eager) on each framework's own engine, one kernel thread per process (on "
+           f"{report['machine'].get('cpu_count')} CPUs these are the engines' overheads, not a speed-up): one "
+           "process at batch b, N processes at global batch b (strong scaling, efficiency t1 / (N tN)) and at N b "
+           "(weak scaling, t1 / tN). Ratios of medians from this run.", "",
+           "| backend | engine | b | N | 1 process ms | N at b ms | strong eff. | N at N b ms | weak eff. | |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['backend']} | {r['engine'] or '-'} | {r['batch_per_process']} | {r['processes']} | "
+                   f"{_fmt(r['one_ms'])} | {_fmt(r['strong_ms'])} | {_fmt(r['strong_efficiency'], '.2f')} | "
+                   f"{_fmt(r['weak_ms'])} | {_fmt(r['weak_efficiency'], '.2f')} | {'noisy' if r['noisy'] else ''} |")
+    failed = [r for r in report.get("data_parallel") or [] if r["status"] != "ok"]
+    out += [f"- {r['backend']}, {r.get('processes')} process(es), batch {r['batch_size']}: FAILED {r['error']}"
+            for r in failed]
+    return out
+
+
+def scaling_text(report: dict) -> str:
+    rows = report.get("summary", {}).get("scaling") or []
+    lines = [f"data-parallel (eager, 1 thread per process): {'backend':<11} {'b':>5} {'N':>2} {'1 proc':>8} "
+             f"{'N at b':>8} {'strong':>6} {'N at Nb':>8} {'weak':>6}"] if rows else []
+    lines += [f"{'':<47}{r['backend']:<11} {r['batch_per_process']:>5} {r['processes']:>2} {_fmt(r['one_ms']):>8} "
+              f"{_fmt(r['strong_ms']):>8} {_fmt(r['strong_efficiency'], '.2f'):>6} {_fmt(r['weak_ms']):>8} "
+              f"{_fmt(r['weak_efficiency'], '.2f'):>6}{' noisy' if r['noisy'] else ''}" for r in rows]
+    return "\n".join(lines)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -160,6 +212,8 @@ def console_table(report: dict) -> str:
                      + "  " + r[-1])
     lines.insert(1, "-" * len(lines[0]))
     lines += ["", targets_text(report)]
+    if scaling_text(report):
+        lines += ["", scaling_text(report)]
     return "\n".join(lines)
 
 
@@ -248,6 +302,7 @@ def markdown(report: dict) -> str:
         out.append(f"| {r['backend']} | {r['width']:g} | {r['batch_size']} | {_fmt(r['eager_over_native'], '.3f')} | "
                    f"{_fmt(r['fast_over_best_native'], '.3f')} | {_fmt(r['fast_over_native_compiled'], '.3f')} | "
                    f"{_fmt(r['fast_over_eager'], '.3f')} | {_fmt(r['native_compiled_over_native'], '.3f')} |")
+    out += scaling_markdown(report)
     described = {(c["backend"], c["mode"]): c["description"] for c in report["cells"] if c.get("description")}
     if described:
         out += ["", "## Modes", ""]

@@ -67,6 +67,8 @@ class BenchOptions:
     # The children's thread pools: each framework's own ("framework": idle workers spin, the faster of the two
     # on a quiet machine, which is the only machine whose figures are judged) or "passive" (they sleep).
     wait_policy: str = "framework"
+    # data-parallel rows: eager at N = 1 and N = nproc processes, one kernel thread each (1: none)
+    nproc: int = 1
 
 
 def parse_modes(text: str) -> list[str]:
@@ -115,6 +117,12 @@ def check_options(opts: BenchOptions) -> None:
         raise UserError("--steps, --repeats, --rounds and --threads must be at least 1, --warmup at least 0")
     for name in opts.backends:
         backend.validate(name)
+    uneven = [b for b in opts.batch_sizes if b % opts.nproc]
+    if opts.nproc > 1 and uneven:
+        raise UserError(f"--batch-sizes {', '.join(map(str, uneven))} do not split into --nproc {opts.nproc} equal "
+                        f"shares: use multiples of {opts.nproc}")
+    if opts.nproc > 1 and opts.precision != "fp32":
+        raise UserError(f"--nproc with --precision {opts.precision}: the data-parallel rows time fp32 only")
 
 
 WAIT_POLICIES = backend.WAIT_POLICIES
@@ -193,7 +201,45 @@ def run(opts: BenchOptions, say: Callable[[str], None] = print) -> dict:
     peaks = run_peaks(probes, cells)
     for cell in cells:
         _attach_peak(cell, peaks.get(cell["backend"]))
-    return build_report(opts, probes, cells, started, time.time(), peaks)
+    scaling = _data_parallel(opts, inits, [b for b in installed if "error" not in probes.get(b, {})], logs, say) \
+        if opts.nproc > 1 else []
+    return build_report(opts, probes, cells, started, time.time(), peaks, scaling)
+
+
+def data_parallel_grid(opts: BenchOptions) -> list[tuple[float, int, str, int]]:
+    """(width, global batch, backend, processes) of the data-parallel rows: for each batch size b, one
+    process at b (the baseline), N at b (strong scaling: the same global batch) and N at N b (weak scaling:
+    the same batch per process)."""
+    n = opts.nproc
+    return [(width, batch, name, processes) for width in opts.widths for size in opts.batch_sizes
+            for name in opts.backends for processes, batch in ((1, size), (n, size), (n, n * size))]
+
+
+def _data_parallel(opts: BenchOptions, inits: dict[float, Path], ready: list[str], logs: Path,
+                   say: Callable[[str], None]) -> list[dict]:
+    from tlx_gan.ranks import Ranks, free_ports
+
+    env = thread_env(1, opts.wait_policy)  # one kernel thread per process: the ranks share the machine
+    records = []
+    for width, batch, name, processes in data_parallel_grid(opts):
+        label = f"data-parallel {name} eager: {processes} process(es), global batch {batch}"
+        if name not in ready:
+            records.append(_failed(name, "eager", batch, width, opts, "the backend did not start (see its probe)",
+                                   processes=processes))
+            continue
+        ports = free_ports(processes + 1)
+        kwargs = [{"model": opts.model, "loss": opts.loss, "batch_size": batch, "warmup": opts.warmup,
+                   "steps": opts.steps, "repeats": opts.repeats, "device": opts.device,
+                   "init_path": str(inits[width]), "ranks": Ranks(rank, processes, ports).to_dict(),
+                   "data_seed": opts.seed, "width": width} for rank in range(processes)]
+        group = isolate.call_group(name, f"{CELL}:run_data_parallel_cell", kwargs, env=env)
+        failed = [o for o in group.outcomes if not o.ok]
+        record = _failed(name, "eager", batch, width, opts, failed[0].error, processes=processes) if failed \
+            else {"backend": name, "mode": "eager", **group.outcomes[0].value}
+        records.append(record)
+        say(f"{label}: " + (f"{record['ms_per_step']['median']:.2f} ms/step{' NOISY' if record.get('noisy') else ''}"
+                            if record["status"] == "ok" else f"FAILED {record['error']}"))
+    return records
 
 
 def merge_rounds(records: list[dict]) -> dict:
@@ -304,7 +350,7 @@ def _machine(probes: dict[str, dict]) -> dict:
 
 
 def build_report(opts: BenchOptions, probes: dict[str, dict], cells: list[dict], started: float,
-                 finished: float, peaks: dict[str, dict] | None = None) -> dict:
+                 finished: float, peaks: dict[str, dict] | None = None, scaling: list[dict] | None = None) -> dict:
     frameworks = {}
     for name, probe in probes.items():
         if "error" in probe:
@@ -325,6 +371,7 @@ def build_report(opts: BenchOptions, probes: dict[str, dict], cells: list[dict],
                   for w in opts.widths for b in opts.batch_sizes},
         "noisy_thresholds": {"others_fraction": contention.NOISY_OTHERS, "steal_fraction": contention.NOISY_STEAL},
         "cells": cells,
+        "data_parallel": scaling or [],
     }
     out["summary"] = report.summarize_targets(out)
     return out

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tlx_gan import argtypes, backend, matrix, outputs, precision
-from tlx_gan.argtypes import choice, non_negative, positive, seed, threads, up_to
+from tlx_gan.argtypes import choice, cpu_count, non_negative, positive, seed, threads, up_to
 from tlx_gan.bench import report, runner
 from tlx_gan.bench.runner import MAX_GEMM, MODES, BenchOptions
 from tlx_gan.spec import DEVICES, LOSS_NAMES, MODEL_NAMES, PRECISION_NAMES, PRECISIONS
@@ -77,6 +77,10 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--policy-study", action="store_true",
                         help="measure the thread wait policies quiet and under one busy process per CPU (eager "
                              "and native, batch 16 and 128): the figures behind the default")
+    parser.add_argument("--nproc", type=up_to(cpu_count(), "one process per CPU this machine gives tlx-gan"),
+                        default=d.nproc, help="add the data-parallel rows: TLX's eager step on each framework's "
+                                              "engine at 1 and N processes, one kernel thread each, the same "
+                                              "global batch (strong scaling) and the same batch per process (weak)")
     parser.add_argument("--record", action="store_true",
                         help="also copy a CPU run into backends_matrix/ (the project's recorded results)")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
@@ -100,7 +104,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         profile_top=args.profile_top, profile_steps=args.profile_steps, gemm_size=args.gemm_size, seed=args.seed,
         cell_timeout=float(args.cell_timeout), record=args.record, rounds=args.rounds,
         min_repeat_s=args.min_repeat_s, widths=runner.parse_widths(args.widths), load=args.load,
-        wait_quiet=args.wait_quiet, wait_policy=args.wait_policy, precision=args.precision,
+        wait_quiet=args.wait_quiet, wait_policy=args.wait_policy, precision=args.precision, nproc=args.nproc,
     )
 
 
