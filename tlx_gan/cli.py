@@ -301,13 +301,15 @@ def cmd_train(args) -> int:
         eval_every_epoch=args.eval_every_epoch, progress=not args.no_progress, threads=args.threads,
         step=args.step, precision=args.precision, nproc=args.nproc,
     )
-    if opts.nproc > 1:  # data-parallel: the launcher checks, holds the folder, starts the ranks
-        run = launch.run(opts, name)
+    if opts.nproc > 1:
+        launch.check(opts)
+    plan = train.prepare(opts)  # everything is checked before the framework loads
+    if opts.nproc > 1:  # data-parallel: the launcher starts the ranks; this process loads no framework
+        run = launch.run(plan, name)
     else:
-        plan = train.prepare(opts)  # everything is checked before the framework loads
         backend.activate(name)
         run = train.run(plan, name)
-    out = Path(opts.out)
+    out = plan.out
     t = run["timings"]
     print(f"{name}: {run['step']} steps, final d_loss {run['final']['d_loss']:.4f} g_loss "
           f"{run['final']['g_loss']:.4f}, {t['steps_per_s']:.1f} steps/s")

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from tlx_gan import isolate, train
+from tlx_gan import isolate, runfiles
 from tlx_gan.errors import RankFailed, TrainingStopped, UserError
 from tlx_gan.ranks import Ranks, free_ports
 
 
-def check(opts: train.TrainOptions) -> None:
-    """What a data-parallel run needs that one process does not (framework-free)."""
+def check(opts) -> None:
+    """What a data-parallel run needs that one process does not (framework-free); ``opts``: the run's
+    :class:`tlx_gan.train.TrainOptions`."""
     n = opts.nproc
     if opts.batch_size % n:
         raise UserError(f"--batch-size {opts.batch_size} does not split into --nproc {n} equal shares: use a "
@@ -38,10 +39,10 @@ def check(opts: train.TrainOptions) -> None:
                         "which no engine averages, so the ranks would drift apart; leave out --tutorial")
 
 
-def run(opts: train.TrainOptions, backend_name: str) -> dict:
-    """Train ``opts`` in ``opts.nproc`` processes on ``backend_name``; returns rank 0's run.json content."""
-    check(opts)
-    plan = train.prepare(opts)  # checked and the folder held before any rank starts
+def run(plan, backend_name: str) -> dict:
+    """Train ``plan`` (a :class:`tlx_gan.train.Plan`: checked, its folder held) in ``plan.opts.nproc``
+    processes on ``backend_name``; returns rank 0's run.json content."""
+    opts = plan.opts
     world = opts.nproc
     ports = free_ports(world + 1)
     options = {**asdict(opts), "out": str(plan.out), "config": plan.config.to_dict() if opts.config else None}
@@ -60,4 +61,4 @@ def run(opts: train.TrainOptions, backend_name: str) -> dict:
         raise UserError(rank0.error)
     stopped = f"; stopped rank(s) {', '.join(map(str, group.stopped))}" if group.stopped else ""
     raise RankFailed(f"rank {culprit} of {world} failed: {outcomes[culprit].error}{stopped}; "
-                     f"{train.last_good(plan.out)}")
+                     f"{runfiles.last_good(plan.out)}")

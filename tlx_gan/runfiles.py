@@ -20,6 +20,15 @@ from tlx_gan.runlog import History
 StateReader = Callable[[], tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]]
 
 
+CHECKPOINT = "checkpoint.npz"
+
+
+def last_good(out: Path) -> str:
+    """Where a run that stopped left its last good checkpoint, in words."""
+    ckpt = out / CHECKPOINT
+    return f"last good checkpoint: {ckpt}" if ckpt.is_file() else "no checkpoint had been saved yet"
+
+
 class RunFiles:
     def __init__(self, out: Path, meta: dict, run_info: dict, read_state: StateReader,
                  generate_samples: Callable[[], np.ndarray], plot_title: str, backend_name: str,
@@ -31,7 +40,7 @@ class RunFiles:
         self.plot_title, self.backend_name = plot_title, backend_name
         self.history = History()
         self.eval_log: list[dict] = []
-        self.checkpoint_path = out / "checkpoint.npz"
+        self.checkpoint_path = out / CHECKPOINT
         self._writer = None
         if tensorboard and writes:
             from tensorboardX import SummaryWriter

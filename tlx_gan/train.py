@@ -332,7 +332,7 @@ def _run(plan: Plan, backend_name: str, ranks: Ranks = ONE_PROCESS):
                     runtime.sync()
                     seconds = time.perf_counter() - began
                     if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
-                        kept = last_good(out)
+                        kept = runfiles.last_good(out)
                         # the divergence is the news; the checkpoint on disk is what matters
                         with contextlib.suppress(outputs.OutputError):
                             finish("diverged", step, f"non-finite loss at step {step + 1}")
@@ -374,13 +374,8 @@ def _saved_after(failure: outputs.OutputError, reserve: outputs.DiskReserve, sav
     try:
         saved = save_checkpoint(step)
     except UserError as again:
-        return UserError(f"{failure}; the checkpoint could not be saved either ({again}); {last_good(out)}")
+        return UserError(f"{failure}; the checkpoint could not be saved either ({again}); {runfiles.last_good(out)}")
     return UserError(f"{failure}; saved the {step} steps trained so far in {saved}: continue with --resume {saved}")
-
-
-def last_good(out: Path) -> str:
-    ckpt = out / "checkpoint.npz"
-    return f"last good checkpoint: {ckpt}" if ckpt.is_file() else "no checkpoint had been saved yet"
 
 
 def _evaluate(gan, opts: TrainOptions, noise_kind: str, step: int) -> dict:

@@ -84,7 +84,7 @@ def test_an_import_error_is_every_tests_outcome():
 
 def test_a_crash_mid_file_blames_the_running_test_and_keeps_the_ones_before():
     journal = [_line("First.test_a", "started"), _line("First.test_a", "passed"), _line("First.test_b", "started")]
-    rows = tlx_suite._outcomes("paddle", "tests/test_x.py", NAMES, journal, died="process died (exit -11): ")
+    rows = tlx_suite._outcomes("paddle", "tests/test_x.py", NAMES, journal, died="process died (killed by SIGSEGV): ")
     assert [r["status"] for r in rows] == ["passed", "error", "error"]
     assert rows[1]["error"].startswith("process died") and rows[2]["error"].startswith("process died")
     for row in rows:

@@ -33,6 +33,7 @@ from tlx_gan.bench.runner import MODES
 from tlx_gan.bench.timing import Clock, summarize
 from tlx_gan.errors import PrecisionUnsupported, UserError
 from tlx_gan.parity import oracle, suite
+from tlx_gan.ranks import Ranks
 from tlx_gan.spec import GanConfig
 
 # Test hook: "backend:mode:kind[,...]" makes matching cells fail on purpose (kind: raise, crash, hang).
@@ -336,7 +337,6 @@ def run_data_parallel_cell(model: str, loss: str, batch_size: int, warmup: int, 
     engine's all-reduce), so rank 0's clock times the group. One rank (``world`` 1) is the baseline: the
     same code without a group."""
     from tlx_gan import gan
-    from tlx_gan.ranks import Ranks
 
     place = Ranks(**ranks)
     runtime, device_name = prepare(1, device)

@@ -22,6 +22,7 @@ from tlx_gan.backend import machine
 from tlx_gan.bench import flops, report
 from tlx_gan.bench.timing import summarize
 from tlx_gan.errors import UserError
+from tlx_gan.ranks import Ranks, free_ports
 from tlx_gan.spec import MAX_WIDTH, MODEL_NAMES
 
 MODES = ("eager", "fast", "native", "native-compiled")
@@ -217,7 +218,6 @@ def data_parallel_grid(opts: BenchOptions) -> list[tuple[float, int, str, int]]:
 
 def _data_parallel(opts: BenchOptions, inits: dict[float, Path], ready: list[str], logs: Path,
                    say: Callable[[str], None]) -> list[dict]:
-    from tlx_gan.ranks import Ranks, free_ports
 
     env = thread_env(1, opts.wait_policy)  # one kernel thread per process: the ranks share the machine
     records = []

@@ -12,6 +12,7 @@ import numpy as np
 
 from tlx_gan import backend, checkpoint, metrics, outputs, precision, runlog, sampling, train, weights
 from tlx_gan.errors import PrecisionUnsupported
+from tlx_gan.ranks import Ranks
 from tlx_gan.spec import GanConfig
 
 
@@ -125,7 +126,6 @@ def data_parallel(init: str, inputs: str, out: str, config: dict, steps: int, ra
     import tensorlayerx as tlx
 
     from tlx_gan import gan
-    from tlx_gan.ranks import Ranks
 
     place = Ranks(**ranks)
     runtime, parallel = backend.module("runtime"), backend.module("distributed")

@@ -27,6 +27,7 @@ import numpy as np
 from tlx_gan import checkpoint, data, isolate, outputs, spec, streams
 from tlx_gan.errors import UserError
 from tlx_gan.parity import oracle
+from tlx_gan.ranks import Ranks, free_ports
 from tlx_gan.spec import GanConfig
 
 DEFAULT_STEPS = 100  # K, the L5 trajectory
@@ -479,7 +480,6 @@ def _data_parallel(report: Report, results: dict[str, dict], init: dict, inputs:
                    nproc: int, steps: int, device: str) -> None:
     """L7 on every backend that ran L1-L5: ``steps`` trajectory steps in ``nproc`` processes (the
     framework's engine), against the oracle's first step, the backend's own one-process L5 run, and pairwise."""
-    from tlx_gan.ranks import Ranks, free_ports
 
     bound = report.bounds["L7"].value
     oracle_first = oracle_levels(init, _first_step(inputs), GanConfig.from_dict(config))
