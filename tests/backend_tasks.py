@@ -100,6 +100,16 @@ def checkpoint_outputs(path: str) -> dict:
     }
 
 
+def outputs_of_checkpoints(paths: list[str]) -> dict[str, dict]:
+    """:func:`checkpoint_outputs` of each checkpoint, in this one process (one framework start for all)."""
+    return {path: checkpoint_outputs(path) for path in paths}
+
+
+def save_trained_checkpoints(paths: dict[str, str]) -> dict[str, dict]:
+    """:func:`save_trained_checkpoint` for each model -> path, in this one process."""
+    return {model: save_trained_checkpoint(path, model) for model, path in paths.items()}
+
+
 def save_trained_checkpoint(path: str, model: str = "mlp", steps: int = 3) -> dict:
     """A few training steps, then a checkpoint, then this backend's outputs for the fixed inputs."""
     import tensorlayerx as tlx

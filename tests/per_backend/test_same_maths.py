@@ -32,8 +32,12 @@ def test_modes_compute_the_same_step(backend_name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model,width", [("dcgan", 1.0), ("dcgan64", 0.25)])
-def test_dcgan_modes_compute_the_same_step(backend_name, model, width):
+@pytest.mark.parametrize("model,width,modes", [
+    ("dcgan", 1.0, MODES),
+    # the compiled baseline compiles the same native layers the dcgan's does: its compiler is covered there
+    # (and takes most of this test's time at 64x64: measured 61 s of torch's 91)
+    ("dcgan64", 0.25, tuple(m for m in MODES if m != "native-compiled"))], ids=["dcgan", "dcgan64-w0.25"])
+def test_dcgan_modes_compute_the_same_step(backend_name, model, width, modes):
     """The dcgan, and dcgan64 at a quarter of its channels (convs, transposed convs, batch norm, NHWC in TLX),
     in every mode from identical weights.
 
@@ -41,10 +45,10 @@ def test_dcgan_modes_compute_the_same_step(backend_name, model, width):
     update: the share of flipped signs (rounding: well under 0.1 %; a layout bug: about half) and the
     relative L2 of all updates are the measures here, with the losses."""
     outcome = isolate.call(backend_name, "tlx_gan.bench.cell:same_maths",
-                           {"model": model, "width": width, "batch_size": 8, "modes": list(MODES)}, timeout=600)
+                           {"model": model, "width": width, "batch_size": 8, "modes": list(modes)}, timeout=600)
     assert outcome.ok, outcome.error + outcome.stderr_tail
     compared = outcome.value["compared"]
-    assert set(compared) == {f"{m}~eager" for m in MODES if m != "eager"}
+    assert set(compared) == {f"{m}~eager" for m in modes if m != "eager"}
     for pair, c in compared.items():
         assert c["names_match"], pair
         assert c["loss_rel_error"] < 1e-4, (pair, c)
