@@ -132,17 +132,27 @@ def test_a_conditional_gan_trains_draws_a_chosen_digit_and_scores_its_classes(tm
 
 @pytest.mark.slow
 def test_resume_continues_the_same_run(tmp_path, backend_name):
+    """8 steps, resumed to 16, are the 16 steps of a straight run. The first 8 run data-parallel (``--nproc
+    2``, the framework's own engine, tests/per_backend/test_data_parallel.py): two processes at global batch
+    64 compute what one does, and their checkpoint resumes in one process."""
     common = ["--batch-size", "64", "--sample-every", "0", "--checkpoint-every", "0", "--no-progress"]
     straight = run_cli("train", "--steps", "16", "--out", str(tmp_path / "a"), *common, backend=backend_name)
     assert straight.returncode == 0, straight.stderr[-3000:]
-    first = run_cli("train", "--steps", "8", "--out", str(tmp_path / "b"), *common, backend=backend_name)
+    first = run_cli("train", "--steps", "8", "--nproc", "2", "--out", str(tmp_path / "b"), *common,
+                    backend=backend_name)
     assert first.returncode == 0, first.stderr[-3000:]
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["data_parallel"]["processes"] == 2 and run["data_parallel"]["batch_per_process"] == 32
+    # rank 0 alone wrote, and wrote what one process writes
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(p.name for p in (tmp_path / "a").iterdir())
     resumed = run_cli("train", "--steps", "16", "--out", str(tmp_path / "b"), "--resume",
                       str(tmp_path / "b" / "checkpoint.npz"), *common, backend=backend_name)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["data_parallel"] is None
     a = np.genfromtxt(tmp_path / "a" / "losses.csv", delimiter=",", names=True)
     b = np.genfromtxt(tmp_path / "b" / "losses.csv", delimiter=",", names=True)
     assert list(b["step"]) == list(range(1, 17))
+    # the ranks' mean losses are the global batch's, summed in another order: float32 rounding
     np.testing.assert_allclose(b["d_loss"], a["d_loss"], rtol=1e-5)
     np.testing.assert_allclose(b["g_loss"], a["g_loss"], rtol=1e-5)
     wa = checkpoint.load(tmp_path / "a" / "checkpoint.npz")
