@@ -526,7 +526,7 @@ def matrix_files(report: dict) -> dict[str, bytes]:
     """A CPU run as backends_matrix/ records it, one set of files per kind of CPU (the generations differ,
     and each keeps its own latest figures): bench-cpu-<kind>-<model>.{json,md,png}, -<model>-<loss> for a loss
     other than the tutorial's mse (so a wgan-gp run does not replace the mse one), -<precision> for a format
-    other than fp32; nothing for a GPU run."""
+    other than fp32, -nproc<N> for a run with data-parallel rows; nothing for a GPU run."""
     if report["options"]["device"] != "cpu":
         return {}
     written = files(report)
@@ -535,6 +535,8 @@ def matrix_files(report: dict) -> dict[str, bytes]:
         f"{options['model']}-{options['loss']}"
     if options.get("precision", "fp32") != "fp32":
         workload += f"-{options['precision']}"
+    if options.get("nproc", 1) > 1:
+        workload += f"-nproc{options['nproc']}"
     stem = f"bench-cpu-{report['machine'].get('cpu_kind') or 'cpu'}-{workload}"
     out = {f"{stem}.json": written["bench.json"], f"{stem}.md": written["bench.md"]}
     for name in ("bench.png", "bench-widths.png"):
