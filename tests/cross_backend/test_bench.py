@@ -153,7 +153,8 @@ def test_profiles_come_from_each_framework(tiny_run):
 
 
 def test_matrix_copy(tiny_run, tmp_path):
-    data, out, _ = tiny_run
+    with_rows, out, _ = tiny_run
+    data = {**with_rows, "options": {**with_rows["options"], "nproc": 1}}  # as a run without data-parallel rows
     written = matrix.record_bench(data, folder=tmp_path)
     stem = f"bench-cpu-{data['machine']['cpu_kind']}-mlp"
     assert {p.name for p in written} == {f"{stem}.json", f"{stem}.md", f"{stem}.png"}
@@ -164,6 +165,9 @@ def test_matrix_copy(tiny_run, tmp_path):
     other = {**data, "options": {**data["options"], "loss": "wgan-gp"}}
     assert {p.name for p in matrix.record_bench(other, folder=tmp_path)} == {
         f"{stem}-wgan-gp.json", f"{stem}-wgan-gp.md", f"{stem}-wgan-gp.png"}
+    # and so does a run with data-parallel rows (the tiny run's)
+    assert {p.name for p in matrix.record_bench(with_rows, folder=tmp_path)} == {
+        f"{stem}-nproc2.json", f"{stem}-nproc2.md", f"{stem}-nproc2.png"}
     assert (tmp_path / f"{stem}.json").is_file()
 
 
