@@ -267,5 +267,8 @@ class DiskReserve:
         self.held = True
 
     def release(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """Free the room; only a reserve this object holds (another process may hold one at the same path:
+        rank 0 of a data-parallel run, beside ranks that write nothing)."""
+        if self.held:
+            self.path.unlink(missing_ok=True)
         self.held = False

@@ -347,7 +347,7 @@ def _run(plan: Plan, backend_name: str, ranks: Ranks = ONE_PROCESS):
                         files.save_samples(step)
                     if opts.checkpoint_every and step % opts.checkpoint_every == 0:
                         files.save_checkpoint(step)
-                    if step % steps_per_epoch == 0 and opts.eval_every_epoch:
+                    if step % steps_per_epoch == 0 and opts.eval_every_epoch and ranks.writes:
                         files.eval_log.append(_evaluate(gan, opts, noise_kind, step))
             # --- the end, still under the signal handlers: a signal now is the one already being acted on
             files.run_info["contention"] = contention.since(busy_from)
