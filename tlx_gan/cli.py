@@ -376,7 +376,7 @@ def cmd_parity(args) -> int:
     config = (GanConfig.tutorial if args.tutorial else GanConfig)(model=args.model, loss=args.loss)
     config = dataclasses.replace(config, precision=args.precision)
     if args.nproc > 1:
-        suite.check_data_parallel(config, args.steps, args.batch_size, args.nproc)
+        suite.check_data_parallel(args.steps, args.batch_size, args.nproc)
     report = suite.run(names, config, steps=args.steps, batch=args.batch_size, seed=args.seed, outcome_steps=outcome,
                        device=args.device, nproc=args.nproc)
     print(suite.format_table(report))

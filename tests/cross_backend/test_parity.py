@@ -74,11 +74,14 @@ def test_drift_curve_is_recorded_for_every_pair(mlp_report):
 
 
 def test_dcgan_parity_passes_pairwise():
-    report = suite.run(list(BACKENDS), GanConfig(model="dcgan"), steps=10, batch=16)
+    report = suite.run(list(BACKENDS), GanConfig(model="dcgan"), steps=10, batch=16, nproc=2)
     assert not report.failures, report.failures
     assert report.passed, suite.format_table(report)
     levels = {c.level for c in report.comparisons}
-    assert levels == {"L1", "L2", "L3", "L4", "L5"}
+    assert levels == {"L1", "L2", "L3", "L4", "L5", "L7"}
+    # L7 with batch norm: each process normalizes its own rows, as the oracle's replicas do; one process
+    # normalizing all 16 computes something else, so that comparison is not made
+    assert {c.reference for c in report.comparisons if c.level == "L7"} == {"oracle", "paddle", "tensorflow"}
     # torch's unbiased running variance is measured and reported, not hidden
     assert any(k["pair"].startswith("torch") and k["measured"] > 0 for k in report.known_differences)
 

@@ -526,6 +526,27 @@ def test_batch_norm_normalizes_and_moves_its_running_statistics():
     assert not np.allclose(after_d["G/bn0/mean"], w["G/bn0/mean"])  # G ran too, in training mode
 
 
+def test_replicas_average_the_gradients_and_normalize_their_own_rows():
+    """Data-parallel (parity L7): 2 replicas of 3 rows each, gradients averaged. Without batch norm that is
+    the 6-row step; with it each replica normalizes its own rows, a different step, and replica 0's rows
+    alone move the running statistics."""
+    rng = np.random.default_rng(9)
+    z, x = rng.standard_normal((6, o.NOISE_DIM)), rng.uniform(-1, 1, (6, o.IMAGE_DIM))
+    w = o.init_weights(3, std=0.3)
+    cfg = o.GanConfig()
+    whole = o.train_step_d(w, o.init_opt_state(w).d, x, z, cfg)
+    split = o.train_step_d(w, o.init_opt_state(w).d, x, z, cfg, replicas=2)
+    assert abs(whole[2] - split[2]) < 1e-12
+    assert max(np.abs(whole[0][k] - split[0][k]).max() for k in whole[0]) < 1e-12
+    w = _dcgan_weights(7)
+    cfg = o.GanConfig(model=SMALL_DCGAN)
+    whole = o.train_step_g(w, o.init_opt_state(w, SMALL_DCGAN).g, z, cfg)
+    split = o.train_step_g(w, o.init_opt_state(w, SMALL_DCGAN).g, z, cfg, replicas=2)
+    assert np.abs(whole[0]["G/deconv1/W"] - split[0]["G/deconv1/W"]).max() > 1e-6
+    first = o.train_step_g(w, o.init_opt_state(w, SMALL_DCGAN).g, z[:3], cfg)
+    np.testing.assert_allclose(split[0]["G/bn0/mean"], first[0]["G/bn0/mean"], rtol=1e-12)
+
+
 # ------------------------------------------------------------------------- the losses' own optimizers
 def test_a_loss_brings_its_published_optimizer_unless_the_config_names_one():
     published = spec.Adam(lr=1e-4, beta1=0.0, beta2=0.9)  # Gulrajani et al., Algorithm 1

@@ -633,24 +633,41 @@ def _apply(weights, grads: Weights, state: AdamState, cfg: AdamConfig) -> tuple[
     return adam_step(weights, grads, state, cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.eps_mode)
 
 
+def _over_replicas(one_pass, replicas: int, *batch: np.ndarray | None) -> tuple[float, Weights, Weights]:
+    """``one_pass`` on each of ``replicas`` equal blocks of the batch's rows (None passes through), as a
+    data-parallel engine runs it: the mean of the losses and of the gradients (the ranks' all-reduce), and
+    replica 0's running statistics (each replica's batch norm normalizes its own rows; rank 0's are saved)."""
+    per = next(len(a) for a in batch if a is not None) // replicas
+    results = [one_pass(*(None if a is None else a[r * per:(r + 1) * per] for a in batch)) for r in range(replicas)]
+    values, grads, moved = zip(*results)
+    return (float(np.mean(values)), {k: np.mean([g[k] for g in grads], axis=0) for k in grads[0]}, moved[0])
+
+
 def train_step_d(weights: Mapping[str, np.ndarray], state: AdamState, x_real: np.ndarray, z: np.ndarray,
                  config: GanConfig | None = None, mix: np.ndarray | None = None,
-                 labels: np.ndarray | None = None) -> tuple[Weights, AdamState, float]:
+                 labels: np.ndarray | None = None, replicas: int = 1) -> tuple[Weights, AdamState, float]:
     """One D ``TrainOneStep``: the D loss and grads at the current weights, one Adam update of D, and the
     running statistics the pass moved. Returns ``(new_weights, new_d_state, loss)``; the loss is the one
-    computed before the update, as ``TrainOneStep`` reports it. G's weights come back unchanged."""
+    computed before the update, as ``TrainOneStep`` reports it. G's weights come back unchanged.
+    ``replicas``: data-parallel, the batch's rows split between that many processes (:func:`_over_replicas`)."""
     config = config or GanConfig()
-    value, grads, moved = _d_pass(weights, x_real, z, config.loss, config.slope, config.model, mix, labels)
+    value, grads, moved = _over_replicas(
+        lambda x, z_, mix_, labels_: _d_pass(weights, x, z_, config.loss, config.slope, config.model, mix_, labels_),
+        replicas, x_real, z, mix, labels)
     new_weights, new_state = _apply(weights, grads, state, config.d_adam)
     return {**new_weights, **moved}, new_state, value
 
 
 def train_step_g(weights: Mapping[str, np.ndarray], state: AdamState, z: np.ndarray,
-                 config: GanConfig | None = None, labels: np.ndarray | None = None) -> tuple[Weights, AdamState, float]:
+                 config: GanConfig | None = None, labels: np.ndarray | None = None,
+                 replicas: int = 1) -> tuple[Weights, AdamState, float]:
     """One G ``TrainOneStep``: the G loss and grads at the current weights, one Adam update of G.
-    Returns ``(new_weights, new_g_state, loss)`` (loss before the update); D's weights come back unchanged."""
+    Returns ``(new_weights, new_g_state, loss)`` (loss before the update); D's weights come back unchanged.
+    ``replicas``: as :func:`train_step_d`'s."""
     config = config or GanConfig()
-    value, grads, moved = _g_pass(weights, z, config.loss, config.slope, config.model, labels)
+    value, grads, moved = _over_replicas(
+        lambda z_, labels_: _g_pass(weights, z_, config.loss, config.slope, config.model, labels_),
+        replicas, z, labels)
     new_weights, new_state = _apply(weights, grads, state, config.g_adam)
     return {**new_weights, **moved}, new_state, value
 
