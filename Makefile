@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tlx-gan-installed
+# Test files run two at a time (pytest-xdist; a file's tests stay together, so its shared fixtures run once):
+# most of a test's time is one child process starting and running a framework, much of it on one core.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint matrix clean
 
@@ -18,7 +21,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check tlx_gan tests examples
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check tlx_gan tests examples
