@@ -675,6 +675,11 @@ def format_markdown(report: Report, environment_line: str = "") -> str:
                     f"moved by one {unit} ulp each drifted {t['self_drift']:.3g} (weights) and "
                     f"{t['self_loss_drift']:.3g} (losses) from its own run; the band is "
                     f"{TRAJECTORY_BAND_FACTOR:g}x that, and at least {report.bounds['L5'].value:g}."]
+    if report.data_parallel:
+        d = report.data_parallel
+        engines = "; ".join(f"{name}: {engine}" for name, engine in d["engines"].items())
+        out += ["", f"L7: the first {d['steps']} steps of L5's trajectory in {d['processes']} processes, one "
+                    f"kernel thread each, on each framework's data-parallel engine ({engines})."]
     out += ["", "## Tolerances", ""]
     out += [f"- **{level}** ({tol.value:g}): {tol.reason}" for level, tol in report.bounds.items()]
     out += ["", "## Every comparison", "", "| level | backend | against | error | worst at | result |",
