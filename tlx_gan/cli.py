@@ -33,6 +33,7 @@ from tlx_gan import (
     outputs,
     precision,
     programs,
+    ranks,
     sampling,
     spec,
     tlx_suite,
@@ -161,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare_verb.add_argument("--no-bench", action="store_true", help="skip the eager/fast speed measurement")
     compare_verb.add_argument("--no-parity", action="store_true", help="skip the parity summary")
     _add_precision(compare_verb)
+    _add_nproc(compare_verb, "train each backend in N processes on its data-parallel engine (--step eager; "
+                             "--batch-size is the global batch)")
 
     tlx_suite_verb = verbs.add_parser("tlx-suite", help="run a TensorLayerX checkout's own tests on every backend, "
                                                         "one file per process, with the compat layer")
@@ -302,7 +305,7 @@ def cmd_train(args) -> int:
         step=args.step, precision=args.precision, nproc=args.nproc,
     )
     if opts.nproc > 1:
-        launch.check(opts)
+        ranks.check(opts.nproc, opts.batch_size, opts.step, opts.tutorial)
     plan = train.prepare(opts)  # everything is checked before the framework loads
     if opts.nproc > 1:  # data-parallel: the launcher starts the ranks; this process loads no framework
         run = launch.run(plan, name)
@@ -422,7 +425,10 @@ def cmd_compare(args) -> int:
     opts = compare.CompareOptions(backends=names, model=args.model, loss=args.loss, epochs=args.epochs,
                                   batch_size=args.batch_size, seed=args.seed, data=args.data, out=args.out,
                                   bench=not args.no_bench, parity=not args.no_parity, threads=args.threads,
-                                  overwrite=args.overwrite, step=args.step, precision=args.precision)
+                                  overwrite=args.overwrite, step=args.step, precision=args.precision,
+                                  nproc=args.nproc)
+    if opts.nproc > 1:
+        ranks.check(opts.nproc, opts.batch_size, opts.step)
     result = compare.run(opts)
     print(f"report: {result.report.resolve()}")
     if result.failed:

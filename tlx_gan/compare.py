@@ -25,6 +25,7 @@ from tlx_gan import backend, data, isolate, outputs, report, spec
 from tlx_gan.bench import runner as bench_runner
 from tlx_gan.errors import Terminated, TrainingStopped
 from tlx_gan.parity import suite
+from tlx_gan.ranks import Ranks, free_ports
 from tlx_gan.runlog import RUN_MARKERS
 from tlx_gan.spec import GanConfig
 
@@ -53,6 +54,7 @@ class CompareOptions:
     timeout: float = 3600
     overwrite: bool = False
     precision: str = "fp32"  # the steps' number format (spec.PRECISIONS)
+    nproc: int = 1  # processes per backend's training (data-parallel on its engine; batch_size is the global batch)
 
     def config(self) -> GanConfig:
         return GanConfig(model=self.model, loss=self.loss, precision=self.precision)
@@ -117,14 +119,21 @@ def _train_all(opts: CompareOptions, out: Path, init: Path, board: Board, interv
 
         def train_one(name: str = name, folder: Path = folder, holder: dict = holder,
                       done: threading.Event = done) -> None:
+            kwargs = {"config": opts.config().to_dict(), "epochs": opts.epochs, "batch_size": opts.batch_size,
+                      "seed": opts.seed, "data": opts.data, "threads": opts.threads, "init": str(init),
+                      "out": str(folder), "status_file": str(folder / "status.json"), "eval_samples": EVAL_SAMPLES,
+                      "step": opts.step}
+            env = bench_runner.thread_env(opts.threads)
             try:
-                holder["outcome"] = isolate.call(
-                    name, "tlx_gan.train:train_and_evaluate",
-                    {"config": opts.config().to_dict(), "epochs": opts.epochs, "batch_size": opts.batch_size,
-                     "seed": opts.seed, "data": opts.data, "threads": opts.threads, "init": str(init),
-                     "out": str(folder), "status_file": str(folder / "status.json"), "eval_samples": EVAL_SAMPLES,
-                     "step": opts.step},
-                    timeout=opts.timeout, stderr_to=folder / "log.txt", env=bench_runner.thread_env(opts.threads))
+                if opts.nproc > 1:  # data-parallel on the backend's engine: rank 0 reports, as one process would
+                    ports = free_ports(opts.nproc + 1)
+                    holder["outcome"] = isolate.call_group(
+                        name, "tlx_gan.train:train_and_evaluate",
+                        [{**kwargs, "ranks": Ranks(rank, opts.nproc, ports).to_dict()} for rank in range(opts.nproc)],
+                        env=env, first_log=folder / "log.txt").single(name)
+                else:
+                    holder["outcome"] = isolate.call(name, "tlx_gan.train:train_and_evaluate", kwargs,
+                                                     timeout=opts.timeout, stderr_to=folder / "log.txt", env=env)
             finally:
                 done.set()
 

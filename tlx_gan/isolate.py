@@ -163,6 +163,20 @@ class GroupOutcome:
     stopped: list[int] | None = None  # members killed because another one failed
     signum: int | None = None  # a signal this process passed on to all of them
 
+    def single(self, backend: str) -> Outcome:
+        """The group as one outcome: member 0's when every member succeeded; else a stop they agreed on (member
+        0's, with its exit code), or the failure that ended the group, naming the member."""
+        if all(outcome.ok for outcome in self.outcomes):
+            return self.outcomes[0]
+        first = self.outcomes[0]
+        if first.exit_code is not None:
+            return first
+        culprit = self.first_failure if self.first_failure is not None else \
+            next(index for index, outcome in enumerate(self.outcomes) if not outcome.ok)
+        failed = self.outcomes[culprit]
+        return Outcome(backend, False, error=f"rank {culprit} of {len(self.outcomes)}: {failed.error}",
+                       seconds=failed.seconds, stderr_tail=failed.stderr_tail)
+
 
 # How long the other members of a group get to end on their own after one failed (the same error reaches
 # them all, or they finish their step) before they are killed: a rank waiting for a dead one never returns.
@@ -170,18 +184,19 @@ GROUP_GRACE_S = 10.0
 
 
 def call_group(backend: str, target: str, kwargs_list: list[dict], *, inherit_stderr: int | None = None,
-               env: dict[str, str] | None = None, poll_s: float = 0.05) -> GroupOutcome:
+               env: dict[str, str] | None = None, first_log: Path | None = None, poll_s: float = 0.05) -> GroupOutcome:
     """Run ``target`` once per kwargs in ``kwargs_list``, all at once, under ``backend``: members that only
     work together. When one fails or dies, the others get :data:`GROUP_GRACE_S` to end, then are killed:
     none is left behind. Ctrl-C or SIGTERM here is passed on to every member once; they get
     :data:`GRACE_S` to save and stop. ``inherit_stderr``: the member whose stderr is this process's (its
-    progress line); the others' go to files, their last lines kept."""
+    progress line); the others' go to files (member 0's to ``first_log`` when given), their last lines kept."""
     with tempfile.TemporaryDirectory(prefix="tlx-gan-group-") as tmp:
         members, logs = [], []
         began = time.perf_counter()
         try:
             for index, kwargs in enumerate(kwargs_list):
-                log = None if index == inherit_stderr else open(Path(tmp) / f"{index}.log", "w+")  # noqa: SIM115
+                path = first_log if index == 0 and first_log else Path(tmp) / f"{index}.log"
+                log = None if index == inherit_stderr else open(path, "w+")  # noqa: SIM115
                 logs.append(log)
                 members.append(_spawn(backend, target, kwargs, Path(tmp) / str(index), log, env))
             group = _watch(members, poll_s)

@@ -24,21 +24,6 @@ from tlx_gan.errors import RankFailed, TrainingStopped, UserError
 from tlx_gan.ranks import Ranks, free_ports
 
 
-def check(opts) -> None:
-    """What a data-parallel run needs that one process does not (framework-free); ``opts``: the run's
-    :class:`tlx_gan.train.TrainOptions`."""
-    n = opts.nproc
-    if opts.batch_size % n:
-        raise UserError(f"--batch-size {opts.batch_size} does not split into --nproc {n} equal shares: use a "
-                        f"multiple of {n} (the batch size is the global batch, {n} processes train a share each)")
-    if opts.step != "eager":
-        raise UserError(f"--step {opts.step} runs in one process: use --step eager with --nproc (TLX's "
-                        "TrainOneStep on each framework's data-parallel engine)")
-    if opts.tutorial:
-        raise UserError("--tutorial with --nproc: the tutorial's paddle steps leak gradients between G and D, "
-                        "which no engine averages, so the ranks would drift apart; leave out --tutorial")
-
-
 def run(plan, backend_name: str) -> dict:
     """Train ``plan`` (a :class:`tlx_gan.train.Plan`: checked, its folder held) in ``plan.opts.nproc``
     processes on ``backend_name``; returns rank 0's run.json content."""

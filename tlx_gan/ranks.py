@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tlx_gan.errors import UserError
+
 # How long a collective may wait for a rank before the engine gives up (the launcher notices a dead rank
 # first: this catches a hang).
 COLLECTIVE_TIMEOUT_S = 300.0
@@ -46,6 +48,20 @@ class Ranks:
 
 
 ONE_PROCESS = Ranks(0, 1)
+
+
+def check(nproc: int, batch_size: int, step: str = "eager", tutorial: bool = False) -> None:
+    """What a data-parallel run needs that one process does not (framework-free)."""
+    if batch_size % nproc:
+        raise UserError(f"--batch-size {batch_size} does not split into --nproc {nproc} equal shares: use a "
+                        f"multiple of {nproc} (the batch size is the global batch, {nproc} processes train a share "
+                        "each)")
+    if step != "eager":
+        raise UserError(f"--step {step} runs in one process: use --step eager with --nproc (TLX's TrainOneStep on "
+                        "each framework's data-parallel engine)")
+    if tutorial:
+        raise UserError("--tutorial with --nproc: the tutorial's paddle steps leak gradients between G and D, "
+                        "which no engine averages, so the ranks would drift apart; leave out --tutorial")
 
 
 def free_ports(n: int, address: str = LOCALHOST) -> list[int]:

@@ -192,13 +192,18 @@ def train(opts: TrainOptions, backend_name: str | None = None) -> dict:
 
 
 def train_and_evaluate(config: dict, epochs: int, batch_size: int, seed: int, data: str | None, threads: int,
-                       init: str, out: str, status_file: str, eval_samples: int, step: str = "eager") -> dict:
+                       init: str, out: str, status_file: str, eval_samples: int, step: str = "eager",
+                       ranks: dict | None = None) -> dict:
     """One backend's run of ``tlx-gan compare`` (in that backend's process): train from the shared initial
-    weights, then score samples of the result."""
+    weights, then score samples of the result. ``ranks``: this process's place in a data-parallel run (rank
+    0 claims the folder, writes and scores)."""
+    place = Ranks(**ranks) if ranks else ONE_PROCESS
     run_json, gan = _run(prepare(TrainOptions(
         config=GanConfig.from_dict(config), epochs=epochs, batch_size=batch_size, seed=seed, data=data, out=out,
         init_weights=init, sample_every=0, checkpoint_every=0, progress=False, status_file=status_file,
-        threads=threads, step=step)), backend.current())
+        threads=threads, step=step, nproc=place.world), claim=place.writes), backend.current(), place)
+    if not place.writes:
+        return {"rank": place.rank}
     quality = metrics.evaluate(gan.sample(eval_samples, seed), real_source=data, labels=gan.labels_for(eval_samples))
     return {"run": run_json, "metrics": quality}
 

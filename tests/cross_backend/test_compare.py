@@ -149,3 +149,14 @@ def test_a_killed_compare_parent_leaves_no_orphan(tmp_path):
     saved = checkpoint.load(out / "torch" / "checkpoint.npz")
     assert saved.step >= 20
     assert json.loads((out / "torch" / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_compare_trains_each_backend_in_two_processes(tmp_path):
+    """``compare --nproc 2``: each backend trains on its data-parallel engine; rank 0 reports as one process."""
+    out = tmp_path / "compare"
+    result = run_cli("compare", "--backends", "torch", "--nproc", "2", "--step", "eager", "--epochs", "1",
+                     "--batch-size", "256", "--no-bench", "--no-parity", "--out", str(out), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads((out / "report.json").read_text())["results"]["torch"]["run"]
+    assert run["data_parallel"]["processes"] == 2 and run["data_parallel"]["batch_per_process"] == 128
+    assert (out / "torch" / "samples.png").is_file()

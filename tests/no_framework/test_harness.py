@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_cli
 
+from tlx_gan import isolate
 from tlx_gan.bench import flops, report
 from tlx_gan.bench.timing import Clock, summarize
 from tlx_gan.parity import suite
@@ -222,3 +223,14 @@ def test_compare_warns_when_its_figures_come_from_a_busy_machine():
     quiet = {t["title"]: t for t in compare_report._tables(opts, {"torch": result(False)}, {**speed, "cells": [
         {**c, "noisy": False} for c in speed["cells"]]}, None, {"torch": env})}
     assert not quiet["Training"]["warning"] and not quiet["Speed"]["warning"]
+
+
+def test_a_group_reads_as_one_outcome():
+    ok = isolate.Outcome("torch", True, value={"run": 1})
+    died = isolate.Outcome("torch", False, error="process died (killed by SIGKILL): no output")
+    stopped = isolate.Outcome("torch", False, error="interrupted (Ctrl-C): stopped at step 7", exit_code=130)
+    assert isolate.GroupOutcome([ok, ok]).single("torch") is ok
+    failed = isolate.GroupOutcome([isolate.Outcome("torch", False, error="collective timed out"), died],
+                                  first_failure=1).single("torch")
+    assert not failed.ok and failed.error == "rank 1 of 2: process died (killed by SIGKILL): no output"
+    assert isolate.GroupOutcome([stopped, stopped], first_failure=0).single("torch") is stopped

@@ -418,3 +418,9 @@ def test_a_data_parallel_run_is_checked_before_any_process_starts(tmp_path, args
     assert_fails_before_any_framework(tmp_path, "train", "--steps", "2", "--out", str(tmp_path / "run"), *args,
                                       fragments=(fragment,))
     assert not (tmp_path / "run").exists()
+
+
+def test_compare_in_processes_needs_the_eager_step(tmp_path):
+    assert_fails_before_any_framework(tmp_path, "compare", "--nproc", "2", "--out", str(tmp_path / "cmp"),
+                                      fragments=("--step fast runs in one process",))
+    assert not (tmp_path / "cmp").exists()
