@@ -174,7 +174,7 @@ class GroupOutcome:
         culprit = self.first_failure if self.first_failure is not None else \
             next(index for index, outcome in enumerate(self.outcomes) if not outcome.ok)
         failed = self.outcomes[culprit]
-        return Outcome(backend, False, error=f"rank {culprit} of {len(self.outcomes)}: {failed.error}",
+        return Outcome(backend, False, error=f"rank {culprit} of {len(self.outcomes)} failed: {failed.error}",
                        seconds=failed.seconds, stderr_tail=failed.stderr_tail)
 
 

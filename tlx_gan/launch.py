@@ -34,16 +34,12 @@ def run(plan, backend_name: str) -> dict:
     kwargs = [{"options": options, "backend_name": backend_name,
                "ranks": Ranks(rank, world, ports).to_dict()} for rank in range(world)]
     group = isolate.call_group(backend_name, "tlx_gan.train:rank_main", kwargs, inherit_stderr=0)
-    outcomes = group.outcomes
-    if all(outcome.ok for outcome in outcomes):
-        return outcomes[0].value
-    culprit = group.first_failure if group.first_failure is not None else \
-        next(index for index, outcome in enumerate(outcomes) if not outcome.ok)
-    rank0 = outcomes[0]
-    if rank0.exit_code is not None and outcomes[culprit].exit_code is not None:  # a stop all ranks agreed on
-        raise TrainingStopped(rank0.error, rank0.exit_code)
-    if len({outcome.error for outcome in outcomes}) == 1:  # the same error on every rank (an engine refused)
-        raise UserError(rank0.error)
+    outcome = group.single(backend_name)
+    if outcome.ok:
+        return outcome.value
+    if outcome.exit_code is not None:  # a stop all ranks agreed on (a signal, a NaN): rank 0's words
+        raise TrainingStopped(outcome.error, outcome.exit_code)
+    if len({member.error for member in group.outcomes}) == 1:  # the same error on every rank (an engine refused)
+        raise UserError(group.outcomes[0].error)
     stopped = f"; stopped rank(s) {', '.join(map(str, group.stopped))}" if group.stopped else ""
-    raise RankFailed(f"rank {culprit} of {world} failed: {outcomes[culprit].error}{stopped}; "
-                     f"{runfiles.last_good(plan.out)}")
+    raise RankFailed(f"{outcome.error}{stopped}; {runfiles.last_good(plan.out)}")

@@ -232,5 +232,5 @@ def test_a_group_reads_as_one_outcome():
     assert isolate.GroupOutcome([ok, ok]).single("torch") is ok
     failed = isolate.GroupOutcome([isolate.Outcome("torch", False, error="collective timed out"), died],
                                   first_failure=1).single("torch")
-    assert not failed.ok and failed.error == "rank 1 of 2: process died (killed by SIGKILL): no output"
+    assert not failed.ok and failed.error == "rank 1 of 2 failed: process died (killed by SIGKILL): no output"
     assert isolate.GroupOutcome([stopped, stopped], first_failure=0).single("torch") is stopped
