@@ -21,11 +21,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tlx_gan import backend, data, isolate, outputs, report, spec
+from tlx_gan import backend, data, isolate, outputs, ranks, report, spec
 from tlx_gan.bench import runner as bench_runner
 from tlx_gan.errors import Terminated, TrainingStopped
 from tlx_gan.parity import suite
-from tlx_gan.ranks import Ranks, free_ports
 from tlx_gan.runlog import RUN_MARKERS
 from tlx_gan.spec import GanConfig
 
@@ -126,11 +125,9 @@ def _train_all(opts: CompareOptions, out: Path, init: Path, board: Board, interv
             env = bench_runner.thread_env(opts.threads)
             try:
                 if opts.nproc > 1:  # data-parallel on the backend's engine: rank 0 reports, as one process would
-                    ports = free_ports(opts.nproc + 1)
                     holder["outcome"] = isolate.call_group(
-                        name, "tlx_gan.train:train_and_evaluate",
-                        [{**kwargs, "ranks": Ranks(rank, opts.nproc, ports).to_dict()} for rank in range(opts.nproc)],
-                        env=env, first_log=folder / "log.txt").single(name)
+                        name, "tlx_gan.train:train_and_evaluate", ranks.group(kwargs, opts.nproc), env=env,
+                        first_log=folder / "log.txt").single(name)
                 else:
                     holder["outcome"] = isolate.call(name, "tlx_gan.train:train_and_evaluate", kwargs,
                                                      timeout=opts.timeout, stderr_to=folder / "log.txt", env=env)

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from tlx_gan import isolate, runfiles
+from tlx_gan import isolate, ranks, runfiles
 from tlx_gan.errors import RankFailed, TrainingStopped, UserError
-from tlx_gan.ranks import Ranks, free_ports
 
 
 def run(plan, backend_name: str) -> dict:
@@ -29,11 +28,10 @@ def run(plan, backend_name: str) -> dict:
     processes on ``backend_name``; returns rank 0's run.json content."""
     opts = plan.opts
     world = opts.nproc
-    ports = free_ports(world + 1)
     options = {**asdict(opts), "out": str(plan.out), "config": plan.config.to_dict() if opts.config else None}
-    kwargs = [{"options": options, "backend_name": backend_name,
-               "ranks": Ranks(rank, world, ports).to_dict()} for rank in range(world)]
-    group = isolate.call_group(backend_name, "tlx_gan.train:rank_main", kwargs, inherit_stderr=0)
+    group = isolate.call_group(backend_name, "tlx_gan.train:rank_main",
+                               ranks.group({"options": options, "backend_name": backend_name}, world),
+                               inherit_stderr=0)
     outcome = group.single(backend_name)
     if outcome.ok:
         return outcome.value

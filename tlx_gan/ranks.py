@@ -64,6 +64,13 @@ def check(nproc: int, batch_size: int, step: str = "eager", tutorial: bool = Fal
                         "which no engine averages, so the ranks would drift apart; leave out --tutorial")
 
 
+def group(kwargs: dict, world: int) -> list[dict]:
+    """The keyword arguments of each of ``world`` ranks on this machine: ``kwargs`` and the rank's ``ranks``
+    (ports chosen free now)."""
+    ports = free_ports(world + 1)
+    return [{**kwargs, "ranks": Ranks(rank, world, ports).to_dict()} for rank in range(world)]
+
+
 def free_ports(n: int, address: str = LOCALHOST) -> list[int]:
     """``n`` distinct TCP ports free on ``address`` now (held open together while chosen, so distinct)."""
     with contextlib.ExitStack() as held:

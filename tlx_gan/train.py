@@ -263,11 +263,8 @@ def _run(plan: Plan, backend_name: str, ranks: Ranks = ONE_PROCESS):
         runtime.set_threads(opts.threads)
     if opts.device == "gpu" and not runtime.gpu_available():
         raise UserError(f"--device gpu: {backend.pretty(backend_name)} sees no GPU here: use --device cpu")
-    parallel, engine = None, None
-    if ranks.world > 1:  # join the group before any model exists (TensorFlow's strategy must come first)
-        parallel = backend.module("distributed")
-        with backend.quiet_stderr():
-            engine = parallel.start(ranks.rank, ranks.world, ranks.address, ranks.ports, opts.device, ranks.timeout_s)
+    # the group is joined before any model exists (TensorFlow's strategy must come first)
+    parallel, engine = backend.join(ranks, opts.device)
     with backend.quiet_stderr():
         device = runtime.use_device(opts.device)
 

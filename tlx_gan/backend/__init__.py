@@ -233,3 +233,14 @@ def current() -> str:
 def module(part: str, name: str | None = None) -> ModuleType:
     """``tlx_gan.backend.<name>.<part>`` for the given or the current backend."""
     return importlib.import_module(f"tlx_gan.backend.{name or current()}.{part}")
+
+
+def join(place, device: str) -> tuple[ModuleType | None, str]:
+    """Join the data-parallel group ``place`` describes (a :class:`tlx_gan.ranks.Ranks`) through this process's
+    backend's ``distributed`` module, its start-up chatter kept off the terminal: returns the module and the
+    engine in words; ``(None, "one process")`` for a world of one."""
+    if place.world == 1:
+        return None, "one process"
+    parallel = module("distributed")
+    with quiet_stderr():
+        return parallel, parallel.start(place.rank, place.world, place.address, place.ports, device, place.timeout_s)

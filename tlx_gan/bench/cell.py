@@ -83,7 +83,6 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
         return convert if conditional else (lambda array: None)
 
     if mode in ("eager", "fast"):
-        import tensorlayerx as tlx
 
         from tlx_gan import gan
 
@@ -101,9 +100,7 @@ def make_stepper(mode: str, config: GanConfig, state: dict[str, np.ndarray], dev
             def step(real, noise, mix=None, labels=None):
                 return fused(real, noise, mix, True, labels)
 
-        return Stepper(step, lambda a: tlx.convert_to_tensor(np.ascontiguousarray(a, dtype=np.float32)),
-                       labels_of(lambda a: tlx.convert_to_tensor(np.asarray(a, dtype=np.int64))),
-                       lambda: weights.read(model.G, model.D), text)
+        return Stepper(step, _float_tensor, labels_of(_label_tensor), lambda: weights.read(model.G, model.D), text)
     native = baselines.module().build(config, state, device, compiled=mode == "native-compiled")
     text = f"plain {backend.pretty(backend.current())}" + (", compiled" if native.compiled else "")
     return Stepper(native.step, native.tensor, labels_of(native.labels), native.read, text)
@@ -212,17 +209,7 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
         counter["i"] += 1
         last["losses"] = stepper.step(real[i], noise[i], mix[i], labels[i])
 
-    first_s = clock.time(one)
-    # From after the first step (compilation, with its compiler processes, is the cell's own work) over the
-    # warm-up and the repeats: long enough for the kernel's 1/100 s ticks to resolve the others' share.
-    busy_from = contention.now()
-    pace = first_s
-    if warmup:
-        pace = clock.time(one, warmup) / warmup  # timed too (through the clock), not reported as steady state
-    if min_repeat_s > 0 and pace > 0:
-        steps = max(steps, math.ceil(min_repeat_s / pace))
-    per_step_ms = [clock.time(one, steps) * 1000 / steps for _ in range(repeats)]
-    busy = contention.since(busy_from)
+    first_s, steps, per_step_ms, busy = _time_steps(clock, one, warmup, steps, repeats, min_repeat_s)
     stats = summarize(per_step_ms)
     work = flops.step_flops(model, batch_size, width, loss)
     record = {
@@ -244,6 +231,24 @@ def run_cell(mode: str, model: str, loss: str, batch_size: int, warmup: int, ste
     if gemm_repeats:
         record["gemm"] = gemm_rate(runtime, gemm_size, gemm_repeats, device)
     return record
+
+
+def _time_steps(clock: Clock, one: Callable[[], None], warmup: int, steps: int, repeats: int,
+                min_repeat_s: float = 0.0) -> tuple[float, int, list[float], dict]:
+    """The first step alone, ``warmup`` more, then ``repeats`` runs of ``steps`` steps (more if a repeat would
+    last under ``min_repeat_s`` at the warm-up's pace): (first step s, steps per repeat, ms/step of each
+    repeat, the machine's contention over the warm-up and the repeats)."""
+    first_s = clock.time(one)
+    # From after the first step (compilation, with its compiler processes, is the cell's own work) over the
+    # warm-up and the repeats: long enough for the kernel's 1/100 s ticks to resolve the others' share.
+    busy_from = contention.now()
+    pace = first_s
+    if warmup:
+        pace = clock.time(one, warmup) / warmup  # timed too (through the clock), not reported as steady state
+    if min_repeat_s > 0 and pace > 0:
+        steps = max(steps, math.ceil(min_repeat_s / pace))
+    per_step_ms = [clock.time(one, steps) * 1000 / steps for _ in range(repeats)]
+    return first_s, steps, per_step_ms, contention.since(busy_from)
 
 
 def _mb(value: int | None) -> float | None:
@@ -340,11 +345,7 @@ def run_data_parallel_cell(model: str, loss: str, batch_size: int, warmup: int, 
 
     place = Ranks(**ranks)
     runtime, device_name = prepare(1, device)
-    parallel = backend.module("distributed") if place.world > 1 else None
-    engine = "one process"
-    if parallel is not None:
-        with backend.quiet_stderr():
-            engine = parallel.start(place.rank, place.world, place.address, place.ports, device, place.timeout_s)
+    parallel, engine = backend.join(place, device)
     try:
         config = GanConfig(model=model, loss=loss, width=width)
         net = gan.build(config, parallel)
@@ -362,12 +363,7 @@ def run_data_parallel_cell(model: str, loss: str, batch_size: int, warmup: int, 
             counter["i"] += 1
             net.train_step(real[i], noise[i], 0, mix[i], labels[i])
 
-        first_s = clock.time(one)
-        busy_from = contention.now()
-        if warmup:
-            clock.time(one, warmup)
-        per_step_ms = [clock.time(one, steps) * 1000 / steps for _ in range(repeats)]
-        busy = contention.since(busy_from)
+        first_s, steps, per_step_ms, busy = _time_steps(clock, one, warmup, steps, repeats)
         if parallel is not None:  # the other ranks' CPU time is the cell's own work, not another process's
             group_cpu_s = float(parallel.all_reduce_mean(np.array([busy["own_cpu_s"]]))[0]) * place.world
             busy = contention.without(busy, group_cpu_s - busy["own_cpu_s"])

@@ -17,12 +17,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tlx_gan import backend, contention, isolate
+from tlx_gan import backend, contention, isolate, ranks
 from tlx_gan.backend import machine
 from tlx_gan.bench import flops, report
 from tlx_gan.bench.timing import summarize
 from tlx_gan.errors import UserError
-from tlx_gan.ranks import Ranks, free_ports
 from tlx_gan.spec import MAX_WIDTH, MODEL_NAMES
 
 MODES = ("eager", "fast", "native", "native-compiled")
@@ -227,12 +226,10 @@ def _data_parallel(opts: BenchOptions, inits: dict[float, Path], ready: list[str
             records.append(_failed(name, "eager", batch, width, opts, "the backend did not start (see its probe)",
                                    processes=processes))
             continue
-        ports = free_ports(processes + 1)
-        kwargs = [{"model": opts.model, "loss": opts.loss, "batch_size": batch, "warmup": opts.warmup,
-                   "steps": opts.steps, "repeats": opts.repeats, "device": opts.device,
-                   "init_path": str(inits[width]), "ranks": Ranks(rank, processes, ports).to_dict(),
-                   "data_seed": opts.seed, "width": width} for rank in range(processes)]
-        group = isolate.call_group(name, f"{CELL}:run_data_parallel_cell", kwargs, env=env)
+        kwargs = {"model": opts.model, "loss": opts.loss, "batch_size": batch, "warmup": opts.warmup,
+                  "steps": opts.steps, "repeats": opts.repeats, "device": opts.device, "init_path": str(inits[width]),
+                  "data_seed": opts.seed, "width": width}
+        group = isolate.call_group(name, f"{CELL}:run_data_parallel_cell", ranks.group(kwargs, processes), env=env)
         failed = [o for o in group.outcomes if not o.ok]
         record = _failed(name, "eager", batch, width, opts, failed[0].error, processes=processes) if failed \
             else {"backend": name, "mode": "eager", **group.outcomes[0].value}

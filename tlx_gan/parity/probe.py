@@ -128,10 +128,10 @@ def data_parallel(init: str, inputs: str, out: str, config: dict, steps: int, ra
     from tlx_gan import gan
 
     place = Ranks(**ranks)
-    runtime, parallel = backend.module("runtime"), backend.module("distributed")
+    runtime = backend.module("runtime")
     runtime.set_threads(1)  # one kernel thread per rank: the ranks share the machine
+    parallel, engine = backend.join(place, device)
     with backend.quiet_stderr():
-        engine = parallel.start(place.rank, place.world, place.address, place.ports, device, place.timeout_s)
         runtime.use_device(device)
     try:
         g = gan.build(GanConfig.from_dict(config), parallel)

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import checkpoint, data, isolate, outputs, spec, streams
+from tlx_gan import checkpoint, data, isolate, outputs, ranks, spec, streams
 from tlx_gan.errors import UserError
 from tlx_gan.parity import oracle
-from tlx_gan.ranks import Ranks, free_ports
 from tlx_gan.spec import GanConfig
 
 DEFAULT_STEPS = 100  # K, the L5 trajectory
@@ -475,9 +474,7 @@ def check_data_parallel(steps: int, batch: int, nproc: int) -> None:
     """What L7 needs (framework-free): a trajectory to hold it against and an even split of the batch."""
     if not steps:
         raise UserError(f"--nproc {nproc} adds L7, which is held against L5's one-process run: give --steps (K) > 0")
-    if batch % nproc:
-        raise UserError(f"--batch-size {batch} does not split into --nproc {nproc} equal shares: use a multiple "
-                        f"of {nproc}")
+    ranks.check(nproc, batch)
 
 
 def _first_step(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -505,11 +502,9 @@ def _data_parallel(report: Report, results: dict[str, dict], init: dict, inputs:
     report.data_parallel = {"processes": nproc, "steps": steps, "engines": {}}
     ran: dict[str, dict] = {}
     for name, one_process in results.items():
-        ports = free_ports(nproc + 1)
-        kwargs = [{"init": str(tmp / "init.npz"), "inputs": str(tmp / "inputs.npz"), "out": str(tmp / f"{name}-L7.npz"),
-                   "config": config, "steps": steps, "ranks": Ranks(rank, nproc, ports).to_dict(), "device": device}
-                  for rank in range(nproc)]
-        group = isolate.call_group(name, "tlx_gan.parity.probe:data_parallel", kwargs)
+        kwargs = {"init": str(tmp / "init.npz"), "inputs": str(tmp / "inputs.npz"), "out": str(tmp / f"{name}-L7.npz"),
+                  "config": config, "steps": steps, "device": device}
+        group = isolate.call_group(name, "tlx_gan.parity.probe:data_parallel", ranks.group(kwargs, nproc))
         failed = [o for o in group.outcomes if not o.ok]
         if failed:
             report.failures[name] = f"L7: {failed[0].error}"
