@@ -20,6 +20,7 @@ SAMPLE_NOISE = 5  # tlx-gan generate / eval
 PENALTY_MIX = 6  # where step s takes the gradient penalty between real and fake: rng(seed, PENALTY_MIX, s)
 PARITY_INPUTS = 0xA11  # the parity suite's batches and noise
 BENCH_DATA = 0xBE7C  # the benchmark's synthetic batches: rng(seed, BENCH_DATA, batch size)
+ULP_NUDGE = 0x5EED  # parity L5's band run r: its initial nudge rng(seed, ULP_NUDGE, r, 0), step s's (.., r, s)
 
 
 def rng(seed: int, stream: int, *index: int) -> np.random.Generator:
@@ -38,6 +39,23 @@ def noise_batch(generator: np.random.Generator, n: int, kind: str = "normal",
 def penalty_mix(generator: np.random.Generator, n: int) -> np.ndarray:
     """Each sample's interpolation weight between its real and its fake image (:func:`spec.interpolates`)."""
     return generator.random((n, 1), dtype=np.float32)
+
+
+def ulp_nudge(weights: dict[str, np.ndarray], generator: np.random.Generator,
+              significand_bits: int = 24) -> dict[str, np.ndarray]:
+    """Every non-zero weight moved by one ulp of a format with ``significand_bits`` (float32: its own next
+    float; bf16: 2^-7 of the weight's binade), up or down at random; zeros stay (biases start at 0)."""
+    out = {}
+    for name, value in weights.items():
+        value = np.asarray(value, dtype=np.float32)
+        up = generator.random(value.shape) < 0.5
+        if significand_bits >= 24:
+            moved = np.nextafter(value, np.where(up, np.float32(np.inf), np.float32(-np.inf)))
+        else:
+            _, exponent = np.frexp(value)  # value = m 2^e with 0.5 <= |m| < 1: one ulp is 2^(e - bits)
+            moved = value + np.where(up, 1.0, -1.0) * np.ldexp(np.float32(1), exponent - significand_bits)
+        out[name] = np.where(value == 0, value, moved).astype(np.float32)
+    return out
 
 
 # TLX's default initializer: truncated normal, stddev 0.05, whatever the layer's size.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import assert_fails_before_any_framework
 
-from tlx_gan import matrix, precision, spec
+from tlx_gan import matrix, precision, spec, streams
 from tlx_gan.errors import UserError
 from tlx_gan.parity import suite
 from tlx_gan.spec import GanConfig
@@ -82,7 +82,7 @@ def test_l2_measure_reads_a_whole_tensor_where_max_reads_its_worst_entry():
 def test_the_l5_band_nudges_weights_by_one_ulp_of_the_format():
     weights = {"w": np.array([1.0, 0.75, -3.0, 0.0, 1e-3], np.float32)}
     for bits in (24, 8):
-        moved = suite._nudged(weights, 0, bits)["w"]
+        moved = streams.ulp_nudge(weights, streams.rng(0, streams.ULP_NUDGE), bits)["w"]
         step = np.abs(moved - weights["w"])
         _, exponent = np.frexp(weights["w"])
         ulp = np.ldexp(1.0, exponent - bits)

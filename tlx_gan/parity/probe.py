@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlx_gan import backend, checkpoint, metrics, outputs, precision, runlog, sampling, train, weights
+from tlx_gan import backend, checkpoint, metrics, outputs, precision, runlog, sampling, streams, train, weights
 from tlx_gan.errors import PrecisionUnsupported
 from tlx_gan.ranks import Ranks
 from tlx_gan.spec import GanConfig
@@ -31,9 +31,12 @@ def _grads(g, with_loss, args, net) -> dict[str, np.ndarray]:
     return {name: runtime.to_canonical(kind, grad) for (name, (_, kind)), grad in zip(named.items(), grads)}
 
 
-def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int, device: str = "cpu") -> dict:
+def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int, device: str = "cpu",
+           nudge: list[int] | None = None) -> dict:
     """L1-L5 on this backend, on ``device``; arrays go to ``out`` (npz), a small summary is returned: with
-    ``unsupported`` (the framework's reason) and no arrays where it cannot compute in the config's precision."""
+    ``unsupported`` (the framework's reason) and no arrays where it cannot compute in the config's precision.
+    ``nudge`` ([seed, run]): one of L5's band runs — after every step each weight moves by one float32 ulp (the
+    format the weights are kept in), as the backends' rounding differs at every step, not only at the start."""
     import tensorlayerx as tlx
 
     runtime = backend.module("runtime")
@@ -89,6 +92,10 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int, 
                                        tlx.convert_to_tensor(data["traj_z"][k]), k,
                                        tlx.convert_to_tensor(data["traj_mix"][k]),
                                        tlx.convert_to_tensor(data["traj_y"][k])))
+            if nudge is not None:
+                stream = streams.rng(nudge[0], streams.ULP_NUDGE, nudge[1], k + 1)
+                moved = streams.ulp_nudge(weights.read(g.G, g.D), stream)
+                weights.write(moved, g.G, g.D, source="parity L5 band")
             if (k + 1) % snapshot_every == 0:
                 for name, value in weights.read(g.G, g.D).items():
                     result[f"L5/step{k + 1}/{name}"] = value
