@@ -65,10 +65,12 @@ TOLERANCES = {
     "L2": Tolerance(2e-5, "float32 losses: the forward error above, then a mean over the batch"),
     "L3": Tolerance(2e-4, "float32 gradients, scaled by each tensor's largest entry: sums over the batch cancel, "
                           "so small entries carry the absolute rounding error of the large ones"),
-    "L4": Tolerance(1e-3, "one Adam step of D then of G: relative L2 of all the weights' updates (measured ~2e-5). "
-                          "Per entry, Adam's first step is lr*g/(|g|+eps), so an entry whose gradient is near eps "
-                          "or whose unit sits on a ReLU kink may differ by a few % of lr; the norm keeps those few "
-                          "from hiding the bulk, while a wrong eps or leaked gradients still show (8e-3 and more)"),
+    "L4": Tolerance(1e-3, "one Adam step of D, then of G from the weights the backend's D step left: relative L2 "
+                          "of each step's weight updates (measured ~2e-5). Per entry, Adam's first step is "
+                          "lr*g/(|g|+eps), so an entry whose gradient is near eps or whose unit sits on a ReLU kink "
+                          "may differ by a few % of lr; the norm keeps those few from hiding the bulk, while a wrong "
+                          "eps or leaked gradients still show (8e-3 and more). Judging G's step from the backend's "
+                          "own D keeps those few in D from moving G's units across kinks of their own"),
     "L5": Tolerance(1e-1, "K-step trajectory: float32 rounding (different but equivalent formulas, e.g. torch's Adam "
                           "vs paddle's) compounds through the adversarial game, roughly doubling every 20 steps "
                           "(mse; faster where the loss has kinks of its own, as hinge's margins); relative L2 of the "
