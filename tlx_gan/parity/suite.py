@@ -75,9 +75,9 @@ TOLERANCES = {
                           "vs paddle's) compounds through the adversarial game, roughly doubling every 20 steps "
                           "(mse; faster where the loss has kinks of its own, as hinge's margins); relative L2 of the "
                           "accumulated weight change, and each step's losses scaled by their largest. Against a "
-                          "band measured in the same run: 1.5x the drift of the first backend from itself, its "
-                          "weights moved by one float32 ulp each at the start and after every step, and at least "
-                          "this value"),
+                          f"band measured in the same run: {TRAJECTORY_BAND_FACTOR:g}x the largest drift of the first "
+                          f"backend from itself in {TRAJECTORY_BAND_RUNS} runs, its weights moved by one float32 "
+                          "ulp each at the start and after every step, and at least this value"),
     "L6": Tolerance(0.1, "short training outcome: by its end the backends have decorrelated (L5's drift roughly "
                          "doubles every 20 steps), so their outcomes can only agree as seeds do. Relative difference "
                          "of the last-fifth mean losses and of the Fréchet distance, against a band measured in "
@@ -851,9 +851,9 @@ def format_markdown(report: Report, environment_line: str = "") -> str:
         out += ["", "## Units within float32 rounding of a kink", "",
                 "A ReLU/LeakyReLU unit this near 0 may be rounded to either side by a float32 backend, and its "
                 f"derivative (1 or the slope) then is not float64's. A backend whose L3 or L4 missed the oracle "
-                f"was held to the oracle with at most {KINK_FLIPS} of the {KINK_PER_LAYER} units nearest a kink in "
-                "each layer of each pass on their other branch, chosen to bring it nearest (and pairs of backends "
-                "to each other's branches):", ""]
+                f"was held to the oracle with at most {KINK_FLIPS} units on their other branch, chosen among the "
+                f"{KINK_PER_LAYER} nearest a kink in each layer of each pass to bring it nearest (and pairs of "
+                "backends to each other's branches):", ""]
         out += [f"- {name}: " + "; ".join(units) for name, units in report.kink_branches.items()]
     if report.precision:
         out += ["", f"## Precision ({precision}), set and read back on each backend", "",
