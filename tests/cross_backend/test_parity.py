@@ -193,9 +193,10 @@ def test_bf16_parity_passes_where_the_framework_computes_bf16(tmp_path):
 
 def test_cgan_mse_trajectory_stays_in_a_band_that_nudges_every_step():
     """cgan/mse, K=100: the backends agree to ~1e-7 for 65 steps, then the game enters a phase that amplifies
-    whatever it is handed, and paddle's per-step losses end 0.17 from torch's (measured). A band from a nudge
-    of the initial weights alone missed that phase (its drift had died out by then: 1e-3, so band 0.1 and a
-    FAIL); nudging after every step, as rounding differs at every step, measures it (0.5)."""
+    whatever it is handed, and paddle's per-step losses end 0.17 from torch's (measured). Whether one nudged run
+    of torch is carried off there is a lottery (5 runs nudged at the start only: 2 drifted ~0.59, 3 stayed under
+    3e-3, whose band of 0.1 failed paddle; nudged after every step: 4 of 5 drifted): the band takes the largest
+    of 3 runs nudged at every step, as rounding differs at every step."""
     report = suite.run(list(BACKENDS), GanConfig(model="cgan", loss="mse"), steps=100, batch=64)
     assert not report.failures, report.failures
     assert report.passed, suite.format_table(report)
