@@ -22,11 +22,10 @@ def case():
     init = {k: v.astype(np.float32) for k, v in init.items()}
     inputs = suite._inputs(BATCH, 0, 0, CONFIG.model_spec().image_side)
     with pytest.MonkeyPatch.context() as patch:
-        # a few units this near a kink are rare at this size: widen the net to have some to flip
+        # units within float32 rounding of a kink are rare at this size: a wider net gives some to flip
         patch.setattr(oracle, "KINK_MARGIN", 1e-2)
         units = suite.kink_units(init, inputs, CONFIG)
-        flipped = units.oracle({0})
-    return init, inputs, units, flipped
+        yield init, inputs, units, units.oracle({0})
 
 
 def _as_backend(numbers: dict, init: dict) -> dict:
@@ -73,14 +72,15 @@ def test_no_flip_excuses_a_wrong_gradient(case):
 
 
 def test_the_g_step_is_judged_from_the_backends_own_d_step(case):
-    """L4's G step starts from the weights the backend's D step left: a D step that Adam moved elsewhere
-    does not fail a correct G step (it fails L4's D step instead)."""
-    init, inputs, _, _ = case
-    ref = suite.oracle_levels(init, inputs, CONFIG)
-    other_d = {k: ref[f"L4/after_d/{k}"] * (1.001 if k.startswith("D/") and k.endswith("/W") else 1.0) for k in init}
+    """L4's G step starts from the weights the backend's D step left: a G step computed right from another D
+    passes, where against the oracle's own D it would fail (the D step's own difference is L4's after_d)."""
+    init, inputs, units, _ = case
+    rng = np.random.default_rng(1)
+    other_d = {k: units.ref[f"L4/after_d/{k}"] + (0.5 * np.std(v) * rng.standard_normal(v.shape)
+                                                  if k.startswith("D/") and k.endswith("/W") else 0.0)
+               for k, v in init.items()}
     own = suite.oracle_levels(init, inputs, CONFIG, backend_after_d=other_d)
     backend = _as_backend({**own, **{f"L4/after_d/{k}": v for k, v in other_d.items()}}, init)
-    errors = suite._level_errors(backend, own, init, ("L4",), suite.TOLERANCES)
-    stages = {stage: suite.relative_l2(suite._update_pairs(backend, own, init, stage))
-              for stage in ("after_d", "after_g")}
-    assert stages["after_g"] < 1e-5 < stages["after_d"], (stages, errors)
+    g_step = {name: suite.relative_l2(suite._update_pairs(backend, ref, init, "after_g"))
+              for name, ref in (("own", own), ("oracle's", units.ref))}
+    assert g_step["own"] < 1e-5 and g_step["oracle's"] > suite.TOLERANCES["L4"].value, g_step

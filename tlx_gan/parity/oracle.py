@@ -208,9 +208,8 @@ class _Pass:
 
 # ------------------------------------------------------------------ units within float32 rounding of a kink
 # A ReLU or LeakyReLU unit whose pre-activation sits within float32 rounding of 0 takes either branch in a
-# float32 backend, whichever way its rounding fell, and its derivative (1 or the slope) is then not float64's:
-# through a batch norm, the whole channel's gradients move (measured: dcgan64 at batch 16, one unit of D at
-# 1.7e-7 of its layer's RMS moved D's conv4 gradients by 2.6e-2 on paddle and tensorflow alike).
+# float32 backend, whichever way its rounding fell, and its derivative (1 or the slope) is then not float64's
+# (the README's parity section has what one such unit did to dcgan64's gradients).
 KINK_MARGIN = 1e-5  # a unit this close to its kink, relative to its layer's RMS, is noted
 
 
@@ -226,6 +225,11 @@ class KinkBranches:
     flipped: frozenset = frozenset()
     near: dict = field(default_factory=dict)
     critic: str = ""
+    by_layer: dict = field(default_factory=dict)  # flipped, as (critic, network, role, layer) -> unit indices
+
+    def __post_init__(self):
+        for key in self.flipped:
+            self.by_layer.setdefault(key[:4], []).append(key[4])
 
 
 _BRANCHES: contextvars.ContextVar[KinkBranches | None] = contextvars.ContextVar("kink_branches", default=None)
@@ -264,14 +268,16 @@ def _branches(network: spec.Network, role: str, where: str, pre: np.ndarray) -> 
     if state is None or not state.critic or not role:  # outside a named step no backward follows
         return pre
     scale = float(np.sqrt(np.mean(pre**2))) or 1.0
-    out = pre
-    weights = state.critic if network.prefix == "D" else "initial"
+    layer = (state.critic if network.prefix == "D" else "initial", network.prefix, role, where)
     for i in np.flatnonzero(np.abs(pre) < KINK_MARGIN * scale):
-        key = (weights, network.prefix, role, where, int(i))
-        state.near[key] = (abs(float(pre.flat[i])) / scale, pre.shape)
-        if key in state.flipped:
-            out = out.copy() if out is pre else out
-            out.flat[i] = -pre.flat[i] if pre.flat[i] else np.finfo(np.float64).tiny  # relu'(0) is 0: other side 1
+        state.near[(*layer, int(i))] = (abs(float(pre.flat[i])) / scale, pre.shape)
+    flipped = state.by_layer.get(layer)
+    if not flipped:
+        return pre
+    # flipped wherever it now sits: an earlier flip may have moved it a little
+    out = pre.copy()
+    for i in flipped:
+        out.flat[i] = -pre.flat[i] if pre.flat[i] else np.finfo(np.float64).tiny  # relu'(0) is 0: other side 1
     return out
 
 

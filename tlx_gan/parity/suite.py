@@ -294,10 +294,11 @@ def _level_errors(result: dict, ref: dict, init: dict, levels, bounds: dict[str,
 def compare_levels(subject: str, result: dict, reference: str, ref: dict, init: dict,
                    levels=("L1", "L2", "L3", "L4"), bounds: dict[str, Tolerance] = TOLERANCES,
                    note: str = "") -> list[Comparison]:
-    """L1-L4 of ``result`` against ``ref``; ``note`` follows each level's worst tensor (which kink branches the
-    reference took)."""
+    """L1-L4 of ``result`` against ``ref``; ``note`` follows L3's and L4's worst tensor (which kink branches the
+    reference took: they move gradients, not the forward pass)."""
     errors = _level_errors(result, ref, init, levels, bounds)
-    return [Comparison(level, subject, reference, errors[level][0], errors[level][1] + note, bounds[level].value)
+    return [Comparison(level, subject, reference, errors[level][0],
+                       errors[level][1] + (note if level in ("L3", "L4") else ""), bounds[level].value)
             for level in levels]
 
 
@@ -327,7 +328,7 @@ class KinkUnits:
 
     def delta(self, i: int) -> dict:
         """What candidate ``i`` alone on its other branch changes in the numbers a flip can move (L3, L4's
-        updates and losses; float32, a few hundred MB for dcgan64's 6.3M weights)."""
+        updates and losses; float32: ~76 MB for dcgan64's 6.3M weights, ~2.4 GB for all its candidates)."""
         if i not in self._deltas:
             flipped = self._compute({i})
             self._deltas[i] = {k: (v - self.ref[k]).astype(np.float32) for k, v in flipped.items()
@@ -375,7 +376,7 @@ def kink_branches_of(result: dict, units: KinkUnits, bounds: dict[str, Tolerance
     """The candidates to put on their other branch for ``result``: none while its L3 and L4 are within bounds;
     else, one at a time, the one that brings it nearest (by the oracle's numbers with each flip's change added,
     flips in different units adding up), while that at least halves its worst error in bounds, at most
-    :data:`KINK_FLIPS`."""
+    :data:`KINK_FLIPS`. A flip that halves it explains that much; whatever is left still fails."""
     def worst(chosen: list[int]) -> float:
         ref = units.ref
         if chosen:
@@ -385,6 +386,8 @@ def kink_branches_of(result: dict, units: KinkUnits, bounds: dict[str, Tolerance
 
     chosen: list[int] = []
     current = worst(chosen)
+    if not np.isfinite(current):  # no branch explains a NaN or a wrong shape
+        return []
     while current > 1 and len(chosen) < KINK_FLIPS:
         tries = [(worst(chosen + [i]), i) for i in range(len(units.keys)) if i not in chosen]
         if not tries or min(tries)[0] > current / 2:
@@ -426,9 +429,8 @@ def oracle_data_parallel_step(init: dict, inputs: dict, gan_config: GanConfig, r
 
 def oracle_levels(init: dict, inputs: dict, gan_config: GanConfig, backend_after_d: dict | None = None) -> dict:
     """The float64 oracle's L1-L4 numbers, keyed like the backends', for any model of the spec.
-    ``backend_after_d``: a
-    backend's weights after its D step, for L4's G step to start from (else the oracle's own): so the G step is
-    judged on its own, not on how Adam's first D step turned that backend's rounding into a slightly other D.
+    ``backend_after_d``: a backend's weights after its D step, for L4's G step to start from (else the oracle's
+    own; why: L4's reason in :data:`TOLERANCES`).
 
     It follows the project's normalizations; where one is switched off, it keeps the project's
     choice, so a backend left on its own default shows up as a failure."""
@@ -522,7 +524,8 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAU
         seed: int = 0, outcome_steps: int = 0, outcome_batch: int = DEFAULT_OUTCOME_BATCH, workdir: str | None = None,
         timeout: float = 1800, trajectory_band: bool = True, device: str = "cpu", nproc: int = 1) -> Report:
     """Run the levels on each backend (own process each, on ``device``, in ``config.precision``) and compare.
-    ``trajectory_band``: measure L5's band (one more trajectory on the first backend that ran); without it L5
+    ``trajectory_band``: measure L5's band (:data:`TRAJECTORY_BAND_RUNS` more trajectories on the first backend
+    that ran); without it L5
     is held to its fixed bound. A backend that cannot compute in the precision there is reported as such.
     ``nproc`` > 1 adds L7 (needs ``steps``: it is held against L5's one-process run)."""
     config = config or GanConfig()
@@ -589,17 +592,18 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAU
         report.kink_branches = {name: [units[name].described[i] for i in chosen]
                                 for name, chosen in flips.items() if chosen}
 
-        def note(chosen: list[int]) -> str:
-            return f", against the oracle with {len(chosen)} kink unit(s) on their other branch" if chosen else ""
+        def branches(*names: str) -> str:
+            who = [n for n in names if flips[n]]
+            return f", with {' and '.join(who)}'s kink branches" if who else ""
 
         for name, result in results.items():
             report.comparisons += compare_levels(name, result, "oracle", refs[name], init, bounds=report.bounds,
-                                                 note=note(flips[name]))
+                                                 note=branches(name))
         for a, b in itertools.combinations(results, 2):
             # b moved by what the oracle computes differently for a (its D step, its kink branches) than for b
             moved = {**results[b], **{k: results[b][k] + refs[a][k] - refs[b][k] for k in refs[a] if k in results[b]}}
             report.comparisons += compare_levels(a, results[a], b, moved, init, bounds=report.bounds,
-                                                 note=note(flips[a] + flips[b]))
+                                                 note=branches(a, b))
             if steps:
                 drift, curve, loss_drift = trajectory_drift(results[a], results[b], init)
                 report.drift[f"{a}~{b}"] = curve
