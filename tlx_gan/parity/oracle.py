@@ -215,21 +215,17 @@ KINK_MARGIN = 1e-5  # a unit this close to its kink, relative to its layer's RMS
 
 @dataclass
 class KinkBranches:
-    """Which units' derivatives take their other branch (``flipped``), and every unit a pass found near its
-    kink: key -> (|pre-activation| / the layer's RMS, the layer's shape). A key names what a pass computes,
+    """Which units' derivatives take their other branch (``flipped``: (critic, network, role, layer) -> the
+    units' flat indices), and every unit a pass found near its kink: key -> (|pre-activation| / the layer's RMS,
+    the layer's shape). A key names what a pass computes,
     not its numbers: (the critic's weights, as :func:`kink_critic` names them, for a pass of D; the network;
     the input's role: real, z or fake; the layer's place; the unit's flat index). So the same pass met twice
     (D on the fakes in L3's D step, L3's G step and L4's D step) flips the same unit, and a flip still holds
     where an earlier flip has moved the critic's weights a little."""
 
-    flipped: frozenset = frozenset()
+    flipped: dict = field(default_factory=dict)
     near: dict = field(default_factory=dict)
     critic: str = ""
-    by_layer: dict = field(default_factory=dict)  # flipped, as (critic, network, role, layer) -> unit indices
-
-    def __post_init__(self):
-        for key in self.flipped:
-            self.by_layer.setdefault(key[:4], []).append(key[4])
 
 
 _BRANCHES: contextvars.ContextVar[KinkBranches | None] = contextvars.ContextVar("kink_branches", default=None)
@@ -239,7 +235,9 @@ _BRANCHES: contextvars.ContextVar[KinkBranches | None] = contextvars.ContextVar(
 def kink_branches(flipped=frozenset()) -> Iterator[KinkBranches]:
     """Within it, every pass inside a :func:`kink_critic` notes its units near a kink, and the backward passes
     take the other branch at the ``flipped`` ones (keys from a previous context's ``near``)."""
-    state = KinkBranches(frozenset(flipped))
+    state = KinkBranches()
+    for key in flipped:
+        state.flipped.setdefault(key[:4], []).append(key[4])
     token = _BRANCHES.set(state)
     try:
         yield state
@@ -271,7 +269,7 @@ def _branches(network: spec.Network, role: str, where: str, pre: np.ndarray) -> 
     layer = (state.critic if network.prefix == "D" else "initial", network.prefix, role, where)
     for i in np.flatnonzero(np.abs(pre) < KINK_MARGIN * scale):
         state.near[(*layer, int(i))] = (abs(float(pre.flat[i])) / scale, pre.shape)
-    flipped = state.by_layer.get(layer)
+    flipped = state.flipped.get(layer)
     if not flipped:
         return pre
     # flipped wherever it now sits: an earlier flip may have moved it a little

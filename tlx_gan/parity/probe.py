@@ -92,12 +92,13 @@ def levels(init: str, inputs: str, out: str, config: dict, snapshot_every: int, 
                                        tlx.convert_to_tensor(data["traj_z"][k]), k,
                                        tlx.convert_to_tensor(data["traj_mix"][k]),
                                        tlx.convert_to_tensor(data["traj_y"][k])))
+            state = None
             if nudge is not None:
                 stream = streams.rng(nudge[0], streams.ULP_NUDGE, nudge[1], k + 1)
-                moved = streams.ulp_nudge(weights.read(g.G, g.D), stream)
-                weights.write(moved, g.G, g.D, source="parity L5 band")
+                state = streams.ulp_nudge(weights.read(g.G, g.D), stream)
+                weights.write(state, g.G, g.D, source="parity L5 band")
             if (k + 1) % snapshot_every == 0:
-                for name, value in weights.read(g.G, g.D).items():
+                for name, value in (state or weights.read(g.G, g.D)).items():
                     result[f"L5/step{k + 1}/{name}"] = value
         result["L5/losses"] = np.asarray(losses, dtype=np.float64)
 

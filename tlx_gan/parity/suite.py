@@ -283,7 +283,7 @@ def _level_errors(result: dict, ref: dict, init: dict, levels, bounds: dict[str,
         if level == "L4":
             errors = {stage: relative_l2(_update_pairs(result, ref, init, stage)) for stage in ("after_d", "after_g")}
             errors.update({k: scaled_error(result[k], ref[k]) for k in ("L4/d_loss", "L4/g_loss")})
-            worst = max(errors, key=lambda k: errors[k] if np.isfinite(errors[k]) else np.inf)
+            worst = max(errors, key=lambda k: _finite(errors[k]))
             out[level] = (errors[worst], worst)
         else:
             pairs = {k: (result[k], ref[k]) for k in ref if k.startswith(level + "/")}
@@ -304,7 +304,8 @@ def compare_levels(subject: str, result: dict, reference: str, ref: dict, init: 
 
 # A backend whose gradients or first step miss the oracle is held, instead, to the oracle with at most
 # KINK_FLIPS units on their other branch, of the KINK_PER_LAYER nearest their kink in each layer of each pass (a
-# layer's float32 error grows with its depth, so margins compare within a layer), if that brings it within bounds.
+# layer's float32 error grows with its depth, so margins compare within a layer), each one kept only if it at
+# least halves the backend's worst error (kink_branches_of).
 KINK_PER_LAYER = 2
 KINK_FLIPS = 3
 FLIP_MOVES = ("L3/", "L4/after_d/", "L4/g_update/", "L4/d_loss", "L4/g_loss")  # what a flip can change
@@ -525,8 +526,8 @@ def run(backends: list[str], config: GanConfig | None = None, steps: int = DEFAU
         timeout: float = 1800, trajectory_band: bool = True, device: str = "cpu", nproc: int = 1) -> Report:
     """Run the levels on each backend (own process each, on ``device``, in ``config.precision``) and compare.
     ``trajectory_band``: measure L5's band (:data:`TRAJECTORY_BAND_RUNS` more trajectories on the first backend
-    that ran); without it L5
-    is held to its fixed bound. A backend that cannot compute in the precision there is reported as such.
+    that ran); without it L5 is held to its fixed bound. A backend that cannot compute in the precision there
+    is reported as such.
     ``nproc`` > 1 adds L7 (needs ``steps``: it is held against L5's one-process run)."""
     config = config or GanConfig()
     model, loss, as_dict = config.model, config.loss, config.to_dict()
