@@ -5,8 +5,10 @@ latest parity and benchmark results. Everything in it is written from runs, neve
   whether TLX imports and the GAN trains there, the pins that installed it and the shims applied;
   ``tlx-gan matrix`` adds or refreshes the cells of the environment it runs in (run it from
   each venv to fill the other cells);
-* ``parity-<model>-<loss>.{md,json}``: the latest parity report per model and loss;
-* ``bench-cpu-<cpu kind>-<model>.{md,json,png}``: the latest CPU benchmark per kind of CPU and model;
+* ``parity-<model>-<loss>[-<precision>][-gpu].{md,json}``: the latest parity report per model, loss, precision
+  and device;
+* ``bench-cpu-<cpu kind>-<model>.{md,json,png}``, ``bench-gpu-<gpu>-<model>.*``: the latest benchmark per
+  kind of CPU or GPU and model;
 * ``threads-cpu-<cpu kind>.{md,json}``: the thread wait-policy study behind the children's settings;
 * ``tlx-suite.{md,json}``: TensorLayerX's own tests on each backend, with and without the layer;
 * ``README.md``: the table of all of it, regenerated from the files above.
@@ -116,7 +118,7 @@ def environment_line(backends: list[str]) -> str:
 
 
 def record_bench(report: dict, folder: Path | None = None) -> list[Path]:
-    """Copy a CPU benchmark run into backends_matrix/ (bench-cpu-<kind>-<model>.*) and refresh the README."""
+    """Copy a benchmark run into backends_matrix/ (bench-<device kind>-<model>.*) and refresh the README."""
     folder = folder or directory()
     written = [outputs.write_bytes(folder / name, data) for name, data in bench_report.matrix_files(report).items()]
     if written:
@@ -132,6 +134,12 @@ def record_tlx_suite(files: dict[str, bytes], folder: Path | None = None) -> lis
     return written
 
 
+def _parity_device(report: dict) -> str:
+    """Where a parity run's tensors were, as each backend read it back (``cuda:0``, ``Place(gpu:0)``, ...)."""
+    observed = [str(p.get("observed", {}).get("device", "")).lower() for p in report.get("precision", {}).values()]
+    return "gpu" if any("cuda" in d or "gpu" in d for d in observed) else "cpu"
+
+
 def _parity_rows(folder: Path) -> list[str]:
     rows = []
     for path in sorted(folder.glob("parity-*.json")):
@@ -139,8 +147,8 @@ def _parity_rows(folder: Path) -> list[str]:
         levels = sorted({c["level"] for c in report["comparisons"]})
         ran = [name for name in report["backends"] if name not in report.get("unsupported", {})]
         rows.append(f"| [{report['model']} / {report['loss']}]({path.with_suffix('.md').name}) | "
-                    f"{report['config'].get('precision', 'fp32')} | {', '.join(ran)} | {', '.join(levels)} | "
-                    f"{'PASS' if report['passed'] else 'FAIL'} |")
+                    f"{report['config'].get('precision', 'fp32')} | {_parity_device(report)} | {', '.join(ran)} | "
+                    f"{', '.join(levels)} | {'PASS' if report['passed'] else 'FAIL'} |")
     return rows
 
 
@@ -166,13 +174,15 @@ def render_readme(folder: Path | None = None) -> Path:
         )
     if not cells:
         out.append("| (no cell recorded yet: run `tlx-gan matrix`) |||||||||")
-    out += ["", "Not checked here: GPU cells of every backend (no GPU was available); tensorflow 2.17-2.20 and "
-            "paddle 3.0-3.2 (the cells above bracket them).",
-            "", "## Parity (latest)", "", "| model / loss | precision | backends | levels | result |",
-            "|---|---|---|---|---|"]
-    out += _parity_rows(folder) or ["| (none yet: run `tlx-gan parity`) |||||"]
-    benches = sorted(folder.glob("bench-cpu-*.md"))
-    out += ["", "## Benchmark (latest CPU run per kind of CPU and model)", ""]
+    out += ["", "Not checked here: tensorflow 2.17-2.20 and paddle 3.0-3.2 (the cells above bracket them); paddle and "
+            "tensorflow on a GPU, and nccl across GPUs (the GPU machine lent here has one GPU and CUDA torch "
+            "alone: its torch runs are the parity and benchmark files marked gpu below, through "
+            "`examples/gpu_check.sh`).",
+            "", "## Parity (latest)", "", "| model / loss | precision | device | backends | levels | result |",
+            "|---|---|---|---|---|---|"]
+    out += _parity_rows(folder) or ["| (none yet: run `tlx-gan parity`) ||||||"]
+    benches = sorted(folder.glob("bench-cpu-*.md")) + sorted(folder.glob("bench-gpu-*.md"))
+    out += ["", "## Benchmark (latest run per kind of CPU or GPU and model)", ""]
     out += [f"- [{b.stem}]({b.name})" for b in benches] or ["(none yet: run `tlx-gan bench --record`)"]
     suites = sorted(folder.glob("tlx-suite*.md"))
     if suites:

@@ -4,6 +4,7 @@ own flag checks."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, run_cli
+from conftest import ROOT, assert_one_line_error, run_cli
 
 from tlx_gan import isolate
 from tlx_gan.bench import flops, report
@@ -84,6 +85,18 @@ def test_gpu_without_a_gpu_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.setattr(machine, "_GPU_NODES", (str(tmp_path / "nvidia0"),))
     with pytest.raises(UserError, match="--device gpu: .* use --device cpu"):
         runner.check_options(runner.BenchOptions(device="gpu", out=str(tmp_path)))
+
+
+def test_each_kind_of_cpu_and_gpu_keeps_its_own_recorded_files():
+    recorded = ROOT / "backends_matrix"
+    for stem in ("bench-gpu-nvidia-h200-mlp", "bench-gpu-nvidia-h200-dcgan", "bench-cpu-amd-epyc-avx512-mlp",
+                 "bench-cpu-amd-epyc-avx512-mlp-bf16", "bench-cpu-amd-epyc-avx512-mlp-nproc2"):
+        assert report.matrix_stem(json.loads((recorded / f"{stem}.json").read_text())) == stem
+    gpu_run = json.loads((recorded / "bench-gpu-nvidia-h200-mlp.json").read_text())
+    assert set(report.matrix_files(gpu_run)) == {f"bench-gpu-nvidia-h200-mlp.{ext}" for ext in ("json", "md", "png")}
+    gpu = json.loads((recorded / "bench-gpu-nvidia-h200-dcgan.json").read_text())
+    gpu["frameworks"]["torch"]["device"]["name"] = "NVIDIA GeForce RTX 4090"
+    assert report.device_kind(gpu) == "gpu-nvidia-geforce-rtx-4090"
 
 
 def test_bad_mode_is_a_one_line_error(tmp_path):

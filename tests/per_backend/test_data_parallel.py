@@ -95,3 +95,17 @@ def test_a_torch_build_without_gloo_is_one_line(tmp_path):
                      **hook_env("no_gloo"))
     assert_one_line_error(result, "was built without the gloo collective library")
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_more_ranks_than_gpus_are_refused_before_any_process_group():
+    # nccl refuses two ranks of one group on one GPU (seen on an H200: "Duplicate GPU detected"); every
+    # backend's start() asks this first, with the framework's own GPU count
+    from tlx_gan.errors import UserError, gpu_per_rank
+
+    gpu_per_rank(2, 2)
+    gpu_per_rank(1, 4)
+    with pytest.raises(UserError, match=r"--nproc 2 with --device gpu needs one GPU per process, and this machine "
+                                        r"has 1: use --nproc 1 or fewer"):
+        gpu_per_rank(2, 1)
+    with pytest.raises(UserError, match="has 0"):
+        gpu_per_rank(2, 0)

@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-TUTORIAL_LOSS = "mse"  # the loss whose recorded files keep the plain bench-cpu-<kind>-<model> name
+TUTORIAL_LOSS = "mse"  # the loss whose recorded files keep the plain bench-<device kind>-<model> name
 
 # The targets, checked on every run for every model width and batch size (ratios of medians from the same
 # run; noisy cells are not judged):
@@ -522,14 +522,21 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def matrix_files(report: dict) -> dict[str, bytes]:
-    """A CPU run as backends_matrix/ records it, one set of files per kind of CPU (the generations differ,
-    and each keeps its own latest figures): bench-cpu-<kind>-<model>.{json,md,png}, -<model>-<loss> for a loss
-    other than the tutorial's mse (so a wgan-gp run does not replace the mse one), -<precision> for a format
-    other than fp32, -nproc<N> for a run with data-parallel rows; nothing for a GPU run."""
-    if report["options"]["device"] != "cpu":
-        return {}
-    written = files(report)
+def device_kind(report: dict) -> str:
+    """A short name for the machine a run measured, for one recorded benchmark file per kind: ``cpu-<cpu kind>``
+    (e.g. ``cpu-amd-epyc-avx512``: the CPU generations differ) or ``gpu-<GPU's name>`` (e.g. ``gpu-nvidia-h200``)."""
+    if report["options"]["device"] == "cpu":
+        return f"cpu-{report['machine'].get('cpu_kind') or 'cpu'}"
+    names = [f.get("device", {}).get("name") for f in report.get("frameworks", {}).values()]
+    name = next((n for n in names if n), "gpu")
+    return "gpu-" + "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
+
+
+def matrix_stem(report: dict) -> str:
+    """The name backends_matrix/ records a run under, one per kind of CPU or GPU (the generations differ, and
+    each keeps its own latest figures): bench-<device kind>-<model>, -<model>-<loss> for a loss other than the
+    tutorial's mse (so a wgan-gp run does not replace the mse one), -<precision> for a format other than
+    fp32, -nproc<N> for a run with data-parallel rows."""
     options = report["options"]
     workload = options["model"] if options.get("loss", TUTORIAL_LOSS) == TUTORIAL_LOSS else \
         f"{options['model']}-{options['loss']}"
@@ -537,7 +544,12 @@ def matrix_files(report: dict) -> dict[str, bytes]:
         workload += f"-{options['precision']}"
     if options.get("nproc", 1) > 1:
         workload += f"-nproc{options['nproc']}"
-    stem = f"bench-cpu-{report['machine'].get('cpu_kind') or 'cpu'}-{workload}"
+    return f"bench-{device_kind(report)}-{workload}"
+
+
+def matrix_files(report: dict) -> dict[str, bytes]:
+    """A run as backends_matrix/ records it: :func:`matrix_stem`.{json,md,png}."""
+    written, stem = files(report), matrix_stem(report)
     out = {f"{stem}.json": written["bench.json"], f"{stem}.md": written["bench.md"]}
     for name in ("bench.png", "bench-widths.png"):
         if name in written:

@@ -82,7 +82,7 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                                               "engine at 1 and N processes, one kernel thread each, the same "
                                               "global batch (strong scaling) and the same batch per process (weak)")
     parser.add_argument("--record", action="store_true",
-                        help="also copy a CPU run into backends_matrix/ (the project's recorded results)")
+                        help="also copy the run into backends_matrix/ (the project's recorded results)")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     return parser
 

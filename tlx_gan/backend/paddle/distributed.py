@@ -10,6 +10,8 @@ import numpy as np
 import paddle
 import paddle.distributed as dist
 
+from tlx_gan.errors import gpu_per_rank
+
 NAME = "paddle"
 # The backend interface (tlx_gan.backend.interface.Distributed), and nothing else.
 __all__ = ["NAME", "all_reduce_mean", "averaging_optimizer", "data_parallel", "finish", "start"]
@@ -25,7 +27,8 @@ def start(rank: int, world: int, address: str, ports: list[int], device: str, ti
         "FLAGS_stop_check_timeout": str(int(timeout_s)),
     })
     if device == "gpu":
-        paddle.set_device(f"gpu:{rank % paddle.device.cuda.device_count()}")
+        gpu_per_rank(world, paddle.device.cuda.device_count())
+        paddle.set_device(f"gpu:{rank}")
     dist.init_parallel_env()
     return f"paddle.distributed collective ({engine}) + paddle.DataParallel"
 

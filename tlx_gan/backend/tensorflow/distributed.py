@@ -14,6 +14,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tlx_gan.errors import gpu_per_rank
+
 NAME = "tensorflow"
 # The backend interface (tlx_gan.backend.interface.Distributed), and nothing else.
 __all__ = ["NAME", "all_reduce_mean", "averaging_optimizer", "data_parallel", "finish", "start"]
@@ -25,6 +27,10 @@ def start(rank: int, world: int, address: str, ports: list[int], device: str, ti
     global _strategy
     workers = [f"{address}:{port}" for port in ports[1:world + 1]]
     os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": rank}})
+    if device == "gpu":  # one GPU per worker: left alone, each worker would mirror over every GPU it sees
+        gpus = tf.config.list_physical_devices("GPU")
+        gpu_per_rank(world, len(gpus))
+        tf.config.set_visible_devices(gpus[rank], "GPU")
     implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL if device == "gpu"
                       else tf.distribute.experimental.CommunicationImplementation.RING)
     _strategy = tf.distribute.MultiWorkerMirroredStrategy(

@@ -413,7 +413,7 @@ def torch_nce_loss() -> None:
 
     nce.fill_in_loss(
         torch_backend.NCELoss,
-        uniform=lambda n: torch.rand(n, dtype=torch.float64).numpy(),
+        uniform=lambda n: torch.rand(n, dtype=torch.float64, device="cpu").numpy(),
         as_index=lambda x: x.long(),
         constant=_constant_like,
         to_numpy=lambda x: x.detach().cpu().numpy(),

@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from tlx_gan.errors import UserError
+from tlx_gan.errors import UserError, gpu_per_rank
 
 NAME = "torch"
 # The backend interface (tlx_gan.backend.interface.Distributed), and nothing else.
@@ -28,7 +28,8 @@ def start(rank: int, world: int, address: str, ports: list[int], device: str, ti
         raise UserError(f"this torch {torch.__version__} was built without the {engine} collective library: "
                         f"--nproc needs a build with it (the PyPI wheels have it)")
     if device == "gpu":
-        torch.cuda.set_device(rank % torch.cuda.device_count())
+        gpu_per_rank(world, torch.cuda.device_count())
+        torch.cuda.set_device(rank)
     dist.init_process_group(engine, init_method=f"tcp://{address}:{ports[0]}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=timeout_s))
     _device = device

@@ -191,7 +191,8 @@ def set_adam_state(optimizer, named: dict[str, tuple[object, str]], state: dict[
     inner = _ensure_inner(optimizer, [var for var, _ in named.values()])
     for name, (var, kind) in named.items():
         inner.state[var] = {
-            "step": torch.tensor(float(step)),
+            # on the CPU, where torch's own Adam keeps it, whatever default device TLX's set_device chose
+            "step": torch.tensor(float(step), device="cpu"),
             "exp_avg": torch.from_numpy(from_canonical(kind, state[f"m/{name}"]).copy()).to(var.device),
             "exp_avg_sq": torch.from_numpy(from_canonical(kind, state[f"v/{name}"]).copy()).to(var.device),
         }
@@ -226,8 +227,8 @@ def gemm_probe(n: int, device: str = "cpu"):
     """A function multiplying two n x n fp32 matrices on ``device`` ("cpu"/"gpu"): the peak-rate probe."""
     device = "cuda" if device == "gpu" else "cpu"
     generator = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(n, n, generator=generator).to(device)
-    b = torch.randn(n, n, generator=generator).to(device)
+    a = torch.randn(n, n, generator=generator, device="cpu").to(device)  # the generator's device, whatever TLX's
+    b = torch.randn(n, n, generator=generator, device="cpu").to(device)
     out = torch.empty(n, n, device=device)
 
     def multiply() -> None:
