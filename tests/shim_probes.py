@@ -296,6 +296,34 @@ def torch_get_weights_default_init() -> None:
 
 
 @probe("torch")
+def torch_set_device_without_deprecation_warning() -> None:
+    import warnings
+
+    import tensorlayerx as tlx
+    import torch
+
+    # a CPU machine cannot make CUDA the default: stand in for torch's two calls, with torch 2.1+'s warning
+    calls = []
+
+    def set_default_tensor_type(kind):
+        warnings.warn("torch.set_default_tensor_type() is deprecated as of PyTorch 2.1, please use "
+                      "torch.set_default_dtype() and torch.set_default_device() as alternatives.", UserWarning,
+                      stacklevel=2)
+        calls.append(kind)
+
+    real = torch.set_default_tensor_type, torch.cuda.set_device
+    torch.set_default_tensor_type, torch.cuda.set_device = set_default_tensor_type, calls.append
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tlx.set_device("GPU")
+    finally:
+        torch.set_default_tensor_type, torch.cuda.set_device = real
+    assert calls == ["torch.cuda.FloatTensor", 0], calls  # TLX's own function still ran
+    assert not [w for w in caught if "set_default_tensor_type" in str(w.message)], [str(w.message) for w in caught]
+
+
+@probe("torch")
 def torch_reduce_sum_keepdims() -> None:
     import tensorlayerx as tlx
     x = tlx.ones([2, 3])

@@ -178,7 +178,7 @@ class NativeGan:
         with self._autocast():
             g_loss = self._g_loss(noise, labels)
         self._update(g_loss, self.opt_g, self._step_g)
-        return float(d_loss), float(g_loss)
+        return float(d_loss.detach()), float(g_loss.detach())  # no autograd warning for a scalar read
 
     def _update(self, loss, optimizer, step) -> None:
         if self._scalers is None:

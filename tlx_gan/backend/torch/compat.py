@@ -95,6 +95,33 @@ def torch_named_members_remove_duplicate() -> None:
     core_torch.Module._named_members = _named_members
 
 
+def _default_tensor_type_deprecated() -> bool:
+    import torch
+
+    return tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 1)
+
+
+@patch_after("tensorlayerx.backend.ops.torch_backend", backend="torch", needed=_default_tensor_type_deprecated)
+def torch_set_device_without_deprecation_warning() -> None:
+    """tensorlayerx/backend/ops/torch_backend.py's ``set_device("GPU")`` makes CUDA the default through
+    ``torch.set_default_tensor_type``, which torch 2.1 deprecated, so every GPU run prints a UserWarning (seen
+    with torch 2.11 on an H200). Runs TLX's function with that one warning silenced. Not
+    ``torch.set_default_device`` instead: it puts a Python function mode in front of every torch call, which
+    costs the eager step the benchmark measures."""
+    import warnings
+
+    from tensorlayerx.backend.ops import torch_backend
+
+    tlx_set_device = torch_backend.set_device
+
+    def set_device(device="GPU", id=0):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"torch\.set_default_tensor_type\(\) is deprecated", UserWarning)
+            tlx_set_device(device, id)
+
+    torch_backend.set_device = set_device
+
+
 def _functional_optimizers_changed() -> bool:
     from torch.optim import _functional
 
