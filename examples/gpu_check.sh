@@ -2,8 +2,8 @@
 # The GPU check in one call: on a machine with CUDA PyTorch and no internet, install tlx-gan and
 # TensorLayerX 0.5.8 from wheels carried there, then run, on the torch backend (the only framework of the
 # three whose GPU build is small enough to carry), in well under 10 minutes:
-#   info; parity L1-L5 in fp32 and bf16 (and tf32, fp16 on a GPU); on a GPU, 50 steps of data-parallel
-#   training in 2 processes over nccl; bench of the mlp and the dcgan (eager, fast, native,
+#   info; parity L1-L5 in fp32 and bf16 (and tf32, fp16 on a GPU); on a machine of 2 GPUs or more, 50 steps
+#   of data-parallel training in 2 processes over nccl; bench of the mlp and the dcgan (eager, fast, native,
 #   native-compiled) at batch 64-4096; JSON and markdown under --out, and summary.md.
 #
 #   examples/gpu_check.sh [--device gpu|cpu] [--wheels DIR] [--out DIR] [--python PY] [--time-box S]
@@ -118,9 +118,14 @@ bench() {  # bench MODEL PRECISION
 step info "$python" -m tlx_gan info --backend torch --json
 parity fp32
 bench mlp fp32
-if [ "$device" = gpu ]; then  # the data-parallel engine on the GPU: nccl, 2 ranks
-    step train-nccl "$python" -m tlx_gan train --backend torch --device gpu --nproc 2 --steps 50 \
-        --no-progress --out "$out/train-nccl"
+if [ "$device" = gpu ]; then  # the data-parallel engine on the GPU: nccl, 2 ranks, each on its own GPU
+    gpus=$("$python" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
+    if [ "${gpus:-0}" -ge 2 ]; then
+        step train-nccl "$python" -m tlx_gan train --backend torch --device gpu --nproc 2 --steps 50 \
+            --no-progress --out "$out/train-nccl"
+    elif [ -z "$only" ] || [ "${only#*,train-nccl,}" != "$only" ]; then
+        echo "- train-nccl: not run (this machine has ${gpus:-0} GPU: nccl needs one per rank)" >>"$summary.steps"
+    fi
 fi
 parity bf16
 bench mlp bf16

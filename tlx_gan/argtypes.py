@@ -63,6 +63,13 @@ def below(limit: int, what: str) -> Callable[[str], int]:
     return check
 
 
+def port(text: str) -> int:
+    value = _integer(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port: use 1 to 65535")
+    return value
+
+
 def seed(text: str) -> int:
     value = _integer(text)
     if not 0 <= value <= MAX_SEED:

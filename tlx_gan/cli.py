@@ -34,12 +34,13 @@ from tlx_gan import (
     precision,
     programs,
     ranks,
+    rendezvous,
     sampling,
     spec,
     tlx_suite,
     train,
 )
-from tlx_gan.argtypes import below, choice, cpu_count, non_negative, positive, seed, threads, up_to
+from tlx_gan.argtypes import below, choice, cpu_count, non_negative, port, positive, seed, threads, up_to
 from tlx_gan.bench import verb as bench_verb
 from tlx_gan.data import PIXEL_RANGES
 from tlx_gan.errors import TrainingStopped, UserError, raise_on_sigterm
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend(train_verb)
     _add_training_flags(train_verb)
     _add_nproc(train_verb)
+    _add_nodes(train_verb)
 
     generate = verbs.add_parser("generate", help="sample a grid of digits from a checkpoint, on any backend")
     _add_backend(generate)
@@ -226,6 +228,34 @@ def _add_nproc(p: argparse.ArgumentParser, what: str = "") -> None:
                                 "DataParallel, TF MultiWorkerMirroredStrategy); --batch-size is the global batch")
 
 
+def _add_nodes(p: argparse.ArgumentParser) -> None:
+    nodes = p.add_argument_group("several machines", "each runs the same command with its own --node-rank; node 0 "
+                                 "runs where --master-addr is, and alone writes --out (README: Data-parallel)")
+    nodes.add_argument("--nnodes", type=positive, default=1, help="machines, each running --nproc processes")
+    nodes.add_argument("--node-rank", type=non_negative, default=0, help="this machine's place, 0 to --nnodes - 1")
+    nodes.add_argument("--master-addr", default=None, help="node 0's IPv4 address, as the other machines reach it")
+    nodes.add_argument("--master-port", type=port, default=None, help="a free TCP port on node 0 for the machines "
+                                                                      "to meet (the same on every node)")
+    nodes.add_argument("--join-timeout", type=positive, default=int(rendezvous.JOIN_TIMEOUT_S),
+                       help="seconds the machines wait for each other (default %(default)s)")
+
+
+def _node(args) -> rendezvous.Node | None:
+    """The multi-node flags, checked: None for a run on one machine."""
+    if args.nnodes == 1:
+        given = [flag for flag, value in (("--node-rank", args.node_rank), ("--master-addr", args.master_addr),
+                                          ("--master-port", args.master_port)) if value]
+        if given:
+            raise UserError(f"{', '.join(given)}: for a run on several machines; add --nnodes (2 or more)")
+        return None
+    if args.node_rank >= args.nnodes:
+        raise UserError(f"--node-rank {args.node_rank} with --nnodes {args.nnodes}: use 0 to {args.nnodes - 1}")
+    if not args.master_addr or not args.master_port:
+        raise UserError(f"--nnodes {args.nnodes} needs --master-addr and --master-port: node 0's address and a free "
+                        "port there, the same on every node")
+    return rendezvous.Node(args.nnodes, args.node_rank, args.master_addr, args.master_port, float(args.join_timeout))
+
+
 def _add_precision(parser: argparse.ArgumentParser) -> None:
     formats = "; ".join(f"{p.name}: {p.description}" for p in spec.PRECISIONS.values())
     parser.add_argument("--precision", type=choice(spec.PRECISION_NAMES), default="fp32",
@@ -302,13 +332,16 @@ def cmd_train(args) -> int:
         resume=args.resume, init_weights=args.init_weights, overwrite=args.overwrite, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, tensorboard=args.tensorboard,
         eval_every_epoch=args.eval_every_epoch, progress=not args.no_progress, threads=args.threads,
-        step=args.step, precision=args.precision, nproc=args.nproc,
+        step=args.step, precision=args.precision, nproc=args.nproc, nnodes=args.nnodes,
     )
-    if opts.nproc > 1:
-        ranks.check(opts.nproc, opts.batch_size, opts.step, opts.tutorial)
-    plan = train.prepare(opts)  # everything is checked before the framework loads
-    if opts.nproc > 1:  # data-parallel: the launcher starts the ranks; this process loads no framework
-        run = launch.run(plan, name)
+    node = _node(args)
+    world = opts.nproc * opts.nnodes
+    if world > 1:
+        ranks.check(world, opts.batch_size, opts.step, opts.tutorial, opts.nnodes)
+    writes = node is None or node.node_rank == 0
+    plan = train.prepare(opts, claim=writes)  # everything is checked before the framework loads
+    if world > 1:  # data-parallel: the launcher starts the ranks; this process loads no framework
+        run = launch.run(plan, name, node)
     else:
         backend.activate(name)
         run = train.run(plan, name)
@@ -316,7 +349,11 @@ def cmd_train(args) -> int:
     t = run["timings"]
     print(f"{name}: {run['step']} steps, final d_loss {run['final']['d_loss']:.4f} g_loss "
           f"{run['final']['g_loss']:.4f}, {t['steps_per_s']:.1f} steps/s")
-    print(f"wrote {out / 'samples.png'}, {out / 'losses.png'}, {out / 'checkpoint.npz'}, {out / 'run.json'}")
+    if writes:
+        print(f"wrote {out / 'samples.png'}, {out / 'losses.png'}, {out / 'checkpoint.npz'}, {out / 'run.json'}")
+    else:
+        first = node.node_rank * opts.nproc
+        print(f"node {node.node_rank} ran ranks {first} to {first + opts.nproc - 1} of {world}; node 0 wrote the run")
     return 0
 
 

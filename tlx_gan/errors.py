@@ -13,11 +13,12 @@ class UserError(Exception):
     exit_code = 2
 
 
-def gpu_per_rank(world: int, gpus: int) -> None:
+def gpu_per_rank(nproc: int, gpus: int) -> None:
     """Data-parallel ranks on GPUs: nccl refuses two ranks of one group on the same GPU (NCCL 2.28 on an H200:
-    "Duplicate GPU detected"), so ask for a GPU per rank before any process group starts."""
-    if world > gpus:
-        raise UserError(f"--nproc {world} with --device gpu needs one GPU per process, and this machine has "
+    "Duplicate GPU detected"), so ask for a GPU per rank of this machine (``nproc`` of them) before any process
+    group starts."""
+    if nproc > gpus:
+        raise UserError(f"--nproc {nproc} with --device gpu needs one GPU per process, and this machine has "
                         f"{gpus}: use --nproc {gpus} or fewer (nccl refuses two processes on one GPU)")
 
 

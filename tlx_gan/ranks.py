@@ -25,8 +25,10 @@ LOCALHOST = "127.0.0.1"
 class Ranks:
     rank: int
     world: int
-    ports: list[int] = field(default_factory=list)  # free on address: the group's rendezvous, then one per rank
-    address: str = LOCALHOST
+    # "host:port" of the group's rendezvous, then of each rank in rank order (free when chosen)
+    endpoints: list[str] = field(default_factory=list)
+    local_rank: int = 0  # this rank's place among the ranks of its machine (its GPU there) ...
+    local_world: int = 1  # ... and how many that machine runs
     timeout_s: float = COLLECTIVE_TIMEOUT_S
 
     @property
@@ -43,22 +45,24 @@ class Ranks:
         return batch[self.rows(len(batch))]
 
     def to_dict(self) -> dict:
-        return {"rank": self.rank, "world": self.world, "ports": list(self.ports), "address": self.address,
-                "timeout_s": self.timeout_s}
+        return {"rank": self.rank, "world": self.world, "endpoints": list(self.endpoints),
+                "local_rank": self.local_rank, "local_world": self.local_world, "timeout_s": self.timeout_s}
 
 
 ONE_PROCESS = Ranks(0, 1)
 
 
-def check(nproc: int, batch_size: int, step: str = "eager", tutorial: bool = False) -> None:
-    """What a data-parallel run needs that one process does not (framework-free)."""
-    if batch_size % nproc:
-        raise UserError(f"--batch-size {batch_size} does not split into --nproc {nproc} equal shares: use a "
-                        f"multiple of {nproc} (the batch size is the global batch, {nproc} processes train a share "
+def check(world: int, batch_size: int, step: str = "eager", tutorial: bool = False, nnodes: int = 1) -> None:
+    """What a data-parallel run of ``world`` ranks (on ``nnodes`` machines) needs that one process does not
+    (framework-free)."""
+    flags = f"--nproc {world}" if nnodes == 1 else f"--nnodes {nnodes} x --nproc {world // nnodes} = {world}"
+    if batch_size % world:
+        raise UserError(f"--batch-size {batch_size} does not split into {flags} equal shares: use a "
+                        f"multiple of {world} (the batch size is the global batch, {world} processes train a share "
                         "each)")
     if step != "eager":
-        raise UserError(f"--step {step} runs in one process: use --step eager with --nproc (TLX's TrainOneStep on "
-                        "each framework's data-parallel engine)")
+        raise UserError(f"--step {step} runs in one process: use --step eager with --nproc (TLX's "
+                        "TrainOneStep on each framework's data-parallel engine)")
     if tutorial:
         raise UserError("--tutorial with --nproc: the tutorial's paddle steps leak gradients between G and D, "
                         "which no engine averages, so the ranks would drift apart; leave out --tutorial")
@@ -66,9 +70,21 @@ def check(nproc: int, batch_size: int, step: str = "eager", tutorial: bool = Fal
 
 def group(kwargs: dict, world: int) -> list[dict]:
     """The keyword arguments of each of ``world`` ranks on this machine: ``kwargs`` and the rank's ``ranks``
-    (ports chosen free now)."""
-    ports = free_ports(world + 1)
-    return [{**kwargs, "ranks": Ranks(rank, world, ports).to_dict()} for rank in range(world)]
+    (ports chosen free on 127.0.0.1 now)."""
+    return node_group(kwargs, [endpoint(LOCALHOST, port) for port in free_ports(world + 1)], 0, world)
+
+
+def node_group(kwargs: dict, endpoints: list[str], first_rank: int, nproc: int) -> list[dict]:
+    """The keyword arguments of the ``nproc`` ranks one machine runs, ranks ``first_rank`` on, of the group
+    whose ``endpoints`` are given (its rendezvous, then every rank's)."""
+    world = len(endpoints) - 1
+    return [{**kwargs, "ranks": Ranks(first_rank + local, world, endpoints, local, nproc).to_dict()}
+            for local in range(nproc)]
+
+
+def endpoint(host: str, port: int) -> str:
+    """How every engine names a rank's address (IPv4: the rendezvous speaks nothing else)."""
+    return f"{host}:{port}"
 
 
 def free_ports(n: int, address: str = LOCALHOST) -> list[int]:

@@ -85,6 +85,7 @@ class TrainOptions:
     step: str = "eager"
     precision: str = "fp32"  # the steps' number format (spec.PRECISIONS)
     nproc: int = 1  # data-parallel processes (tlx_gan.launch starts them); batch_size is the global batch
+    nnodes: int = 1  # machines running nproc processes each (tlx_gan.rendezvous): nnodes * nproc ranks in all
 
     def gan_config(self) -> GanConfig:
         if self.config is not None:

@@ -413,7 +413,15 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     (("--nproc", "2", "--step", "fast"), "--step fast runs in one process"),
     (("--nproc", "2", "--tutorial"), "--tutorial with --nproc"),
     (("--nproc", "4096"), "argument --nproc: 4096 is more than"),
-], ids=["batch-not-divisible", "fast-step", "tutorial", "more-than-the-cpus"])
+    (("--nnodes", "2", "--nproc", "2", "--batch-size", "30", "--master-addr", "127.0.0.1", "--master-port", "29500"),
+     "--batch-size 30 does not split into --nnodes 2 x --nproc 2 = 4 equal shares"),
+    (("--master-port", "29500"), "--master-port: for a run on several machines; add --nnodes"),
+    (("--nnodes", "2", "--node-rank", "2", "--master-addr", "127.0.0.1", "--master-port", "29500"),
+     "--node-rank 2 with --nnodes 2: use 0 to 1"),
+    (("--nnodes", "2", "--node-rank", "1"), "--nnodes 2 needs --master-addr and --master-port"),
+    (("--nnodes", "2", "--master-addr", "127.0.0.1", "--master-port", "70000"), "70000 is not a TCP port"),
+], ids=["batch-not-divisible", "fast-step", "tutorial", "more-than-the-cpus", "batch-across-nodes",
+        "master-without-nodes", "node-rank-too-large", "nodes-without-master", "bad-port"])
 def test_a_data_parallel_run_is_checked_before_any_process_starts(tmp_path, args, fragment):
     assert_fails_before_any_framework(tmp_path, "train", "--steps", "2", "--out", str(tmp_path / "run"), *args,
                                       fragments=(fragment,))

@@ -2,8 +2,9 @@
 
 A rank killed mid-run stops the whole group, leaves no process behind and keeps the last checkpoint;
 Ctrl-C stops every rank after the same step and saves; a build without the collective library is one line.
-That two processes at global batch B train what one does at B, and that their checkpoint resumes in one
-process, is ``test_training.py::test_resume_continues_the_same_run``; parity level L7 (``tlx-gan parity
+Two machines (``--nnodes 2``) train exactly what two processes on one do. That two processes at global
+batch B train what one does at B, and that their checkpoint resumes in one process, is
+``test_training.py::test_resume_continues_the_same_run``; parity level L7 (``tlx-gan parity
 --nproc``) holds the same against the oracle."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 from conftest import assert_one_line_error, hook_env, run_cli, start_child
 
 from tlx_gan import checkpoint
+from tlx_gan.ranks import free_ports
 
 TRAIN = ("train", "--steps", "8", "--batch-size", "32", "--sample-every", "0", "--no-progress")
 
@@ -109,3 +112,36 @@ def test_more_ranks_than_gpus_are_refused_before_any_process_group():
         gpu_per_rank(2, 1)
     with pytest.raises(UserError, match="has 0"):
         gpu_per_rank(2, 0)
+
+
+def _two_machines(tmp_path: Path, backend: str | None, node_args: tuple[tuple[str, ...], tuple[str, ...]]):
+    """``train`` as node 0 and node 1 of --nnodes 2 on this machine (node 1 first: the order machines come up
+    in is anyone's); both completed processes."""
+    port = str(free_ports(1)[0])
+    common = (*TRAIN, "--nnodes", "2", "--master-addr", "127.0.0.1", "--master-port", port, "--join-timeout", "120")
+    second = start_child(["-m", "tlx_gan", *common, "--node-rank", "1", "--out", str(tmp_path / "node1"),
+                          *node_args[1]], backend=backend)
+    first = run_cli(*common, "--node-rank", "0", "--out", str(tmp_path / "node0"), *node_args[0], backend=backend)
+    stdout, stderr = second.communicate(timeout=300)
+    return first, subprocess.CompletedProcess(second.args, second.returncode, stdout, stderr)
+
+
+def test_two_machines_train_exactly_what_two_processes_on_one_do(tmp_path, backend_name):
+    node0, node1 = _two_machines(tmp_path, backend_name, ((), ()))
+    assert node0.returncode == 0, node0.stderr[-2000:]
+    assert node1.returncode == 0 and "node 1 ran ranks 1 to 1 of 2; node 0 wrote the run" in node1.stdout, node1
+    assert not (tmp_path / "node1").exists(), "node 1 wrote an output folder"
+    one = run_cli(*TRAIN, "--nproc", "2", "--out", str(tmp_path / "one"), backend=backend_name)
+    assert one.returncode == 0, one.stderr[-2000:]
+    across, within = (checkpoint.load(tmp_path / name / "checkpoint.npz") for name in ("node0", "one"))
+    assert across.step == within.step == 8
+    for name, value in within.weights.items():  # the same engine, ranks and rows: the same numbers
+        assert np.array_equal(across.weights[name], value), name
+    assert json.loads((tmp_path / "node0" / "run.json").read_text())["options"]["nnodes"] == 2
+
+
+def test_machines_given_different_runs_stop_with_one_line_before_any_framework(tmp_path):
+    node0, node1 = _two_machines(tmp_path, "torch", (("--seed", "1"), ("--seed", "2")))
+    for result in (node0, node1):
+        assert_one_line_error(result, "node 1 was given another run than node 0")
+    assert not (tmp_path / "node0" / "checkpoint.npz").exists()

@@ -243,4 +243,5 @@ def join(place, device: str) -> tuple[ModuleType | None, str]:
         return None, "one process"
     parallel = module("distributed")
     with quiet_stderr():
-        return parallel, parallel.start(place.rank, place.world, place.address, place.ports, device, place.timeout_s)
+        return parallel, parallel.start(place.rank, place.world, place.endpoints, place.local_rank,
+                                        place.local_world, device, place.timeout_s)

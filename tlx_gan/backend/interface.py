@@ -74,9 +74,12 @@ class Distributed(Protocol):
 
     NAME: str
 
-    def start(self, rank: int, world: int, address: str, ports: list[int], device: str, timeout_s: float) -> str:
-        """Join the group of ``world`` ranks (``ports``: free ports on ``address``, at least ``world + 1``);
-        returns the engine in words. Call after ``runtime.set_threads`` and before any model is built."""
+    def start(self, rank: int, world: int, endpoints: list[str], local_rank: int, local_world: int, device: str,
+              timeout_s: float) -> str:
+        """Join the group of ``world`` ranks (``endpoints``: "host:port" of the group's rendezvous, then of
+        each rank; ``local_rank`` of ``local_world``: this rank's place among its machine's ranks, its GPU
+        there); returns the engine in words. Call after ``runtime.set_threads`` and before any model is
+        built."""
     def data_parallel(self, network):
         """``network`` as the engine trains it: called in place of it, its backward pass averages the
         gradients of its weights over the ranks (torch DDP, paddle DataParallel); itself where the averaging

@@ -17,18 +17,19 @@ NAME = "paddle"
 __all__ = ["NAME", "all_reduce_mean", "averaging_optimizer", "data_parallel", "finish", "start"]
 
 
-def start(rank: int, world: int, address: str, ports: list[int], device: str, timeout_s: float) -> str:
+def start(rank: int, world: int, endpoints: list[str], local_rank: int, local_world: int, device: str,
+          timeout_s: float) -> str:
     engine = "nccl" if device == "gpu" else "gloo"
-    endpoints = [f"{address}:{port}" for port in ports[1:world + 1]]
+    trainers = endpoints[1:world + 1]
     os.environ.update({
         "PADDLE_TRAINER_ID": str(rank), "PADDLE_TRAINERS_NUM": str(world),
-        "PADDLE_TRAINER_ENDPOINTS": ",".join(endpoints), "PADDLE_CURRENT_ENDPOINT": endpoints[rank],
-        "PADDLE_MASTER": f"{address}:{ports[0]}", "PADDLE_DISTRI_BACKEND": engine,
+        "PADDLE_TRAINER_ENDPOINTS": ",".join(trainers), "PADDLE_CURRENT_ENDPOINT": trainers[rank],
+        "PADDLE_MASTER": endpoints[0], "PADDLE_DISTRI_BACKEND": engine,
         "FLAGS_stop_check_timeout": str(int(timeout_s)),
     })
     if device == "gpu":
-        gpu_per_rank(world, paddle.device.cuda.device_count())
-        paddle.set_device(f"gpu:{rank}")
+        gpu_per_rank(local_world, paddle.device.cuda.device_count())
+        paddle.set_device(f"gpu:{local_rank}")
     dist.init_parallel_env()
     return f"paddle.distributed collective ({engine}) + paddle.DataParallel"
 

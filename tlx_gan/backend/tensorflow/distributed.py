@@ -23,14 +23,15 @@ __all__ = ["NAME", "all_reduce_mean", "averaging_optimizer", "data_parallel", "f
 _strategy: tf.distribute.Strategy | None = None
 
 
-def start(rank: int, world: int, address: str, ports: list[int], device: str, timeout_s: float) -> str:
+def start(rank: int, world: int, endpoints: list[str], local_rank: int, local_world: int, device: str,
+          timeout_s: float) -> str:
     global _strategy
-    workers = [f"{address}:{port}" for port in ports[1:world + 1]]
+    workers = endpoints[1:world + 1]
     os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": rank}})
     if device == "gpu":  # one GPU per worker: left alone, each worker would mirror over every GPU it sees
         gpus = tf.config.list_physical_devices("GPU")
-        gpu_per_rank(world, len(gpus))
-        tf.config.set_visible_devices(gpus[rank], "GPU")
+        gpu_per_rank(local_world, len(gpus))
+        tf.config.set_visible_devices(gpus[local_rank], "GPU")
     implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL if device == "gpu"
                       else tf.distribute.experimental.CommunicationImplementation.RING)
     _strategy = tf.distribute.MultiWorkerMirroredStrategy(

@@ -20,7 +20,8 @@ __all__ = ["NAME", "all_reduce_mean", "averaging_optimizer", "data_parallel", "f
 _device = "cpu"
 
 
-def start(rank: int, world: int, address: str, ports: list[int], device: str, timeout_s: float) -> str:
+def start(rank: int, world: int, endpoints: list[str], local_rank: int, local_world: int, device: str,
+          timeout_s: float) -> str:
     global _device
     engine = "nccl" if device == "gpu" else "gloo"
     available = dist.is_nccl_available if engine == "nccl" else dist.is_gloo_available
@@ -28,9 +29,9 @@ def start(rank: int, world: int, address: str, ports: list[int], device: str, ti
         raise UserError(f"this torch {torch.__version__} was built without the {engine} collective library: "
                         f"--nproc needs a build with it (the PyPI wheels have it)")
     if device == "gpu":
-        gpu_per_rank(world, torch.cuda.device_count())
-        torch.cuda.set_device(rank)
-    dist.init_process_group(engine, init_method=f"tcp://{address}:{ports[0]}", rank=rank, world_size=world,
+        gpu_per_rank(local_world, torch.cuda.device_count())
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(engine, init_method=f"tcp://{endpoints[0]}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=timeout_s))
     _device = device
     return f"torch.distributed ({engine}) + DistributedDataParallel"
