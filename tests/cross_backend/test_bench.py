@@ -108,12 +108,21 @@ def test_data_parallel_rows_time_each_engine_at_one_and_two_processes(tiny_run):
         assert r["ms_per_step"]["median"] > 0 and r["samples_per_s"] > 0
         if r["processes"] == 2:  # the other rank's CPU time is the cell's own, not another process's
             assert r["contention"]["group_cpu_s"] > 0
+            measured = r["all_reduce"]  # from the framework's profiler where it can tell, else why not
+            if r["backend"] == "paddle":
+                assert not measured["available"] and "GradNodeAccumulation" in measured["reason"], measured
+            else:
+                assert measured["available"] and measured["events"] and measured["calls_per_step"] >= 2, measured
+                assert 0 < measured["ms_per_step"] < measured["profiled_ms_per_step"], measured
+        else:
+            assert "all_reduce" not in r
     scaling = data["summary"]["scaling"]
     assert [s["backend"] for s in scaling] == list(BACKENDS)
     for s in scaling:
         assert s["processes"] == 2 and s["strong_efficiency"] > 0 and s["weak_efficiency"] > 0
         assert s["one_ms"] > 0 and s["engine"]
-    assert "## Data-parallel scaling" in (out / "bench.md").read_text()
+    markdown = (out / "bench.md").read_text()
+    assert "## Data-parallel scaling" in markdown and "- all-reduce, paddle: paddle.profiler has no event" in markdown
     assert "data-parallel (eager, 1 thread per process)" in result.stdout
 
 

@@ -89,6 +89,10 @@ class Distributed(Protocol):
         (TensorFlow's MultiWorkerMirroredStrategy); itself elsewhere."""
     def all_reduce_mean(self, values: np.ndarray) -> np.ndarray:
         """The mean over the ranks of a small float64 vector (the step's losses and stop flag)."""
+    def all_reduce_events(self) -> tuple[list[str], str]:
+        """The names of the profiler's events (``runtime.profile_ops``) whose inclusive time is the engine's
+        all-reduce from start to end, waiting for the other ranks included; and in words what they are or,
+        with none, why the framework's profiler cannot tell."""
     def finish(self) -> None: """Leave the group."""
 
 

@@ -335,12 +335,14 @@ def _oracle_step(config: GanConfig, init, real, noise, mix, labels):
 
 
 def run_data_parallel_cell(model: str, loss: str, batch_size: int, warmup: int, steps: int, repeats: int,
-                           device: str, init_path: str, ranks: dict, data_seed: int = 0, width: float = 1.0) -> dict:
+                           device: str, init_path: str, ranks: dict, data_seed: int = 0, width: float = 1.0,
+                           profile_steps: int = 10) -> dict:
     """One rank of a data-parallel cell (:func:`tlx_gan.isolate.call_group`, one process per rank): TLX's
     TrainOneStep pair on the framework's engine (:mod:`tlx_gan.launch`'s), ``batch_size`` the global batch,
     each rank on its rows, one kernel thread per process. The ranks step in lockstep (each step ends in the
     engine's all-reduce), so rank 0's clock times the group. One rank (``world`` 1) is the baseline: the
-    same code without a group."""
+    same code without a group. After the timed steps, ``profile_steps`` more under the framework's profiler
+    time the all-reduce (:func:`_all_reduce_time`)."""
     from tlx_gan import gan
 
     place = Ranks(**ranks)
@@ -368,14 +370,37 @@ def run_data_parallel_cell(model: str, loss: str, batch_size: int, warmup: int, 
             group_cpu_s = float(parallel.all_reduce_mean(np.array([busy["own_cpu_s"]]))[0]) * place.world
             busy = contention.without(busy, group_cpu_s - busy["own_cpu_s"])
         stats = summarize(per_step_ms)
-        return {"model": model, "loss": loss, "batch_size": batch_size, "width": width, "status": "ok",
-                "processes": place.world, "batch_per_process": batch_size // place.world, "engine": engine,
-                "threads_per_process": runtime.threads(), "device_name": device_name,
-                "first_step_ms": first_s * 1000, "ms_per_step": stats, "repeat_ms": per_step_ms,
-                "samples_per_s": batch_size * 1000 / stats["median"], "contention": busy, "noisy": busy["noisy"]}
+        record = {"model": model, "loss": loss, "batch_size": batch_size, "width": width, "status": "ok",
+                  "processes": place.world, "batch_per_process": batch_size // place.world, "engine": engine,
+                  "threads_per_process": runtime.threads(), "device_name": device_name,
+                  "first_step_ms": first_s * 1000, "ms_per_step": stats, "repeat_ms": per_step_ms,
+                  "samples_per_s": batch_size * 1000 / stats["median"], "contention": busy, "noisy": busy["noisy"]}
+        if parallel is not None:
+            record["all_reduce"] = _all_reduce_time(runtime, parallel, one, clock, profile_steps)
+        return record
     finally:
         if parallel is not None:
             parallel.finish()
+
+
+def _all_reduce_time(runtime, parallel, one: Callable[[], None], clock: Clock, steps: int) -> dict:
+    """The engine's all-reduce per step, from start to end (waiting for the other ranks included), as the
+    framework's profiler times it over ``steps`` more steps; its share of those steps' wall time (the
+    profiler's own cost included); or why the profiler cannot tell. Every rank runs the same steps."""
+    events, what = parallel.all_reduce_events()
+    if not events:
+        return {"available": False, "reason": what}
+    began = clock.read()
+    table = _profile(runtime, one, steps)
+    wall_ms = (clock.read() - began) * 1000 / steps
+    if not table.get("available"):
+        return {"available": False, "reason": table["reason"]}
+    seen = [op for op in table["ops"] if op["name"] in events]
+    ms = sum(op.get("total_ms", op["ms"]) for op in seen) / steps
+    return {"available": bool(seen), "ms_per_step": ms, "share": ms / wall_ms if wall_ms else None,
+            "profiled_ms_per_step": wall_ms, "calls_per_step": sum(op["calls"] for op in seen) / steps,
+            "events": [op["name"] for op in seen], "tool": what, "steps": steps,
+            **({} if seen else {"reason": f"the profiler recorded none of {', '.join(events)}"})}
 
 
 def _float_tensor(array: np.ndarray):

@@ -119,8 +119,18 @@ def scaling(report: dict) -> list[dict]:
                     "strong_efficiency": _ratio(one_ms, n * _median(strong)) if _median(strong) else None,
                     "weak_efficiency": _ratio(one_ms, _median(weak)),
                     "engine": (strong or weak or {}).get("engine"),
+                    "strong_all_reduce": (strong or {}).get("all_reduce"),
+                    "weak_all_reduce": (weak or {}).get("all_reduce"),
                     "noisy": any(r.get("noisy") for r in (base, strong, weak) if r)})
     return out
+
+
+def _all_reduce_cell(measured: dict | None) -> str:
+    """An all-reduce figure for a table: ms per step and its share of the profiled step, or "n/a"."""
+    if not measured or not measured.get("available"):
+        return "n/a"
+    share = measured.get("share")
+    return f"{measured['ms_per_step']:.2f} ({share:.0%})" if share is not None else f"{measured['ms_per_step']:.2f}"
 
 
 def scaling_markdown(report: dict) -> list[str]:
@@ -131,13 +141,25 @@ def scaling_markdown(report: dict) -> list[str]:
            f"TLX's TrainOneStep pair (eager) on each framework's own engine, one kernel thread per process (on "
            f"{report['machine'].get('cpu_count')} CPUs these are the engines' overheads, not a speed-up): one "
            "process at batch b, N processes at global batch b (strong scaling, efficiency t1 / (N tN)) and at N b "
-           "(weak scaling, t1 / tN). Ratios of medians from this run.", "",
-           "| backend | engine | b | N | 1 process ms | N at b ms | strong eff. | N at N b ms | weak eff. | |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "(weak scaling, t1 / tN). Ratios of medians from this run. All-reduce: ms per step inside the engine's "
+           "all-reduce, from its start to its end (waiting for the other rank included), as the framework's "
+           "profiler times it over more steps after the timed ones, and its share of those (profiled) steps.", "",
+           "| backend | engine | b | N | 1 process ms | N at b ms | strong eff. | all-reduce | N at N b ms | weak eff. "
+           "| all-reduce | |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['backend']} | {r['engine'] or '-'} | {r['batch_per_process']} | {r['processes']} | "
                    f"{_fmt(r['one_ms'])} | {_fmt(r['strong_ms'])} | {_fmt(r['strong_efficiency'], '.2f')} | "
-                   f"{_fmt(r['weak_ms'])} | {_fmt(r['weak_efficiency'], '.2f')} | {'noisy' if r['noisy'] else ''} |")
+                   f"{_all_reduce_cell(r.get('strong_all_reduce'))} | {_fmt(r['weak_ms'])} | "
+                   f"{_fmt(r['weak_efficiency'], '.2f')} | {_all_reduce_cell(r.get('weak_all_reduce'))} | "
+                   f"{'noisy' if r['noisy'] else ''} |")
+    tools = {}
+    for r in rows:
+        for measured in (r.get("strong_all_reduce"), r.get("weak_all_reduce")):
+            if measured:
+                tools.setdefault(r["backend"], measured.get("tool") or measured.get("reason"))
+    if tools:
+        out += [""] + [f"- all-reduce, {name}: {what}" for name, what in tools.items()]
     failed = [r for r in report.get("data_parallel") or [] if r["status"] != "ok"]
     out += [f"- {r['backend']}, {r.get('processes')} process(es), batch {r['batch_size']}: FAILED {r['error']}"
             for r in failed]
@@ -147,10 +169,13 @@ def scaling_markdown(report: dict) -> list[str]:
 def scaling_text(report: dict) -> str:
     rows = report.get("summary", {}).get("scaling") or []
     lines = [f"data-parallel (eager, 1 thread per process): {'backend':<11} {'b':>5} {'N':>2} {'1 proc':>8} "
-             f"{'N at b':>8} {'strong':>6} {'N at Nb':>8} {'weak':>6}"] if rows else []
+             f"{'N at b':>8} {'strong':>6} {'all-reduce':>12} {'N at Nb':>8} {'weak':>6} {'all-reduce':>12}"] \
+        if rows else []
     lines += [f"{'':<47}{r['backend']:<11} {r['batch_per_process']:>5} {r['processes']:>2} {_fmt(r['one_ms']):>8} "
-              f"{_fmt(r['strong_ms']):>8} {_fmt(r['strong_efficiency'], '.2f'):>6} {_fmt(r['weak_ms']):>8} "
-              f"{_fmt(r['weak_efficiency'], '.2f'):>6}{' noisy' if r['noisy'] else ''}" for r in rows]
+              f"{_fmt(r['strong_ms']):>8} {_fmt(r['strong_efficiency'], '.2f'):>6} "
+              f"{_all_reduce_cell(r.get('strong_all_reduce')):>12} {_fmt(r['weak_ms']):>8} "
+              f"{_fmt(r['weak_efficiency'], '.2f'):>6} {_all_reduce_cell(r.get('weak_all_reduce')):>12}"
+              f"{' noisy' if r['noisy'] else ''}" for r in rows]
     return "\n".join(lines)
 
 

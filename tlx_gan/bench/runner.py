@@ -228,7 +228,7 @@ def _data_parallel(opts: BenchOptions, inits: dict[float, Path], ready: list[str
             continue
         kwargs = {"model": opts.model, "loss": opts.loss, "batch_size": batch, "warmup": opts.warmup,
                   "steps": opts.steps, "repeats": opts.repeats, "device": opts.device, "init_path": str(inits[width]),
-                  "data_seed": opts.seed, "width": width}
+                  "data_seed": opts.seed, "width": width, "profile_steps": opts.profile_steps}
         group = isolate.call_group(name, f"{CELL}:run_data_parallel_cell", ranks.group(kwargs, processes), env=env)
         failed = [o for o in group.outcomes if not o.ok]
         record = _failed(name, "eager", batch, width, opts, failed[0].error, processes=processes) if failed \

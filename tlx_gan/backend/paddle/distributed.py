@@ -14,7 +14,8 @@ from tlx_gan.errors import gpu_per_rank
 
 NAME = "paddle"
 # The backend interface (tlx_gan.backend.interface.Distributed), and nothing else.
-__all__ = ["NAME", "all_reduce_mean", "averaging_optimizer", "data_parallel", "finish", "start"]
+__all__ = ["NAME", "all_reduce_events", "all_reduce_mean", "averaging_optimizer", "data_parallel", "finish",
+           "start"]
 
 
 def start(rank: int, world: int, endpoints: list[str], local_rank: int, local_world: int, device: str,
@@ -48,6 +49,11 @@ def all_reduce_mean(values: np.ndarray) -> np.ndarray:
     tensor = paddle.to_tensor(np.asarray(values, dtype=np.float64))
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.numpy() / dist.get_world_size()
+
+
+def all_reduce_events() -> tuple[list[str], str]:
+    return ([], "paddle.profiler has no event of its own for paddle.DataParallel's all-reduce: the reducer runs it "
+                "inside the gradient-accumulation node (Global_GradNodeAccumulation), among the other work there")
 
 
 def finish() -> None:

@@ -18,7 +18,8 @@ from tlx_gan.errors import gpu_per_rank
 
 NAME = "tensorflow"
 # The backend interface (tlx_gan.backend.interface.Distributed), and nothing else.
-__all__ = ["NAME", "all_reduce_mean", "averaging_optimizer", "data_parallel", "finish", "start"]
+__all__ = ["NAME", "all_reduce_events", "all_reduce_mean", "averaging_optimizer", "data_parallel", "finish",
+           "start"]
 
 _strategy: tf.distribute.Strategy | None = None
 
@@ -81,6 +82,10 @@ def averaging_optimizer(optimizer):
 
 def all_reduce_mean(values: np.ndarray) -> np.ndarray:
     return _mean_over_ranks([tf.constant(np.asarray(values, dtype=np.float64))])[0].numpy()
+
+
+def all_reduce_events() -> tuple[list[str], str]:
+    return (["CollectiveReduceV2"], "TensorFlow's profiler's CollectiveReduceV2 ops, the strategy's all-reduce")
 
 
 def finish() -> None:

@@ -15,7 +15,8 @@ from tlx_gan.errors import UserError, gpu_per_rank
 
 NAME = "torch"
 # The backend interface (tlx_gan.backend.interface.Distributed), and nothing else.
-__all__ = ["NAME", "all_reduce_mean", "averaging_optimizer", "data_parallel", "finish", "start"]
+__all__ = ["NAME", "all_reduce_events", "all_reduce_mean", "averaging_optimizer", "data_parallel", "finish",
+           "start"]
 
 _device = "cpu"
 
@@ -61,6 +62,11 @@ def all_reduce_mean(values: np.ndarray) -> np.ndarray:
                           device="cuda" if _device == "gpu" else "cpu")
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.cpu().numpy() / dist.get_world_size()
+
+
+def all_reduce_events() -> tuple[list[str], str]:
+    return (["gloo:all_reduce", "nccl:all_reduce"],
+            "torch.profiler's gloo:all_reduce / nccl:all_reduce, each collective from its start to its end")
 
 
 def finish() -> None:

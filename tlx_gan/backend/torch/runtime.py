@@ -249,8 +249,10 @@ def profile_ops(fn, steps: int) -> dict:
     ops = []
     for event in prof.key_averages():
         device_us = getattr(event, "self_device_time_total", 0.0) or 0.0
+        total_device_us = getattr(event, "device_time_total", 0.0) or 0.0
         ops.append({"name": event.key, "calls": int(event.count),
-                    "ms": (event.self_cpu_time_total + device_us) / 1000.0})
+                    "ms": (event.self_cpu_time_total + device_us) / 1000.0,
+                    "total_ms": (event.cpu_time_total + total_device_us) / 1000.0})  # its children's time too
     ops.sort(key=lambda op: op["ms"], reverse=True)
     return {"available": True, "tool": "torch.profiler key_averages (self CPU + self device time)", "ops": ops}
 
