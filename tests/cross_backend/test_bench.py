@@ -67,6 +67,9 @@ def test_report_schema(tiny_run):
             assert applied["observed"]["significant_bits"] > 18, (cell["backend"], applied["observed"])
     child_env = data["child_env"]
     assert child_env["OMP_NUM_THREADS"] == "1" and child_env["TLX_GAN_WAIT_POLICY"] == runner.BenchOptions().wait_policy
+    assert data["wait_policies"] == {name: runner.wait_policy(runner.PER_BACKEND, name) for name in BACKENDS}
+    policies = ", ".join(f"{name} {policy}" for name, policy in data["wait_policies"].items())
+    assert f"(wait policy: {policies})" in (out / "bench.md").read_text()
     assert len(data["cells"]) == len(BACKENDS) * len(MODES)
     for cell in data["cells"]:
         assert {"backend", "mode", "model", "loss", "batch_size", "width", "status"} <= set(cell)

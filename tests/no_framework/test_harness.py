@@ -99,6 +99,22 @@ def test_each_kind_of_cpu_and_gpu_keeps_its_own_recorded_files():
     assert report.device_kind(gpu) == "gpu-nvidia-geforce-rtx-4090"
 
 
+def test_each_backend_gets_its_own_wait_policy_unless_one_is_chosen_for_all():
+    from tlx_gan import backend
+    from tlx_gan.bench import runner
+
+    assert runner.BenchOptions().wait_policy == runner.PER_BACKEND
+    assert set(backend.BENCH_WAIT_POLICY) == set(backend.BACKENDS)
+    for name in backend.BACKENDS:
+        assert runner.wait_policy(runner.PER_BACKEND, name) == backend.BENCH_WAIT_POLICY[name]
+        for chosen in backend.WAIT_POLICIES:
+            assert runner.wait_policy(chosen, name) == chosen
+    # paddle's spinning OpenMP workers halve its eager speed at batch 128 and more, even on a quiet machine
+    assert runner.wait_policy(runner.PER_BACKEND, "paddle") == "passive"
+    env = runner.thread_env(2, runner.wait_policy(runner.PER_BACKEND, "paddle"))
+    assert env[backend.WAIT_POLICY_ENV] == "passive" and env["OMP_NUM_THREADS"] == "2"
+
+
 def test_bad_mode_is_a_one_line_error(tmp_path):
     result = run_bench("--modes", "eager,turbo", "--out", str(tmp_path), timeout=60)
     assert result.returncode == 2 and "valid modes are" in result.stderr

@@ -179,6 +179,12 @@ PASSIVE_POOLS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 TRAINING_THREADS = 1
 WAIT_POLICIES = ("passive", "framework")
 WAIT_POLICY_ENV = "TLX_GAN_WAIT_POLICY"  # "framework" keeps each framework's own (spinning) default
+# The benchmark's pools when all CPUs compute, per backend: the faster on a quiet machine (the only one
+# whose figures are judged). Measured on an AMD EPYC (AVX-512, 2 CPUs), mlp, ms/step framework / passive:
+# torch eager 8.8 / 13.3 at batch 16, 17.4 / 35.8 at 128 and tensorflow within 10% either way
+# (backends_matrix/threads-cpu-*.md); paddle, with spinning OpenMP workers beside its own pool, eager
+# 14.5 / 17.6 at 16 but 69.8 / 38.2 at 128 and 486 / 195 at 1024 (native and fast alike).
+BENCH_WAIT_POLICY = {"torch": "framework", "paddle": "passive", "tensorflow": "framework"}
 DEFAULT_WAIT_POLICY = "passive"  # where nothing chose one (train, compare: one thread, so it matters little)
 
 

@@ -291,6 +291,8 @@ def markdown(report: dict) -> str:
            "GFLOP/s counts the matrix work a step needs (see `tlx_gan/bench/flops.py`); % peak is against "
            "the framework's own best fp32 GEMM rate measured in the same run.",
            f"Each child's thread pools: {', '.join(f'{k}={v}' for k, v in (report.get('child_env') or {}).items())}"
+           + (f" (wait policy: {', '.join(f'{k} {v}' for k, v in report['wait_policies'].items())})"
+              if report.get("wait_policies") else "") +
            f"; the parent's performance-related environment: "
            f"{', '.join(f'{k}={v}' for k, v in (m.get('environment') or {}).items()) or 'none set'}.", "",
            "| framework | version | device | threads | GEMM GFLOP/s (best of run) | GEMM probe at start |",

@@ -31,6 +31,7 @@ MAX_BATCH = 65536
 SCHEMA = "tlx-gan-bench"
 SCHEMA_VERSION = 2  # 2: cells carry width, contention and noisy
 CELL = "tlx_gan.bench.cell"
+PER_BACKEND = "per-backend"  # --wait-policy: each backend's own choice (backend.BENCH_WAIT_POLICY)
 # Environment variables that change the frameworks' speed, recorded with every run (the children
 # also get the thread counts of thread_env()).
 _PERF_ENV = ("OMP_", "MKL_", "KMP_", "GOMP_", "OPENBLAS_", "TF_NUM_", "TF_ENABLE_", "TF_XLA_", "TF_INTRA_",
@@ -64,9 +65,10 @@ class BenchOptions:
     load: int = 0  # busy-loop processes running beside the cells (a reproducibly busy machine)
     wait_quiet: float = 0.0  # seconds to wait, before each cell, for the others' CPU share to drop
     precision: str = "fp32"  # the number format of every cell's steps (spec.PRECISIONS)
-    # The children's thread pools: each framework's own ("framework": idle workers spin, the faster of the two
-    # on a quiet machine, which is the only machine whose figures are judged) or "passive" (they sleep).
-    wait_policy: str = "framework"
+    # The children's thread pools: "per-backend" (backend.BENCH_WAIT_POLICY: the faster of the two on a quiet
+    # machine, which is the only machine whose figures are judged), each framework's own ("framework": idle
+    # workers spin) or "passive" (they sleep) for every backend.
+    wait_policy: str = PER_BACKEND
     # data-parallel rows: eager at N = 1 and N = nproc processes, one kernel thread each (1: none)
     nproc: int = 1
 
@@ -125,12 +127,17 @@ def check_options(opts: BenchOptions) -> None:
         raise UserError(f"--nproc with --precision {opts.precision}: the data-parallel rows time fp32 only")
 
 
-WAIT_POLICIES = backend.WAIT_POLICIES
+WAIT_POLICIES = (PER_BACKEND, *backend.WAIT_POLICIES)
+
+
+def wait_policy(chosen: str, backend_name: str) -> str:
+    """The wait policy a backend's children get: ``chosen``, or with "per-backend" the backend's own."""
+    return backend.BENCH_WAIT_POLICY[backend_name] if chosen == PER_BACKEND else chosen
 
 
 def thread_env(threads: int, wait_policy: str = backend.DEFAULT_WAIT_POLICY) -> dict[str, str]:
     """The child's thread pools, pinned before any framework starts (runtime.set_threads does the rest); the
-    wait policy is applied by :func:`tlx_gan.backend.activate` in the child."""
+    wait policy ("passive" or "framework") is applied by :func:`tlx_gan.backend.activate` in the child."""
     n = str(threads)
     return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
             "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n, backend.WAIT_POLICY_ENV: wait_policy}
@@ -148,21 +155,21 @@ def run(opts: BenchOptions, say: Callable[[str], None] = print) -> dict:
     out = Path(opts.out)
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = thread_env(opts.threads, opts.wait_policy)
+    envs = {name: thread_env(opts.threads, wait_policy(opts.wait_policy, name)) for name in opts.backends}
     started = time.time()
     installed = [b for b in opts.backends if backend.is_installed(b)]
     missing = {b: f"{backend.pretty(b)} is not installed: pip install 'tlx-gan[{b}]'"
                for b in opts.backends if b not in installed}
 
     inits = {width: out / f"init-{opts.model}-w{width:g}-seed{opts.seed}.npz" for width in opts.widths}
-    init_errors = {width: _write_init(installed, opts, path, width, env, logs, say) for width, path in inits.items()}
+    init_errors = {width: _write_init(installed, opts, path, width, envs, logs, say) for width, path in inits.items()}
 
     probes: dict[str, dict] = {}
     for name in installed:
         say(f"probe {name}: versions, device, {opts.gemm_size}^2 fp32 GEMM peak ...")
         outcome = isolate.call(name, f"{CELL}:probe", {
             "threads": opts.threads, "device": opts.device, "gemm_size": opts.gemm_size,
-            "gemm_repeats": opts.gemm_repeats}, timeout=600, env=env, stderr_to=logs / f"probe-{name}.log")
+            "gemm_repeats": opts.gemm_repeats}, timeout=600, env=envs[name], stderr_to=logs / f"probe-{name}.log")
         probes[name] = outcome.value if outcome.ok else {"error": outcome.error}
         if outcome.ok:
             say(f"  {name}: {outcome.value['gemm']['gflops']:.1f} GFLOP/s, {outcome.value['threads']} threads")
@@ -189,7 +196,8 @@ def run(opts: BenchOptions, say: Callable[[str], None] = print) -> dict:
                     record = _failed(name, mode, batch_size, width, opts, blocked)
                 else:
                     waited = contention.wait_quiet(opts.wait_quiet, say) if opts.wait_quiet else None
-                    record = _run_cell(name, mode, batch_size, width, opts, inits[width], env, logs, round_index)
+                    record = _run_cell(name, mode, batch_size, width, opts, inits[width], envs[name], logs,
+                                       round_index)
                     if waited:
                         record["waited_for_quiet"] = waited
                 rounds[(width, batch_size, name, mode)].append(record)
@@ -218,7 +226,6 @@ def data_parallel_grid(opts: BenchOptions) -> list[tuple[float, int, str, int]]:
 def _data_parallel(opts: BenchOptions, inits: dict[float, Path], ready: list[str], logs: Path,
                    say: Callable[[str], None]) -> list[dict]:
 
-    env = thread_env(1, opts.wait_policy)  # one kernel thread per process: the ranks share the machine
     records = []
     for width, batch, name, processes in data_parallel_grid(opts):
         label = f"data-parallel {name} eager: {processes} process(es), global batch {batch}"
@@ -229,6 +236,7 @@ def _data_parallel(opts: BenchOptions, inits: dict[float, Path], ready: list[str
         kwargs = {"model": opts.model, "loss": opts.loss, "batch_size": batch, "warmup": opts.warmup,
                   "steps": opts.steps, "repeats": opts.repeats, "device": opts.device, "init_path": str(inits[width]),
                   "data_seed": opts.seed, "width": width, "profile_steps": opts.profile_steps}
+        env = thread_env(1, wait_policy(opts.wait_policy, name))  # one kernel thread per process: ranks share CPUs
         group = isolate.call_group(name, f"{CELL}:run_data_parallel_cell", ranks.group(kwargs, processes), env=env)
         failed = [o for o in group.outcomes if not o.ok]
         record = _failed(name, "eager", batch, width, opts, failed[0].error, processes=processes) if failed \
@@ -281,14 +289,14 @@ def run_peaks(probes: dict[str, dict], cells: list[dict]) -> dict[str, dict]:
     return peaks
 
 
-def _write_init(names: list[str], opts: BenchOptions, path: Path, width: float, env: dict, logs: Path,
+def _write_init(names: list[str], opts: BenchOptions, path: Path, width: float, envs: dict[str, dict], logs: Path,
                 say: Callable[[str], None]) -> str:
     """Write the initial weights with the first backend that can; '' on success, else the reasons."""
     errors = []
     for name in names:
         outcome = isolate.call(name, f"{CELL}:write_init", {"model": opts.model, "seed": opts.seed,
                                                             "path": str(path), "width": width},
-                               timeout=600, env=env, stderr_to=logs / f"init-{name}.log")
+                               timeout=600, env=envs[name], stderr_to=logs / f"init-{name}.log")
         if outcome.ok:
             say(f"initial weights: {path} ({outcome.value['parameters']:,} values, written by {name})")
             return ""
@@ -362,6 +370,7 @@ def build_report(opts: BenchOptions, probes: dict[str, dict], cells: list[dict],
         "duration_s": round(finished - started, 1),
         "options": asdict(opts),
         "child_env": thread_env(opts.threads, opts.wait_policy),
+        "wait_policies": {name: wait_policy(opts.wait_policy, name) for name in opts.backends},
         "machine": _machine(probes),
         "frameworks": frameworks,
         "flops": {f"{w:g}/{b}": flops.step_flops(opts.model, b, w, opts.loss)

@@ -72,8 +72,9 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--wait-quiet", type=float, default=d.wait_quiet, metavar="S",
                         help="before each cell, wait up to S seconds for other processes to leave the CPUs")
     parser.add_argument("--wait-policy", type=choice(runner.WAIT_POLICIES), default=d.wait_policy,
-                        help=f"the children's thread pools (default {d.wait_policy}): framework (each framework's "
-                             "own, which spins: fastest quiet) or passive (idle workers sleep)")
+                        help=f"the children's thread pools (default {d.wait_policy}: each backend's faster one on a "
+                             "quiet machine, paddle passive, the others framework): framework (each framework's "
+                             "own, which spins) or passive (idle workers sleep) for all")
     parser.add_argument("--policy-study", action="store_true",
                         help="measure the thread wait policies quiet and under one busy process per CPU (eager "
                              "and native, batch 16 and 128): the figures behind the default")
@@ -141,7 +142,7 @@ def _policy_study(opts: BenchOptions, say) -> int:
     runs = {}
     out = Path(opts.out)
     cpus = argtypes.cpu_count()
-    configs = [(f"{policy}, {cpus} threads", cpus, policy) for policy in runner.WAIT_POLICIES]
+    configs = [(f"{policy}, {cpus} threads", cpus, policy) for policy in backend.WAIT_POLICIES]
     configs.append(("1 thread", 1, "framework"))
     for load in (0, cpus):
         for label, pool, policy in configs:
