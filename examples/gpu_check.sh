@@ -32,7 +32,7 @@
 # bench-gpu-<GPU>-*): copy them there, then `python -c "from tlx_gan import matrix; matrix.render_readme()"`.
 set -uo pipefail
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 fail() { echo "gpu_check: error: $*" >&2; exit 2; }
 
 device=gpu wheels="" out="" python=python3 dry_run=0 time_box=0 only=""
@@ -51,6 +51,11 @@ while [ $# -gt 0 ]; do
 done
 case "$device" in gpu|cpu) ;; *) fail "--device '$device': use gpu or cpu" ;; esac
 case "$time_box" in ''|*[!0-9]*) fail "--time-box '$time_box': use a whole number of seconds" ;; esac
+time_box=$((10#$time_box))  # 08 is eight seconds, not a bad octal number
+STEPS="info parity-fp32 parity-bf16 parity-tf32 parity-fp16 train-nccl bench-mlp-fp32 bench-mlp-bf16 bench-dcgan-fp32"
+for name in $(echo "${only//,/ }"); do
+    case " $STEPS " in *" $name "*) ;; *) fail "--only '$name' is not a step: use some of ${STEPS// /,}" ;; esac
+done
 out=${out:-runs/gpu-check-$device}
 [ -z "$wheels" ] || [ -d "$wheels" ] || fail "--wheels '$wheels' is not a folder"
 if [ -e "$out/summary.md" ]; then fail "--out '$out' holds an earlier check (summary.md): choose another folder"; fi
@@ -82,7 +87,7 @@ step() {  # step NAME COMMAND...: run it (within the time box), its output into 
     [ -z "$only" ] || [ "${only#*,"$name",}" != "$only" ] || return 0
     if [ "$time_box" -gt 0 ]; then
         left=$((time_box - SECONDS))
-        if [ "$left" -lt 10 ]; then
+        if [ "$left" -lt 5 ]; then
             status=1
             echo "- $name: skipped (the time box of $time_box s was spent)" >>"$summary.steps"
             return

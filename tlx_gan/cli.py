@@ -253,6 +253,9 @@ def _node(args) -> rendezvous.Node | None:
     if not args.master_addr or not args.master_port:
         raise UserError(f"--nnodes {args.nnodes} needs --master-addr and --master-port: node 0's address and a free "
                         "port there, the same on every node")
+    if args.master_addr in ("0.0.0.0", "::", ""):
+        raise UserError(f"--master-addr {args.master_addr}: give node 0's own address, as the other machines reach "
+                        "it (the ranks' addresses are handed out from it)")
     return rendezvous.Node(args.nnodes, args.node_rank, args.master_addr, args.master_port, float(args.join_timeout))
 
 

@@ -1,8 +1,9 @@
 """``tlx-gan train --nproc N``: one launcher for data-parallel training on every backend's own engine.
 
 The launcher (this process) loads no framework. It checks the run as ``train`` does and holds the output
-folder, picks free ports on 127.0.0.1 (the group's rendezvous and one per rank), and starts N ranks, each a
-fresh process under the backend (:func:`tlx_gan.isolate.call_group`), each calling
+folder, picks free ports on 127.0.0.1 (the group's rendezvous and one per rank; with ``--nnodes``, the
+machines agree on them first), and starts N ranks, each a fresh process under the backend
+(:func:`tlx_gan.isolate.call_group`), each calling
 :func:`tlx_gan.train.rank_main` with its rank. The ranks join the framework's group
 (``backend/<name>/distributed.py``), read their rows of the same seeded global batches
 (:mod:`tlx_gan.ranks`), train with the engine averaging the gradients, and agree every step on the
@@ -30,7 +31,7 @@ from tlx_gan import isolate, ranks, rendezvous, runfiles
 from tlx_gan.errors import RankFailed, TrainingStopped, UserError
 
 # Options each machine may set its own way: where it writes and reads, how it shows progress. The rest
-# decides the maths and must agree across the nodes (resume and init_weights by their files' bytes).
+# decides the maths and must agree across the nodes (data, resume and init_weights by their contents).
 _PER_NODE = ("out", "data", "progress", "threads", "overwrite", "status_file", "tensorboard", "resume",
              "init_weights")
 
@@ -45,7 +46,8 @@ def run(plan, backend_name: str, node: rendezvous.Node | None = None) -> dict:
     if node is None:
         members = ranks.group(kwargs, opts.nproc)
     else:
-        endpoints = rendezvous.meet(node, opts.nproc, fingerprint(opts, plan.config.to_dict(), backend_name))
+        digest = fingerprint(opts, plan.config.to_dict(), backend_name, plan.train_split.images)
+        endpoints = rendezvous.meet(node, opts.nproc, digest)
         members = ranks.node_group(kwargs, endpoints, node.node_rank * opts.nproc, opts.nproc)
     group = isolate.call_group(backend_name, "tlx_gan.train:rank_main", members, inherit_stderr=0)
     outcome = group.single(backend_name)
@@ -59,12 +61,14 @@ def run(plan, backend_name: str, node: rendezvous.Node | None = None) -> dict:
     raise RankFailed(f"{outcome.error}{stopped}; {runfiles.last_good(plan.out)}")
 
 
-def fingerprint(opts, config: dict, backend_name: str) -> str:
+def fingerprint(opts, config: dict, backend_name: str, images) -> str:
     """What every node of a run must agree on, as one digest: the options that decide the maths, the model
-    and loss, the backend, and the bytes of the checkpoint a run resumes or starts from."""
+    and loss, the backend, the training images each node loaded, and the bytes of the checkpoint a run
+    resumes or starts from."""
     agreed = {k: v for k, v in asdict(opts).items() if k not in _PER_NODE and k != "config"}
     digest = hashlib.sha256(json.dumps({"options": agreed, "config": config, "backend": backend_name},
                                        sort_keys=True, default=str).encode())
+    digest.update(images.tobytes())
     for path in (opts.resume, opts.init_weights):
         digest.update(Path(path).read_bytes() if path else b"-")
     return digest.hexdigest()

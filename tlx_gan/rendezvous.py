@@ -68,7 +68,6 @@ def _host(node: Node, nproc: int, fingerprint: str) -> list[str]:
     joined: dict[int, tuple[socket.socket, list[str]]] = {}
     try:
         with server:
-            own = [endpoint(node.master_addr, port) for port in free_ports(nproc + 1, node.master_addr)]
             deadline = time.monotonic() + node.join_timeout_s
             while len(joined) < node.nnodes - 1:
                 left = deadline - time.monotonic()
@@ -86,13 +85,21 @@ def _host(node: Node, nproc: int, fingerprint: str) -> list[str]:
                         continue
                     problem = _mismatch(hello, node, nproc, fingerprint, joined)
                     if problem:
-                        _send(conn, {"error": problem})
+                        with contextlib.suppress(OSError):
+                            _send(conn, {"error": problem})
                         conn.close()
                         raise UserError(problem)
                     joined[hello["node_rank"]] = (conn, hello["endpoints"])
+            # node 0's ports chosen last, so they have the least time to be taken
+            own = [endpoint(node.master_addr, port) for port in free_ports(nproc + 1, node.master_addr)]
             endpoints = own + [e for rank in range(1, node.nnodes) for e in joined[rank][1]]
-            for conn, _ in joined.values():
-                _send(conn, {"endpoints": endpoints})
+            if len(set(endpoints)) != len(endpoints):  # two nodes on one host drew the same free port
+                raise UserError("two nodes chose the same port on one host: start the run again")
+            for rank, (conn, _) in joined.items():
+                try:
+                    _send(conn, {"endpoints": endpoints})
+                except OSError:
+                    raise UserError(f"node {rank} left the rendezvous before the answer: start it again") from None
             return endpoints
     except UserError as error:
         for conn, _ in joined.values():
@@ -115,7 +122,7 @@ def _mismatch(hello: dict, node: Node, nproc: int, fingerprint: str, joined: dic
                 f"{node.nnodes} --nproc {nproc}: give every node the same")
     if hello.get("fingerprint") != fingerprint:
         return (f"node {rank} was given another run than node 0 (model, loss, batch size, length, seed, precision, "
-                "step or starting checkpoint differ): give every node the same flags and files")
+                "step, training data or starting checkpoint differ): give every node the same flags and files")
     if not isinstance(hello.get("endpoints"), list) or len(hello["endpoints"]) != nproc:
         return f"node {rank} sent {hello.get('endpoints')!r} for its {nproc} rank(s)"
     return None

@@ -48,7 +48,8 @@ def test_dry_run_on_the_cpu_runs_every_step_and_writes_the_summary(tmp_path):
 def test_bad_flags_get_one_line(tmp_path):
     for args, fragment in ((["--device", "tpu"], "use gpu or cpu"), (["--wheels", str(tmp_path / "none")],
                                                                      "is not a folder"),
-                           (["--frobnicate"], "unknown argument"), (["--time-box", "5m"], "whole number")):
+                           (["--frobnicate"], "unknown argument"), (["--time-box", "5m"], "whole number"),
+                           (["--only", "info,parity-f32"], "'parity-f32' is not a step")):
         result = gpu_check(*args, "--out", str(tmp_path / "out"))
         assert result.returncode == 2 and result.stderr.count("\n") == 1, (args, result.stderr)
         assert result.stderr.startswith("gpu_check: error: ") and fragment in result.stderr, result.stderr
@@ -56,14 +57,15 @@ def test_bad_flags_get_one_line(tmp_path):
 
 def test_a_time_box_stops_a_step_and_skips_the_rest_leaving_nothing_behind(tmp_path):
     out = tmp_path / "check"
-    # the dry run's mlp bench takes ~15 s here: a box of 11 s stops it, then no time is left for the next
-    result = gpu_check("--device", "cpu", "--dry-run", "--out", str(out), "--time-box", "11",
+    # the dry run's mlp bench takes ~15 s here (starting the framework alone takes ~4 s): a box of 6 s stops it,
+    # then no time is left for the next
+    result = gpu_check("--device", "cpu", "--dry-run", "--out", str(out), "--time-box", "6",
                        "--only", "bench-mlp-fp32,bench-dcgan-fp32")
     assert result.returncode == 1, result.stdout + result.stderr
     steps = [line for line in (out / "summary.md").read_text().splitlines() if line.startswith("- ")]
     assert len(steps) == 2, steps
     assert steps[0].startswith("- bench-mlp-fp32: STOPPED at the time box"), steps
-    assert steps[1] == "- bench-dcgan-fp32: skipped (the time box of 11 s was spent)", steps
+    assert steps[1] == "- bench-dcgan-fp32: skipped (the time box of 6 s was spent)", steps
     time.sleep(1)
     left = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
     assert not left, f"processes of the stopped step still run: {left}"

@@ -420,8 +420,9 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
      "--node-rank 2 with --nnodes 2: use 0 to 1"),
     (("--nnodes", "2", "--node-rank", "1"), "--nnodes 2 needs --master-addr and --master-port"),
     (("--nnodes", "2", "--master-addr", "127.0.0.1", "--master-port", "70000"), "70000 is not a TCP port"),
+    (("--nnodes", "2", "--master-addr", "0.0.0.0", "--master-port", "29500"), "give node 0's own address"),
 ], ids=["batch-not-divisible", "fast-step", "tutorial", "more-than-the-cpus", "batch-across-nodes",
-        "master-without-nodes", "node-rank-too-large", "nodes-without-master", "bad-port"])
+        "master-without-nodes", "node-rank-too-large", "nodes-without-master", "bad-port", "wildcard-master"])
 def test_a_data_parallel_run_is_checked_before_any_process_starts(tmp_path, args, fragment):
     assert_fails_before_any_framework(tmp_path, "train", "--steps", "2", "--out", str(tmp_path / "run"), *args,
                                       fragments=(fragment,))

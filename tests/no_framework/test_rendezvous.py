@@ -100,3 +100,22 @@ def test_a_stray_connection_does_not_stop_the_meeting():
     joined = rendezvous.meet(nodes[1], 1, "run")
     host.join(30)
     assert result == [joined] and len(joined) == 3
+
+
+def test_the_run_fingerprint_covers_the_data_and_the_maths_but_not_where_a_node_writes():
+    import numpy as np
+
+    from tlx_gan import launch
+    from tlx_gan.train import TrainOptions
+
+    images = np.zeros((4, 28, 28), np.uint8)
+    base = launch.fingerprint(TrainOptions(steps=5), {"model": "mlp"}, "torch", images)
+    assert launch.fingerprint(TrainOptions(steps=5, out="elsewhere", progress=False), {"model": "mlp"}, "torch",
+                              images) == base
+    other_images = images.copy()
+    other_images[0, 0, 0] = 1
+    for changed in (launch.fingerprint(TrainOptions(steps=5), {"model": "mlp"}, "torch", other_images),
+                    launch.fingerprint(TrainOptions(steps=6), {"model": "mlp"}, "torch", images),
+                    launch.fingerprint(TrainOptions(steps=5), {"model": "dcgan"}, "torch", images),
+                    launch.fingerprint(TrainOptions(steps=5), {"model": "mlp"}, "paddle", images)):
+        assert changed != base

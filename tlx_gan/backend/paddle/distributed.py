@@ -30,6 +30,7 @@ def start(rank: int, world: int, endpoints: list[str], local_rank: int, local_wo
     })
     if device == "gpu":
         gpu_per_rank(local_world, paddle.device.cuda.device_count())
+        os.environ.update({"FLAGS_selected_gpus": str(local_rank)})  # init_parallel_env reads the GPU from it
         paddle.set_device(f"gpu:{local_rank}")
     dist.init_parallel_env()
     return f"paddle.distributed collective ({engine}) + paddle.DataParallel"

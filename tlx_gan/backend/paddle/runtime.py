@@ -49,7 +49,11 @@ def devices() -> list[str]:
 
 
 def use_device(device: str) -> str:
-    tlx.set_device("GPU" if device == "gpu" else "CPU")
+    if device == "gpu":  # the GPU already chosen (a data-parallel rank's own), not TLX's default of GPU 0
+        current = paddle.device.get_device()
+        tlx.set_device("GPU", int(current.split(":")[1]) if current.startswith("gpu:") else 0)
+    else:
+        tlx.set_device("CPU")
     return paddle.device.get_device()
 
 

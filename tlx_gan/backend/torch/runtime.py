@@ -53,9 +53,13 @@ _device = "cpu"  # where use_device pointed TLX: autocast needs the device type
 def use_device(device: str) -> str:
     """Point TLX at ``device`` ("cpu" or "gpu"); returns what the tensors will live on."""
     global _device
-    tlx.set_device("GPU" if device == "gpu" else "CPU")
+    if device == "gpu":  # the GPU already chosen (a data-parallel rank's own), not TLX's default of GPU 0
+        index = torch.cuda.current_device()
+        tlx.set_device("GPU", index)
+    else:
+        tlx.set_device("CPU")
     _device = device
-    return "cuda:0" if device == "gpu" else "cpu"
+    return f"cuda:{index}" if device == "gpu" else "cpu"
 
 
 def _device_type() -> str:
