@@ -136,8 +136,8 @@ def record_tlx_suite(files: dict[str, bytes], folder: Path | None = None) -> lis
 
 def _parity_device(report: dict) -> str:
     """Where a parity run's tensors were, as each backend read it back (``cuda:0``, ``Place(gpu:0)``, ...)."""
-    observed = [str((p.get("observed") or {}).get("device", "")).lower() for p in (report.get("precision") or {}).values()
-                if isinstance(p, dict)]
+    records = [p for p in (report.get("precision") or {}).values() if isinstance(p, dict)]
+    observed = [str((p.get("observed") or {}).get("device", "")).lower() for p in records]
     return "gpu" if any("cuda" in d or "gpu" in d for d in observed) else "cpu"
 
 
