@@ -162,6 +162,8 @@ class GroupOutcome:
     first_failure: int | None = None  # the member whose failure ended the group, if one did
     stopped: list[int] | None = None  # members killed because another one failed
     signum: int | None = None  # a signal this process passed on to all of them
+    first_rank: int = 0  # the group's first member as its ranks count (a machine's share of a multi-node run) ...
+    world: int | None = None  # ... of this many in all (None: the members are the whole group)
 
     def single(self, backend: str) -> Outcome:
         """The group as one outcome: member 0's when every member succeeded; else a stop they agreed on (member
@@ -174,7 +176,8 @@ class GroupOutcome:
         culprit = self.first_failure if self.first_failure is not None else \
             next(index for index, outcome in enumerate(self.outcomes) if not outcome.ok)
         failed = self.outcomes[culprit]
-        return Outcome(backend, False, error=f"rank {culprit} of {len(self.outcomes)} failed: {failed.error}",
+        world = self.world or len(self.outcomes)
+        return Outcome(backend, False, error=f"rank {self.first_rank + culprit} of {world} failed: {failed.error}",
                        seconds=failed.seconds, stderr_tail=failed.stderr_tail)
 
 

@@ -50,6 +50,7 @@ def run(plan, backend_name: str, node: rendezvous.Node | None = None) -> dict:
         endpoints = rendezvous.meet(node, opts.nproc, digest)
         members = ranks.node_group(kwargs, endpoints, node.node_rank * opts.nproc, opts.nproc)
     group = isolate.call_group(backend_name, "tlx_gan.train:rank_main", members, inherit_stderr=0)
+    group.first_rank, group.world = members[0]["ranks"]["rank"], members[0]["ranks"]["world"]
     outcome = group.single(backend_name)
     if outcome.ok:
         return outcome.value
@@ -57,7 +58,8 @@ def run(plan, backend_name: str, node: rendezvous.Node | None = None) -> dict:
         raise TrainingStopped(outcome.error, outcome.exit_code)
     if len({member.error for member in group.outcomes}) == 1:  # the same error on every rank (an engine refused)
         raise UserError(group.outcomes[0].error)
-    stopped = f"; stopped rank(s) {', '.join(map(str, group.stopped))}" if group.stopped else ""
+    stopped = (f"; stopped rank(s) {', '.join(str(group.first_rank + i) for i in group.stopped)}"
+               if group.stopped else "")
     raise RankFailed(f"{outcome.error}{stopped}; {runfiles.last_good(plan.out)}")
 
 

@@ -262,4 +262,7 @@ def test_a_group_reads_as_one_outcome():
     failed = isolate.GroupOutcome([isolate.Outcome("torch", False, error="collective timed out"), died],
                                   first_failure=1).single("torch")
     assert not failed.ok and failed.error == "rank 1 of 2 failed: process died (killed by SIGKILL): no output"
+    # node 1 of a run of 2 machines x 2 ranks: its members are ranks 2 and 3 of 4
+    on_node_1 = isolate.GroupOutcome([ok, died], first_failure=1, first_rank=2, world=4).single("torch")
+    assert on_node_1.error == "rank 3 of 4 failed: process died (killed by SIGKILL): no output"
     assert isolate.GroupOutcome([stopped, stopped], first_failure=0).single("torch") is stopped
