@@ -355,7 +355,7 @@ def cmd_train(args) -> int:
     if writes:
         print(f"wrote {out / 'samples.png'}, {out / 'losses.png'}, {out / 'checkpoint.npz'}, {out / 'run.json'}")
     else:
-        first = node.node_rank * opts.nproc
+        first = node.first_rank(opts.nproc)
         print(f"node {node.node_rank} ran ranks {first} to {first + opts.nproc - 1} of {world}; node 0 wrote the run")
     return 0
 

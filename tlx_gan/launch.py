@@ -48,7 +48,7 @@ def run(plan, backend_name: str, node: rendezvous.Node | None = None) -> dict:
     else:
         digest = fingerprint(opts, plan.config.to_dict(), backend_name, plan.train_split.images)
         endpoints = rendezvous.meet(node, opts.nproc, digest)
-        members = ranks.node_group(kwargs, endpoints, node.node_rank * opts.nproc, opts.nproc)
+        members = ranks.node_group(kwargs, endpoints, node.first_rank(opts.nproc), opts.nproc)
     group = isolate.call_group(backend_name, "tlx_gan.train:rank_main", members, inherit_stderr=0)
     group.first_rank, group.world = members[0]["ranks"]["rank"], members[0]["ranks"]["world"]
     outcome = group.single(backend_name)

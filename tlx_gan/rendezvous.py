@@ -44,6 +44,10 @@ class Node:
     def where(self) -> str:
         return f"{self.master_addr}:{self.master_port}"
 
+    def first_rank(self, nproc: int) -> int:
+        """The rank of this machine's first process: ranks are numbered node by node, ``nproc`` each."""
+        return self.node_rank * nproc
+
 
 def meet(node: Node, nproc: int, fingerprint: str) -> list[str]:
     """The group's endpoints ("host:port" of its rendezvous, then of every rank, node by node, ``nproc`` each),
