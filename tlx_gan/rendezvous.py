@@ -145,8 +145,8 @@ def _join(node: Node, nproc: int, fingerprint: str) -> list[str]:
         except OSError:
             if left <= _CONNECT_RETRY_S:
                 raise UserError(f"node 0 did not answer at --master-addr/--master-port {node.where} within "
-                                f"{node.join_timeout_s:g} s (--join-timeout): start it there with --node-rank "
-                                "0") from None
+                                f"{node.join_timeout_s:g} s (--join-timeout): start it there with --node-rank 0 "
+                                "(a node 0 that stopped before this node came says why on its own machine)") from None
             time.sleep(_CONNECT_RETRY_S)
     with sock:
         host = sock.getsockname()[0]  # this machine's address on the route to node 0

@@ -306,7 +306,7 @@ def compare_levels(subject: str, result: dict, reference: str, ref: dict, init: 
 # KINK_FLIPS units on their other branch, of the KINK_PER_LAYER nearest their kink in each layer of each pass (a
 # layer's float32 error grows with its depth, so margins compare within a layer), each one kept only if it at
 # least halves the backend's worst error (kink_branches_of).
-KINK_PER_LAYER = 2
+KINK_PER_LAYER = 4
 KINK_FLIPS = 3
 FLIP_MOVES = ("L3/", "L4/after_d/", "L4/g_update/", "L4/d_loss", "L4/g_loss")  # what a flip can change
 
@@ -329,7 +329,7 @@ class KinkUnits:
 
     def delta(self, i: int) -> dict:
         """What candidate ``i`` alone on its other branch changes in the numbers a flip can move (L3, L4's
-        updates and losses; float32: ~76 MB for dcgan64's 6.3M weights, ~2.4 GB for all its candidates)."""
+        updates and losses; float32: ~76 MB for dcgan64's 6.3M weights, a few GB for all its candidates)."""
         if i not in self._deltas:
             flipped = self._compute({i})
             self._deltas[i] = {k: (v - self.ref[k]).astype(np.float32) for k, v in flipped.items()
