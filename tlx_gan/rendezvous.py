@@ -18,6 +18,7 @@ import contextlib
 import errno
 import json
 import socket
+import struct
 import time
 from dataclasses import dataclass
 
@@ -138,7 +139,14 @@ def _join(node: Node, nproc: int, fingerprint: str) -> list[str]:
         left = deadline - time.monotonic()
         try:
             sock = socket.create_connection((node.master_addr, node.master_port), timeout=max(0.1, min(5.0, left)))
-            break
+            if sock.getsockname() != sock.getpeername():
+                break
+            # nothing listened yet and the kernel gave this attempt the master port itself as its own: TCP's
+            # simultaneous open connected the socket to itself (it would read its own hello as node 0's answer).
+            # Closed with a reset, so no TIME_WAIT keeps node 0 from listening on that port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            raise ConnectionRefusedError
         except socket.gaierror as error:
             raise UserError(f"--master-addr {node.master_addr}: not an address this machine can resolve "
                             f"({error.strerror})") from None
@@ -159,7 +167,10 @@ def _join(node: Node, nproc: int, fingerprint: str) -> list[str]:
                         "tlx-gan)")
     if "error" in answer:
         raise UserError(str(answer["error"]))
-    return list(answer["endpoints"])
+    endpoints = answer.get("endpoints")
+    if not isinstance(endpoints, list) or len(endpoints) != 1 + node.nnodes * nproc:
+        raise UserError(f"{node.where} answered {str(answer)[:80]!r}, not the run's endpoints: is it tlx-gan's node 0?")
+    return [str(e) for e in endpoints]
 
 
 def _send(sock: socket.socket, message: dict) -> None:

@@ -119,3 +119,44 @@ def test_the_run_fingerprint_covers_the_data_and_the_maths_but_not_where_a_node_
                     launch.fingerprint(TrainOptions(steps=5), {"model": "dcgan"}, "torch", images),
                     launch.fingerprint(TrainOptions(steps=5), {"model": "mlp"}, "paddle", images)):
         assert changed != base
+
+
+def test_a_connection_to_itself_is_not_taken_for_node_0(monkeypatch):
+    """Connecting to a master port nobody listens on yet, Linux may pick that very port as the attempt's own:
+    the socket then connects to itself (TCP simultaneous open) and would read its own hello back as the answer.
+    The joining node retries instead. Seen once as a flaky 3-node meeting on 127.0.0.1."""
+    port = _free_port()
+    nodes = _nodes(2, port)
+    real_connect = socket.create_connection
+    made_self = []
+
+    def first_to_itself(address, timeout=None):
+        if not made_self:
+            own = socket.socket()
+            own.bind(address)
+            own.connect(address)  # a self-connection, as the kernel's choice of source port can make one
+            made_self.append(own.getsockname() == own.getpeername())
+            return own
+        return real_connect(address, timeout=timeout)
+
+    monkeypatch.setattr(rendezvous.socket, "create_connection", first_to_itself)
+    results = _meet_all(nodes, 1, ["run"] * 2)
+    assert made_self == [True]
+    assert all(isinstance(r, list) for r in results) and results[0] == results[1], results
+
+
+def test_an_answer_without_the_runs_endpoints_is_one_line():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+
+        def answer_nonsense():
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b'{"status": "ok"}\n')
+
+        thread = threading.Thread(target=answer_nonsense)
+        thread.start()
+        with pytest.raises(UserError, match=f"127.0.0.1:{port} answered .*not the run's endpoints"):
+            rendezvous.meet(rendezvous.Node(2, 1, "127.0.0.1", port, 5.0), 1, "run")
+        thread.join(10)
