@@ -182,7 +182,7 @@ def render_readme(folder: Path | None = None) -> Path:
             "", "## Parity (latest)", "", "| model / loss | precision | device | backends | levels | result |",
             "|---|---|---|---|---|---|"]
     out += _parity_rows(folder) or ["| (none yet: run `tlx-gan parity`) ||||||"]
-    benches = sorted(folder.glob("bench-cpu-*.md")) + sorted(folder.glob("bench-gpu-*.md"))
+    benches = sorted(folder.glob("bench-*.md"))  # bench-cpu-* before bench-gpu-*
     out += ["", "## Benchmark (latest run per kind of CPU or GPU and model)", ""]
     out += [f"- [{b.stem}]({b.name})" for b in benches] or ["(none yet: run `tlx-gan bench --record`)"]
     suites = sorted(folder.glob("tlx-suite*.md"))

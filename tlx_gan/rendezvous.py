@@ -138,24 +138,19 @@ def _join(node: Node, nproc: int, fingerprint: str) -> list[str]:
     while True:
         left = deadline - time.monotonic()
         try:
-            sock = socket.create_connection((node.master_addr, node.master_port), timeout=max(0.1, min(5.0, left)))
-            if sock.getsockname() != sock.getpeername():
-                break
-            # nothing listened yet and the kernel gave this attempt the master port itself as its own: TCP's
-            # simultaneous open connected the socket to itself (it would read its own hello as node 0's answer).
-            # Closed with a reset, so no TIME_WAIT keeps node 0 from listening on that port.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sock.close()
-            raise ConnectionRefusedError
+            sock = _connect_to_master(node, timeout_s=max(0.1, min(5.0, left)))
         except socket.gaierror as error:
             raise UserError(f"--master-addr {node.master_addr}: not an address this machine can resolve "
                             f"({error.strerror})") from None
         except OSError:
-            if left <= _CONNECT_RETRY_S:
-                raise UserError(f"node 0 did not answer at --master-addr/--master-port {node.where} within "
-                                f"{node.join_timeout_s:g} s (--join-timeout): start it there with --node-rank 0 "
-                                "(a node 0 that stopped before this node came says why on its own machine)") from None
-            time.sleep(_CONNECT_RETRY_S)
+            sock = None
+        if sock is not None:
+            break
+        if left <= _CONNECT_RETRY_S:
+            raise UserError(f"node 0 did not answer at --master-addr/--master-port {node.where} within "
+                            f"{node.join_timeout_s:g} s (--join-timeout): start it there with --node-rank 0 "
+                            "(a node 0 that stopped before this node came says why on its own machine)")
+        time.sleep(_CONNECT_RETRY_S)
     with sock:
         host = sock.getsockname()[0]  # this machine's address on the route to node 0
         ports = free_ports(nproc, host)
@@ -171,6 +166,20 @@ def _join(node: Node, nproc: int, fingerprint: str) -> list[str]:
     if not isinstance(endpoints, list) or len(endpoints) != 1 + node.nnodes * nproc:
         raise UserError(f"{node.where} answered {str(answer)[:80]!r}, not the run's endpoints: is it tlx-gan's node 0?")
     return [str(e) for e in endpoints]
+
+
+def _connect_to_master(node: Node, timeout_s: float) -> socket.socket | None:
+    """A connection to node 0's rendezvous; None where nothing listens there yet.
+
+    While nothing listens, the kernel may give an attempt the master port itself as its own: TCP's simultaneous
+    open then connects the socket to itself, and it would read its own hello as node 0's answer. Such a socket
+    is closed with a reset (no TIME_WAIT that would keep node 0 from listening on that port) and counts as none."""
+    sock = socket.create_connection((node.master_addr, node.master_port), timeout=timeout_s)
+    if sock.getsockname() != sock.getpeername():
+        return sock
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    return None
 
 
 def _send(sock: socket.socket, message: dict) -> None:
